@@ -1,0 +1,283 @@
+//! The OS floor every rt crate stands on.
+//!
+//! Each phase crate (`rt-stack`, `rt-heap`, `rt-sched`, `rt-signal`, `rt-env`)
+//! is usable on its own, so none of them may depend on another. What they all
+//! need is small and lives here:
+//!
+//! * [`write_fd`] / [`StackBuf`]: output that neither allocates nor locks, so it
+//!   works inside the allocator, on a signal stack and after memory ran out;
+//! * [`throw`] / [`fatal!`]: Go's `throw` — `fatal error: <msg>` on fd 2, the
+//!   goroutine report the installed [`FatalHook`] prints (the scheduler wires
+//!   it at boot), and exit status 2;
+//! * [`futex_wait`] / [`futex_wake`]: the parking primitive under `note`s.
+//!
+//! Nothing here allocates.
+
+#![warn(missing_docs)]
+
+use core::fmt;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+/// Writes all of `bytes` to `fd` with raw `write(2)` calls, retrying on
+/// `EINTR` and short writes. Errors are dropped: this is the path of last
+/// resort and has nobody to report to. Async-signal-safe.
+pub fn write_fd(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live slice; write(2) reads at most `len` bytes from it.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            // SAFETY: errno is thread-local and always readable.
+            if unsafe { *libc::__errno_location() } == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Writes `bytes` to standard error. Async-signal-safe.
+pub fn write_stderr(bytes: &[u8]) {
+    write_fd(2, bytes);
+}
+
+/// A fixed-capacity text buffer on the stack implementing [`fmt::Write`], so
+/// runtime code can format numbers where allocating is not allowed (signal
+/// handlers, the allocator, fatal paths). Text past the capacity is dropped
+/// and `overflowed` is set.
+pub struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    /// True when some text did not fit and was dropped.
+    pub overflowed: bool,
+}
+
+impl<const N: usize> StackBuf<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        StackBuf { buf: [0; N], len: 0, overflowed: false }
+    }
+    /// The bytes written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    /// The text written so far (always valid UTF-8 up to a dropped tail,
+    /// since only whole `&str` pieces are appended).
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+    /// Forgets the contents.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.overflowed = false;
+    }
+    /// Writes the contents to `fd` and clears the buffer.
+    pub fn flush_to(&mut self, fd: i32) {
+        write_fd(fd, self.as_bytes());
+        self.clear();
+    }
+}
+
+impl<const N: usize> Default for StackBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Debug for StackBuf<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackBuf").field("text", &self.as_str()).finish()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = N - self.len;
+        if s.len() > room {
+            // Keep whole characters only so `as_str` stays valid.
+            let mut cut = room;
+            while cut > 0 && !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.buf[self.len..self.len + cut].copy_from_slice(&s.as_bytes()[..cut]);
+            self.len += cut;
+            self.overflowed = true;
+            return Ok(());
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        Ok(())
+    }
+}
+
+/// A [`fmt::Write`] that sends every piece straight to a file descriptor.
+/// Used for long reports (goroutine dumps) that must not allocate.
+#[derive(Debug, Clone, Copy)]
+pub struct FdWriter(pub i32);
+
+impl fmt::Write for FdWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_fd(self.0, s.as_bytes());
+        Ok(())
+    }
+}
+
+/// What the runtime prints after a `fatal error:` line and how it ends the
+/// process. The scheduler installs one at boot that prints the goroutine
+/// report `GOTRACEBACK` asks for and, for `GOTRACEBACK=crash`, re-raises
+/// `SIGABRT`. It must not return.
+pub type FatalHook = fn(msg: &str) -> !;
+
+static FATAL_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+static THROWING: AtomicU32 = AtomicU32::new(0);
+
+/// Installs the hook [`throw`] runs after printing its line.
+pub fn set_fatal_hook(hook: FatalHook) {
+    FATAL_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+/// Go's `throw`: prints `fatal error: <msg>` to fd 2, runs the installed
+/// [`FatalHook`] (goroutine report), and exits with status 2.
+///
+/// Never allocates. A second throw while one is in progress (a fault inside
+/// the report) skips the hook and exits at once, so a broken report cannot
+/// hide the first line.
+#[cold]
+#[inline(never)]
+pub fn throw(msg: &str) -> ! {
+    write_stderr(b"fatal error: ");
+    write_stderr(msg.as_bytes());
+    write_stderr(b"\n");
+    finish_fatal(msg)
+}
+
+/// [`throw`] with a formatted message, built in a stack buffer.
+#[cold]
+#[inline(never)]
+pub fn throw_fmt(args: fmt::Arguments<'_>) -> ! {
+    let mut buf = StackBuf::<512>::new();
+    let _ = fmt::write(&mut buf, args);
+    throw(buf.as_str())
+}
+
+/// Prints a `fatal error:` line built from format arguments and exits with
+/// status 2 (see [`throw`]).
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)*) => { $crate::throw_fmt(format_args!($($arg)*)) };
+}
+
+/// Runs the fatal hook once (if installed) and exits with status 2. For
+/// callers that printed their own first line (e.g. `panic: …`).
+#[cold]
+pub fn finish_fatal(msg: &str) -> ! {
+    if THROWING.fetch_add(1, Ordering::AcqRel) == 0 {
+        let hook = FATAL_HOOK.load(Ordering::Acquire);
+        if !hook.is_null() {
+            // SAFETY: the pointer was stored from a `FatalHook` by `set_fatal_hook`.
+            let hook: FatalHook = unsafe { core::mem::transmute::<*mut (), FatalHook>(hook) };
+            hook(msg);
+        }
+    }
+    exit_now(2)
+}
+
+/// Ends the process with `code` without running atexit handlers or Rust
+/// destructors (`_exit(2)`): the fatal path must not depend on state that
+/// may be broken. Use [`std::process::exit`] after flushing for normal exits.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Blocks while `*word == expected`, for at most `timeout_ns` nanoseconds when
+/// given. Returns on wake-up, time-out, signal or a changed word; callers
+/// re-check their condition. Private futex: the word is not shared across
+/// processes.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: Option<u64>) {
+    let ts;
+    let tsp = match timeout_ns {
+        Some(ns) => {
+            ts = libc::timespec {
+                tv_sec: (ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+            };
+            &ts as *const libc::timespec
+        }
+        None => core::ptr::null(),
+    };
+    // SAFETY: `word` is a live, aligned u32 for the duration of the call;
+    // FUTEX_WAIT only reads it; `tsp` is null or points at a live timespec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            tsp,
+        );
+    }
+}
+
+/// Wakes up to `n` threads blocked in [`futex_wait`] on `word`.
+pub fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access memory
+    // beyond identifying the futex by address.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, n);
+    }
+}
+
+/// Monotonic clock in nanoseconds (`nanotime`). Goes through the vDSO via libc.
+pub fn nanotime() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live timespec that clock_gettime fills in.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// The kernel thread id of the calling thread (`gettid`).
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write;
+
+    #[test]
+    fn stackbuf_truncates_on_char_boundary() {
+        let mut b = StackBuf::<5>::new();
+        write!(b, "ab").unwrap();
+        write!(b, "cdé").unwrap(); // 'é' is 2 bytes and does not fit at offset 4
+        assert_eq!(b.as_str(), "abcd");
+        assert!(b.overflowed);
+    }
+
+    #[test]
+    fn stackbuf_formats_numbers() {
+        let mut b = StackBuf::<64>::new();
+        write!(b, "goroutine {} [{}]:", 17, "running").unwrap();
+        assert_eq!(b.as_str(), "goroutine 17 [running]:");
+        assert!(!b.overflowed);
+    }
+
+    #[test]
+    fn futex_wait_returns_when_word_differs() {
+        let w = AtomicU32::new(1);
+        futex_wait(&w, 0, None); // value is not 0: returns at once
+        futex_wait(&w, 1, Some(1_000)); // times out after 1 µs
+    }
+
+    #[test]
+    fn nanotime_is_monotonic() {
+        let a = nanotime();
+        let b = nanotime();
+        assert!(b >= a && a > 0);
+    }
+}
