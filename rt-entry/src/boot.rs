@@ -1,0 +1,400 @@
+//! The Rust side of `rt0_go`: `check`, `args`, `osinit`, `schedinit`,
+//! `newproc(main)`, `mstart`, and `runtime.main`.
+//!
+//! The bootstrap sequence is Go's: `osinit`, `schedinit`, make and queue the
+//! main goroutine, `mstart`. Each function here is called exactly once, by
+//! `rt0_go`, on m0's g0 (the initial thread's OS stack), in that order.
+
+use crate::args::{self, AuxInfo};
+use crate::cpu;
+use crate::inittrace::{self, Trace};
+use crate::phase::{self, Boot, Phase};
+use core::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Process start (first Rust code), the inittrace time base.
+static BOOT_START: AtomicI64 = AtomicI64::new(0);
+/// `ncpu` from `osinit`.
+static NCPU: AtomicI32 = AtomicI32::new(1);
+/// `physHugePageSize` from `osinit`.
+static HUGE_PAGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Everything boot learned, for the trace and for `rt-demo`.
+#[derive(Debug, Default, Clone)]
+pub struct BootState {
+    /// From `args`.
+    pub aux: AuxInfo,
+    /// The parsed GODEBUG.
+    pub debug: Option<rt_env::DebugVars>,
+    /// The parsed GOTRACEBACK.
+    pub traceback: Option<rt_env::Traceback>,
+    /// GOMAXPROCS chosen.
+    pub procs: i32,
+    /// CPU features after GODEBUG.
+    pub features: cpu::X86Features,
+    /// The goroutine slot is a `thread_local!` (kernel refused ARCH_SET_GS).
+    pub tls_fallback: bool,
+}
+
+static STATE: Mutex<Option<BootState>> = Mutex::new(None);
+
+fn with_state<R>(f: impl FnOnce(&mut BootState) -> R) -> R {
+    let mut g = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(BootState::default))
+}
+
+/// A copy of what boot learned.
+pub fn state() -> BootState {
+    with_state(|s| s.clone())
+}
+
+/// `ncpu` as `osinit` counted it.
+pub fn ncpu() -> i32 {
+    NCPU.load(Ordering::Relaxed)
+}
+
+/// `runtime·abort`: crash at once (rt0_go's fallback for impossible states).
+pub extern "C" fn rt_abort() -> ! {
+    rt_sys::write_stderr(b"fatal error: runtime: abort\n");
+    // SAFETY: abort(3) has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Called by rt0_go when `arch_prctl(ARCH_SET_GS)` failed.
+pub extern "C" fn rt0_tls_fallback() {
+    rt_sched::proc::use_tls_fallback();
+    with_state(|s| s.tls_fallback = true);
+}
+
+fn fatal_hook(_msg: &str) -> ! {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let mut w = rt_sys::FdWriter(2);
+    rt_sched::dump::write_fatal_report(&mut w);
+    let tb = with_state(|s| s.traceback);
+    if tb.map(|t| t.crash).unwrap_or(false) {
+        // GOTRACEBACK=crash: die by SIGABRT so a core is dumped.
+        // SAFETY: resetting a handler and raising are always allowed.
+        unsafe {
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            libc::raise(libc::SIGABRT);
+        }
+    }
+    rt_sys::exit_now(2)
+}
+
+/// `check`: sanity checks before anything relies on them.
+pub extern "C" fn rt_check() {
+    BOOT_START.store(rt_sys::nanotime(), Ordering::Relaxed);
+    rt_sys::set_fatal_hook(fatal_hook);
+    // Before GOTRACEBACK is parsed, crashes show runtime detail (Go's
+    // traceback_cache starts at level 2).
+    rt_sched::dump::set_traceback_bits(2 << 2);
+    let t0 = rt_sys::nanotime();
+    if let Err(e) = crate::check::run() {
+        rt_sys::throw(e.0);
+    }
+    inittrace::record(Trace::new("check", t0, rt_sys::nanotime(), (0, 0), "types, atomics, NaN rules".into()));
+}
+
+/// `args(argc, argv)`.
+///
+/// # Safety
+/// Called by rt0_go with the process's initial argument vector.
+pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
+    let t0 = rt_sys::nanotime();
+    // SAFETY: rt0_go passes the kernel's (or libc's, which is the same) argv.
+    let aux = unsafe { args::args(argc, argv) };
+    let detail = format!(
+        "argc={} pagesize={} random={} vdso={:#x} hwcap={:#x} auxv={:?}",
+        argc,
+        aux.page_size,
+        if aux.random.is_some() { "16 bytes" } else { "none" },
+        aux.vdso,
+        aux.hwcap,
+        aux.source
+    );
+    with_state(|s| s.aux = aux);
+    inittrace::record(Trace::new("args", t0, rt_sys::nanotime(), (0, 0), detail));
+}
+
+/// `osinit`: CPU count and huge page size.
+pub extern "C" fn rt_osinit() {
+    let t0 = rt_sys::nanotime();
+    let ncpu = rt_env::affinity_cpus();
+    NCPU.store(ncpu, Ordering::Relaxed);
+    let huge = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|n| n.is_power_of_two())
+        .unwrap_or(0);
+    HUGE_PAGE.store(huge, Ordering::Relaxed);
+    inittrace::record(Trace::new("osinit", t0, rt_sys::nanotime(), (0, 0), format!("ncpu={ncpu} hugepage={huge}")));
+}
+
+/// The real `schedinit`: each crate's phase, composed.
+struct RealBoot {
+    t0: i64,
+    alloc0: (u64, u64),
+    detail: String,
+}
+
+impl phase::StackPhases for RealBoot {
+    fn stackinit(&mut self) {
+        // stackinit runs before goenvs: read the stack keys straight from
+        // the raw environment, as Go's cpuinit does for GODEBUG.
+        let dv = rt_env::parse_godebug(args::raw_getenv(b"GODEBUG").unwrap_or(b""));
+        let mut cfg = rt_stack::StackConfig::default();
+        if let Some(n) = dv.stack_size() {
+            cfg.default_size = n;
+        }
+        if dv.force_mprotect_guard() {
+            cfg.guard = rt_stack::GuardPolicy::Mprotect;
+        }
+        match rt_stack::stackinit(cfg) {
+            Ok(info) => self.detail = info.to_string(),
+            Err(e) => rt_sys::fatal!("stackinit: {}", e),
+        }
+    }
+}
+
+impl phase::HeapPhases for RealBoot {
+    fn mallocinit(&mut self) {
+        match rt_heap::mallocinit() {
+            Ok(info) => self.detail = format!("{info:?}"),
+            Err(e) => rt_sys::fatal!("mallocinit: {:?}", e),
+        }
+    }
+    fn gcinit(&mut self) {
+        rt_heap::gcinit(Default::default());
+        rt_sched::sysmon::set_tick_hook(scavenge_tick);
+        self.detail = "no collector (Rust frees explicitly): heap statistics and the scavenger, run by sysmon".into();
+    }
+}
+
+fn scavenge_tick() {
+    rt_heap::scavenge(usize::MAX);
+}
+
+impl phase::SchedPhases for RealBoot {
+    fn maxmcount(&mut self) {
+        rt_sched::proc::set_max_threads(10000);
+        self.detail = "maxmcount=10000".into();
+    }
+    fn fastrandinit(&mut self) {
+        let r = with_state(|s| s.aux.random);
+        let seed = match r {
+            Some(b) => u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+            None => {
+                let mut b = [0u8; 8];
+                // SAFETY: getrandom writes at most 8 bytes into b.
+                unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+                u64::from_le_bytes(b)
+            }
+        };
+        rt_sched::proc::fastrandinit(seed);
+        self.detail = format!("seed from {}", if r.is_some() { "AT_RANDOM" } else { "getrandom" });
+    }
+    fn mcommoninit(&mut self) {
+        // SAFETY: boot, on m0, once.
+        unsafe {
+            rt_sched::proc::bind_m0();
+            rt_sched::proc::mcommoninit(rt_sched::runtime2::M0.get(), 0);
+            let m0 = &*rt_sched::runtime2::M0.get();
+            let gs = &*m0.gsignal;
+            self.detail = format!(
+                "m0 id={} fastrand={:#x},{:#x} gsignal=[{:#x}, {:#x}) ({} KiB)",
+                m0.id,
+                m0.fastrand[0],
+                m0.fastrand[1],
+                gs.stack.lo,
+                gs.stack.hi,
+                (gs.stack.hi - gs.stack.lo) / 1024
+            );
+        }
+    }
+    fn procresize(&mut self) {
+        let (dv, ncpu) = (with_state(|s| s.debug.clone()).unwrap_or_default(), ncpu());
+        let limit = rt_env::cgroup_cpu_limit();
+        let default = rt_env::default_procs(ncpu, limit, &dv);
+        let env = rt_env::gogetenv(b"GOMAXPROCS").map(std::os::unix::ffi::OsStrExt::as_bytes);
+        let procs = rt_env::gomaxprocs(env, default);
+        rt_sched::proc::configure(rt_sched::proc::SchedConfig {
+            stack_size: rt_stack::default_stack_size(),
+            schedtrace: dv.schedtrace,
+            scheddetail: dv.scheddetail,
+        });
+        // SAFETY: boot, on m0, once; the world is stopped (only m0 exists).
+        unsafe { rt_sched::proc::procresize_boot(procs) };
+        with_state(|s| s.procs = procs);
+        self.detail = format!(
+            "gomaxprocs={} (ncpu={}, cgroup limit={}) P0 running on m0, {} idle",
+            procs,
+            ncpu,
+            limit.map(|l| format!("{l}")).unwrap_or_else(|| "none".into()),
+            procs - 1
+        );
+    }
+}
+
+impl phase::SignalPhases for RealBoot {
+    fn sigsave(&mut self) {
+        let mask = rt_signal::sigsave();
+        rt_signal::set_initial_mask(mask);
+        self.detail = format!("inherited mask {mask:?}");
+    }
+}
+
+impl phase::EnvPhases for RealBoot {
+    fn goargs(&mut self) {
+        // SAFETY: argc/argv recorded by `args` from the initial vector.
+        unsafe { rt_env::goargs(args::argc(), args::argv()) };
+        self.detail = format!("{} arguments", rt_env::args().len());
+    }
+    fn goenvs(&mut self) {
+        // SAFETY: envp recorded by `args`, NULL-terminated.
+        unsafe { rt_env::goenvs(args::envp()) };
+        self.detail = format!("{} entries", rt_env::envs().len());
+    }
+    fn parsedebugvars(&mut self) {
+        let dv = rt_env::debugvars_from_env();
+        let tb = rt_env::parse_gotraceback(rt_env::gogetenv(b"GOTRACEBACK").map(std::os::unix::ffi::OsStrExt::as_bytes));
+        rt_sched::dump::set_traceback_bits(tb.bits());
+        rt_signal::set_traceback(rt_signal::Traceback { level: tb.level, all: tb.all, crash: tb.crash });
+        inittrace::set_level(dv.inittrace);
+        self.detail = format!("inittrace={} schedtrace={} traceback level={} all={} crash={}", dv.inittrace, dv.schedtrace, tb.level, tb.all, tb.crash);
+        with_state(|s| {
+            s.debug = Some(dv);
+            s.traceback = Some(tb);
+        });
+    }
+}
+
+impl phase::EntryPhases for RealBoot {
+    fn moduledataverify(&mut self) {
+        // The Rust meaning: the runtime's own static tables are well-formed.
+        let order: Vec<phase::PhaseId> = phase::SCHEDINIT.iter().map(|p| p.id).collect();
+        if let Err((p, d)) = phase::validate(&order) {
+            rt_sys::fatal!("moduledataverify: phase {:?} runs before its dependency {:?}", p, d);
+        }
+        self.detail = format!("phase table ({} phases) ordered", order.len());
+    }
+    fn cpuinit(&mut self) {
+        let f = cpu::cpuinit(args::raw_getenv(b"GODEBUG"));
+        with_state(|s| s.features = f);
+        let on: Vec<&str> = f.list().iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        self.detail = format!(
+            "vendor={} processorVersionInfo={:#x} features={}",
+            if cpu::IS_INTEL.load(Ordering::Relaxed) { "GenuineIntel" } else { "other" },
+            cpu::PROCESSOR_VERSION_INFO.load(Ordering::Relaxed),
+            on.join(",")
+        );
+    }
+    fn alginit(&mut self) {
+        let (f, r) = with_state(|s| (s.features, s.aux.random));
+        let seed = match r {
+            Some(b) => b,
+            None => {
+                let mut b = [0u8; 16];
+                // SAFETY: getrandom writes at most 16 bytes into b.
+                unsafe { libc::getrandom(b.as_mut_ptr().cast(), 16, 0) };
+                b
+            }
+        };
+        let kind = cpu::alginit(&f, &seed);
+        self.detail = format!("hash={kind:?}");
+    }
+}
+
+impl Boot for RealBoot {
+    fn before(&mut self, _p: &Phase) {
+        self.t0 = rt_sys::nanotime();
+        self.alloc0 = rt_heap::thread_alloc_counters();
+        self.detail.clear();
+    }
+    fn after(&mut self, p: &Phase) {
+        let a = rt_heap::thread_alloc_counters();
+        let delta = (a.0.saturating_sub(self.alloc0.0), a.1.saturating_sub(self.alloc0.1));
+        let detail = match p.skipped {
+            Some(why) => format!("skipped: {why}"),
+            None => core::mem::take(&mut self.detail),
+        };
+        let mut t = Trace::new(p.go_name, self.t0, rt_sys::nanotime(), delta, detail);
+        t.skipped = p.skipped.is_some();
+        t.owner = p.owner.crate_name();
+        inittrace::record(t);
+    }
+}
+
+/// `schedinit`.
+pub extern "C" fn rt_schedinit() {
+    let mut b = RealBoot { t0: 0, alloc0: (0, 0), detail: String::new() };
+    rt_sched::panic::install_hook();
+    phase::schedinit(&mut b);
+    inittrace::flush(BOOT_START.load(Ordering::Relaxed));
+}
+
+type MainFn = extern "C" fn() -> i32;
+
+/// `newproc(main)`: goroutine 1 will run `runtime.main`, which calls the
+/// program's main.
+pub extern "C" fn rt_newproc_main(main: MainFn) {
+    let t0 = rt_sys::nanotime();
+    let gp = match rt_sched::proc::newproc(Box::new(move || runtime_main(main))) {
+        Ok(gp) => gp,
+        Err(e) => rt_sys::fatal!("newproc: {}", e),
+    };
+    // SAFETY: gp was just created and is queued but not yet running (only
+    // m0 exists, and it is here).
+    let (goid, st) = unsafe { ((*gp).goid, (*gp).stack) };
+    inittrace::live(
+        Trace::new("newproc", t0, rt_sys::nanotime(), (0, 0), format!("main goroutine goid={} stack=[{:#x}, {:#x})", goid, st.lo, st.hi)),
+        BOOT_START.load(Ordering::Relaxed),
+    );
+}
+
+/// `mstart` on m0: hand the thread to the scheduler. Never returns.
+pub extern "C" fn rt_mstart() -> ! {
+    rt_sched::proc::set_mstartm0_hook(mstartm0);
+    rt_sched::proc::set_minit_hook(minit_signals);
+    inittrace::live(
+        Trace::new(
+            "mstart",
+            rt_sys::nanotime(),
+            rt_sys::nanotime(),
+            (0, 0),
+            format!(
+                "m0 switches from g0 (getg()==g0: {}) to goroutine 1; goroutine slot in {}",
+                rt_sched::proc::on_g0(),
+                if rt_sched::proc::gs_tls_in_use() { "GS base" } else { "thread_local fallback" }
+            ),
+        ),
+        BOOT_START.load(Ordering::Relaxed),
+    );
+    // SAFETY: once, on the initial thread, with m0/g0 bound by rt0_go.
+    unsafe { rt_sched::proc::mstart_m0() }
+}
+
+/// `mstartm0`: install the signal handlers (Go's `initsig(false)`).
+fn mstartm0() {
+    rt_signal::initsig();
+}
+
+/// `minit`'s signal part for every M: the alternate signal stack on the M's
+/// `gsignal` stack, and the thread mask.
+fn minit_signals(mp: *mut rt_sched::M) {
+    // SAFETY: called by the M's own thread with its live gsignal.
+    unsafe {
+        let gs = (*mp).gsignal;
+        if !gs.is_null() {
+            rt_signal::minit_signals((*gs).stack.lo as *mut u8, (*gs).stack.hi - (*gs).stack.lo);
+        }
+    }
+}
+
+/// `runtime.main`: goroutine 1.
+fn runtime_main(main: MainFn) {
+    rt_sched::proc::set_main_started();
+    rt_sched::sysmon::start();
+    let code = main();
+    rt_sched::proc::exit(code)
+}

@@ -1,0 +1,158 @@
+//! `GODEBUG=inittrace=1`: one line per boot phase on stderr, in Go's format
+//! `init <phase> @<start> ms, <clock> ms clock, <bytes> bytes, <allocs> allocs`.
+//!
+//! Go prints a line per package init; rt prints one per runtime phase
+//! (`check`, `args`, `osinit`, each `schedinit` phase, `newproc`, `mstart`).
+//! The `@` time is measured from the first Rust code `rt0_go` runs (Go's is
+//! from `runtimeInitTime`, which comes after the runtime's own phases).
+//! Bytes and allocs are what the phase allocated on this thread, from the
+//! allocator's counters. Skipped phases print nothing at level 1 — like a Go
+//! package with no init functions.
+//!
+//! `inittrace=2` (rt's extension) adds a `boot <phase>: …` line after each
+//! phase, saying what it did, and lists skipped phases with the reason.
+//!
+//! Phases run before `parsedebugvars` knows the level, so lines are kept in a
+//! fixed buffer and printed at the end of `schedinit`.
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+
+/// One traced phase.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// Phase name.
+    pub name: &'static str,
+    /// Start (monotonic ns).
+    pub start: i64,
+    /// End (monotonic ns).
+    pub end: i64,
+    /// Bytes allocated.
+    pub bytes: u64,
+    /// Allocations.
+    pub allocs: u64,
+    /// What the phase did.
+    pub detail: String,
+    /// Skipped (no Rust meaning).
+    pub skipped: bool,
+    /// Owning crate.
+    pub owner: &'static str,
+}
+
+impl Trace {
+    /// A record.
+    pub fn new(name: &'static str, start: i64, end: i64, (bytes, allocs): (u64, u64), detail: String) -> Trace {
+        Trace { name, start, end, bytes, allocs, detail, skipped: false, owner: "rt-entry" }
+    }
+}
+
+static LEVEL: AtomicI32 = AtomicI32::new(0);
+static PENDING: Mutex<Vec<Trace>> = Mutex::new(Vec::new());
+
+/// Sets the level from `GODEBUG=inittrace`.
+pub fn set_level(l: i32) {
+    LEVEL.store(l, Ordering::Relaxed);
+}
+
+/// Keeps a record until the level is known.
+pub fn record(t: Trace) {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+}
+
+/// Prints the kept records (end of `schedinit`).
+pub fn flush(base: i64) {
+    let all = core::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    for t in &all {
+        live(t.clone(), base);
+    }
+}
+
+/// Prints one record now, if tracing.
+pub fn live(t: Trace, base: i64) {
+    let level = LEVEL.load(Ordering::Relaxed);
+    if level <= 0 {
+        return;
+    }
+    let mut s = String::new();
+    if !t.skipped {
+        let _ = writeln!(
+            s,
+            "init {} @{} ms, {} ms clock, {} bytes, {} allocs",
+            t.name,
+            fmt_ns_as_ms((t.start - base).max(0) as u64),
+            fmt_ns_as_ms((t.end - t.start).max(0) as u64),
+            t.bytes,
+            t.allocs
+        );
+    }
+    if level >= 2 {
+        let _ = writeln!(s, "boot {} [{}]: {}", t.name, t.owner, t.detail);
+    }
+    rt_sys::write_stderr(s.as_bytes());
+}
+
+/// Go's `fmtNSAsMS`: whole milliseconds at or above 10 ms, otherwise two
+/// significant digits with at most three decimals; under 1 µs, `0`.
+pub fn fmt_ns_as_ms(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        return (ns / 1_000_000).to_string();
+    }
+    let mut x = ns / 1000;
+    if x == 0 {
+        return "0".into();
+    }
+    let mut dec = 3;
+    while x >= 100 {
+        x /= 10;
+        dec -= 1;
+    }
+    // x has one or two digits; place the point `dec` digits from the right.
+    let digits = x.to_string();
+    if dec == 0 {
+        return digits;
+    }
+    let padded = format!("{:0>width$}", digits, width = dec + 1);
+    let (int, frac) = padded.split_at(padded.len() - dec);
+    format!("{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn matches_gos_samples() {
+        assert_eq!(fmt_ns_as_ms(5_000), "0.005");
+        assert_eq!(fmt_ns_as_ms(22_000), "0.022");
+        assert_eq!(fmt_ns_as_ms(74_000), "0.074");
+        assert_eq!(fmt_ns_as_ms(320_000), "0.32");
+        assert_eq!(fmt_ns_as_ms(500_000), "0.50");
+        assert_eq!(fmt_ns_as_ms(1_000_000), "1.0");
+        assert_eq!(fmt_ns_as_ms(9_990_000), "9.9");
+        assert_eq!(fmt_ns_as_ms(10_000_000), "10");
+        assert_eq!(fmt_ns_as_ms(999), "0");
+        assert_eq!(fmt_ns_as_ms(123_456_789), "123");
+    }
+
+    proptest! {
+        /// The printed value never exceeds the true one and is within two
+        /// significant digits of it (or whole ms at ≥ 10 ms).
+        #[test]
+        fn close_to_the_true_value(ns in 0u64..100_000_000_000) {
+            let s = fmt_ns_as_ms(ns);
+            let v: f64 = s.parse().unwrap();
+            let ms = ns as f64 / 1e6;
+            prop_assert!(v <= ms + 1e-9);
+            if ns >= 10_000_000 {
+                prop_assert!(ms - v < 1.0);
+            } else if ns >= 1000 {
+                prop_assert!((ms - v) / ms < 0.1 + 1e-9, "{} vs {}", s, ms);
+                prop_assert!(s.len() <= 5);
+            } else {
+                prop_assert_eq!(s, "0");
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Goroutine reports: the `goroutine N [status]:` sections that fatal errors,
+//! crashes and SIGQUIT print, and Go's `SCHED` trace lines.
+//!
+//! Nothing here allocates or takes the scheduler lock, so the reports work
+//! from a signal handler and after a fatal error; they read racy snapshots.
+
+use crate::proc::{for_each_p, getg_checked};
+use crate::runtime2::*;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+/// Go's name for a status in `goroutine N [<status>]:`.
+pub fn status_string(gp: &G) -> &'static str {
+    match gp.atomicstatus.load(Ordering::Relaxed) {
+        GIDLE => "idle",
+        GRUNNABLE => "runnable",
+        GRUNNING => "running",
+        GSYSCALL => "syscall",
+        GWAITING => {
+            if gp.waitreason.is_empty() {
+                "waiting"
+            } else {
+                gp.waitreason
+            }
+        }
+        GDEAD => "dead",
+        _ => "???",
+    }
+}
+
+/// Traceback level of the current `GOTRACEBACK` (set at boot).
+static TRACEBACK: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1 << 2);
+
+/// Records the `GOTRACEBACK` setting in Go's encoding (`level<<2 | all<<1 | crash`).
+pub fn set_traceback_bits(bits: u32) {
+    TRACEBACK.store(bits, Ordering::Relaxed);
+}
+
+/// Writes the section of one goroutine (header and what we know of it).
+pub fn write_goroutine(w: &mut dyn Write, gp: *mut G) {
+    // SAFETY: Gs are never freed; fields are read as a racy snapshot.
+    let g = unsafe { &*gp };
+    let _ = writeln!(w, "goroutine {} [{}]:", g.goid, status_string(g));
+    let _ = writeln!(w, "\tstack=[{:#x}, {:#x}]", g.stack.lo, g.stack.hi);
+    let _ = writeln!(w);
+}
+
+/// Writes every user goroutine except `skip` (GOTRACEBACK=all and above);
+/// with `level >= 2` runtime goroutines too.
+pub fn write_all(w: &mut dyn Write, skip_goid: i64, level: u32) {
+    // A crash may happen while ALLGS is locked by the crashing thread itself;
+    // never block on it.
+    let Ok(all) = ALLGS.try_lock() else {
+        let _ = writeln!(w, "(goroutine list busy)");
+        return;
+    };
+    for &g in all.iter() {
+        let gp = g as *mut G;
+        // SAFETY: Gs are never freed.
+        let gr = unsafe { &*gp };
+        let st = gr.atomicstatus.load(Ordering::Relaxed);
+        if st == GDEAD || st == GIDLE || gr.goid == skip_goid {
+            continue;
+        }
+        if gr.system && level < 2 {
+            continue;
+        }
+        write_goroutine(w, gp);
+    }
+}
+
+/// After an unrecovered panic: the other goroutines, if GOTRACEBACK asks.
+pub fn dump_others(gp: *mut G) {
+    let bits = TRACEBACK.load(Ordering::Relaxed);
+    if bits & 2 != 0 {
+        let mut w = rt_sys::FdWriter(2);
+        let _ = writeln!(w);
+        // SAFETY: gp is live.
+        write_all(&mut w, unsafe { (*gp).goid }, bits >> 2);
+    }
+}
+
+/// The fatal-error report: the current goroutine (level ≥ 1) and, with
+/// `all`, every other one.
+pub fn write_fatal_report(w: &mut dyn Write) {
+    let bits = TRACEBACK.load(Ordering::Relaxed);
+    let level = bits >> 2;
+    if level == 0 {
+        return;
+    }
+    let gp = getg_checked();
+    let mut cur = 0;
+    // A throw from the scheduler itself (g0 with no goroutine running, e.g.
+    // the deadlock check) shows every goroutine, as Go's dopanic_m does.
+    let mut all = bits & 2 != 0;
+    let _ = writeln!(w);
+    if !gp.is_null() {
+        // SAFETY: gp is the running goroutine.
+        let g = unsafe { &*gp };
+        if g.goid != 0 {
+            cur = g.goid;
+            write_goroutine(w, gp);
+        } else {
+            // On g0: report the goroutine this M was running, if any.
+            // SAFETY: g.m is live.
+            let curg = unsafe { (*g.m).curg };
+            if !curg.is_null() {
+                // SAFETY: curg is live.
+                cur = unsafe { (*curg).goid };
+                write_goroutine(w, curg);
+            } else {
+                all = true;
+            }
+        }
+    } else {
+        all = true;
+    }
+    if all {
+        write_all(w, cur, level);
+    }
+}
+
+/// Go's `schedtrace(detailed)`: one `SCHED` line, and with `detailed` the
+/// per-P, per-M and per-G lines.
+pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
+    let gomaxprocs = SCHED.gomaxprocs.load(Ordering::Relaxed);
+    let _ = write!(
+        w,
+        "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={}",
+        ms_since_start,
+        gomaxprocs,
+        SCHED.npidle.load(Ordering::Relaxed),
+        SCHED.mcount.load(Ordering::Relaxed),
+        SCHED.nmspinning.load(Ordering::Relaxed),
+        // SAFETY: a racy read of a counter, as Go's trace does.
+        unsafe { (*SCHED.locked.get()).nmidle },
+        SCHED.runqsize.load(Ordering::Relaxed),
+    );
+    if detailed {
+        let _ = writeln!(w, " gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0");
+        for_each_p(|pp| {
+            // SAFETY: Ps are never freed.
+            let p = unsafe { &*pp };
+            let m = p.m.load(Ordering::Relaxed);
+            // SAFETY: Ms are never freed.
+            let mid = if m.is_null() { -1 } else { unsafe { (*m).id } };
+            let _ = writeln!(
+                w,
+                "  P{}: status={} schedtick={} syscalltick={} m={} runqsize={} gfreecnt={} timerslen={}",
+                p.id,
+                p.status.load(Ordering::Relaxed),
+                p.schedtick.load(Ordering::Relaxed),
+                p.syscalltick.load(Ordering::Relaxed),
+                mid,
+                p.runq.len(),
+                p.gfreecnt,
+                p.timers.len()
+            );
+        });
+        let mut mp = ALLM.load(Ordering::Acquire);
+        while !mp.is_null() {
+            // SAFETY: Ms are never freed.
+            let m = unsafe { &*mp };
+            let p = m.p.load(Ordering::Relaxed);
+            // SAFETY: Ps are never freed.
+            let pid = if p.is_null() { -1 } else { unsafe { (*p).id } };
+            // SAFETY: curg, if any, is live.
+            let curg = if m.curg.is_null() { -1 } else { unsafe { (*m.curg).goid } };
+            let lg = m.lockedg.load(Ordering::Relaxed);
+            // SAFETY: as above.
+            let lockedg = if lg.is_null() { -1 } else { unsafe { (*lg).goid } };
+            let _ = writeln!(
+                w,
+                "  M{}: p={} curg={} mallocing={} throwing={} preemptoff={} locks={} dying={} spinning={} blocked={} lockedg={}",
+                m.id,
+                pid,
+                curg,
+                m.mallocing,
+                m.throwing,
+                m.preemptoff,
+                m.locks,
+                m.dying,
+                m.spinning.load(Ordering::Relaxed),
+                m.blocked.load(Ordering::Relaxed),
+                lockedg
+            );
+            mp = m.alllink;
+        }
+        if let Ok(all) = ALLGS.try_lock() {
+            for &g in all.iter() {
+                // SAFETY: Gs are never freed.
+                let g = unsafe { &*(g as *mut G) };
+                // SAFETY: as above.
+                let mid = if g.m.is_null() { -1 } else { unsafe { (*g.m).id } };
+                // SAFETY: as above.
+                let lockedm = if g.lockedm.is_null() { -1 } else { unsafe { (*g.lockedm).id } };
+                let _ = writeln!(
+                    w,
+                    "  G{}: status={}({}) m={} lockedm={}",
+                    g.goid,
+                    g.atomicstatus.load(Ordering::Relaxed),
+                    if g.atomicstatus.load(Ordering::Relaxed) == GWAITING { g.waitreason } else { "" },
+                    mid,
+                    lockedm
+                );
+            }
+        }
+    } else {
+        let _ = write!(w, " [");
+        let mut first = true;
+        for_each_p(|pp| {
+            // SAFETY: Ps are never freed.
+            let n = unsafe { (*pp).runq.len() };
+            let _ = write!(w, "{}{}", if first { "" } else { " " }, n);
+            first = false;
+        });
+        let _ = writeln!(w, "]");
+    }
+}

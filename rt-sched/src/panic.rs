@@ -1,0 +1,71 @@
+//! Goroutine panics, Go style.
+//!
+//! A Rust panic in a goroutine unwinds to the goroutine's first frame. When
+//! the goroutine was spawned with a join handle, the payload is handed to
+//! whoever joins (`JoinHandle::join` returns `Err`), like a recovered panic.
+//! Otherwise nobody can recover it, and the program ends as an unrecovered Go
+//! panic does: `panic: <message>`, a blank line, `goroutine N [running]:`,
+//! the panic's location, and exit status 2.
+//!
+//! The panic hook installed by [`install_hook`] records the message and
+//! location of a panic on a goroutine instead of printing Rust's
+//! `thread '…' panicked` line (a recovered Go panic prints nothing); panics
+//! on threads that are not goroutines go to the previous hook unchanged.
+
+use crate::proc::{getg_checked, goid_of};
+use crate::runtime2::G;
+use std::cell::RefCell;
+use std::fmt::Write as _;
+
+thread_local! {
+    /// Message and location of the last panic on this thread's goroutine.
+    static LAST: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Installs the goroutine-aware panic hook (once, at boot).
+pub fn install_hook() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let gp = getg_checked();
+        // SAFETY: reading the running goroutine's flags.
+        let on_goroutine = !gp.is_null() && unsafe { !(*gp).system && (*gp).goid != 0 };
+        if !on_goroutine {
+            prev(info);
+            return;
+        }
+        let msg = payload_str(info.payload());
+        let loc = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        LAST.with(|c| *c.borrow_mut() = Some((msg, loc)));
+    }));
+}
+
+fn payload_str(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// The message of a panic payload, as a join handle reports it.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    payload_str(p)
+}
+
+/// Ends the program for a panic nobody recovered (see the module docs).
+pub fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) -> ! {
+    // SAFETY: gp is the running goroutine.
+    unsafe { (*gp).panicking = true };
+    let (msg, loc) = LAST.with(|c| c.borrow_mut().take()).unwrap_or_else(|| (payload_str(&*payload), String::new()));
+    let mut out = String::new();
+    let _ = write!(out, "panic: {msg}\n\ngoroutine {} [running]:\n", goid_of(gp));
+    if !loc.is_empty() {
+        let _ = writeln!(out, "\t{loc}");
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    rt_sys::write_stderr(out.as_bytes());
+    crate::dump::dump_others(gp);
+    rt_sys::exit_now(2)
+}

@@ -1,0 +1,86 @@
+//! Waiting for an event from a goroutine or from a plain thread.
+//!
+//! Runtime primitives (channels, `WaitGroup`, join handles) queue a
+//! [`Waiter`] while holding their own [`Lock`], then call [`Waiter::park`],
+//! which releases that lock only once the waiter can no longer miss its
+//! wake-up: on a goroutine the lock is dropped on g0 after the goroutine's
+//! context is saved (`gopark`'s unlock function); on a thread that is not a
+//! goroutine it sleeps on a futex word.
+
+use crate::lock::Lock;
+use crate::proc::{getg_checked, gopark, goready};
+use crate::runtime2::G;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// One blocked goroutine or thread (Go's `sudog`, minus the element).
+#[derive(Debug)]
+pub struct Waiter {
+    g: *mut G,
+    futex: AtomicU32,
+    /// Set by the waker: whether the event happened (false = e.g. closed).
+    pub success: bool,
+}
+
+impl Default for Waiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unlock_arg(_gp: *mut G, lock: usize) -> bool {
+    // SAFETY: `park` passes the address of the caller's live, held Lock.
+    unsafe { (*(lock as *const Lock)).unlock() };
+    true
+}
+
+/// True when the caller runs on a user goroutine (not g0, not a foreign thread).
+pub fn on_goroutine() -> bool {
+    let gp = getg_checked();
+    // SAFETY: reading the running goroutine's own fields.
+    !gp.is_null() && unsafe { (*gp).goid != 0 }
+}
+
+impl Waiter {
+    /// A waiter for the calling goroutine or thread.
+    pub fn new() -> Waiter {
+        let gp = if on_goroutine() { getg_checked() } else { null_mut() };
+        Waiter { g: gp, futex: AtomicU32::new(0), success: false }
+    }
+
+    /// Releases `lock` and blocks until [`wake`](Self::wake). `reason` is the
+    /// goroutine's wait reason in reports (e.g. "chan receive").
+    ///
+    /// # Safety
+    /// `lock` must be held by the caller and `self` must be reachable by the
+    /// waker only through state that `lock` guards; `self` must stay put until
+    /// this returns.
+    pub unsafe fn park(&self, lock: &Lock, reason: &'static str) {
+        if !self.g.is_null() {
+            gopark(Some(unlock_arg), lock as *const Lock as usize, reason);
+        } else {
+            lock.unlock();
+            while self.futex.load(Ordering::Acquire) == 0 {
+                rt_sys::futex_wait(&self.futex, 0, None);
+            }
+        }
+    }
+
+    /// Wakes the waiter. Call after dequeuing it under the lock; may be called
+    /// after the lock is released.
+    ///
+    /// # Safety
+    /// `w` must point at a parked waiter that nobody else wakes.
+    pub unsafe fn wake(w: *const Waiter) {
+        // SAFETY: caller contract: w is live until it observes the wake-up.
+        unsafe {
+            let g = (*w).g;
+            if !g.is_null() {
+                goready(g);
+            } else {
+                (*w).futex.store(1, Ordering::Release);
+                rt_sys::futex_wake(&(*w).futex, 1);
+            }
+        }
+    }
+}

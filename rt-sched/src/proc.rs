@@ -1,0 +1,1537 @@
+//! Goroutine scheduling: Go's `proc.go` for rt.
+//!
+//! The bootstrap sequence is the one Go's comment gives: `osinit`,
+//! `schedinit`, make and queue the main G (`newproc`), `mstart`. This module
+//! owns the scheduler's part of it — `mcommoninit`, `procresize`, `newproc`,
+//! `mstart` — and everything that happens after: `schedule` →
+//! `findrunnable` → `execute` → `gogo`.
+//!
+//! ## Worker parking (Go's spinning protocol, kept)
+//! An M that runs out of work becomes *spinning* (`m.spinning`,
+//! `sched.nmspinning`) while it looks for Gs to steal, but only while fewer
+//! than half the busy Ps have a spinning M. Whoever makes a G runnable calls
+//! `wakep`, which starts (or unparks) one more spinning M only when there is an
+//! idle P and *no* spinning M: a spinning M will find the new G anyway. The
+//! last spinning M to find work calls `wakep` again, so a burst of new Gs
+//! ramps up Ms one by one without a thundering herd. An M that gives up
+//! releases its P, re-checks every run queue (the new G may have been
+//! submitted between its last look and its `nmspinning` decrement — the
+//! StoreLoad pairing Go describes), and parks on its note.
+//!
+//! ## Stacks are not copied
+//! rt goroutines run Rust code that keeps pointers into its stack, so stacks
+//! are fixed-size (lazily committed virtual memory with a guard page below,
+//! from `rt-stack`); `stackguard0` is kept for the scheduler trace and never
+//! drives a growth check.
+
+use crate::arch;
+use crate::runtime2::*;
+use core::cell::Cell;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::io::Write;
+
+/// Bytes between `stack.lo` and `stackguard0` (Go's `_StackGuard` on amd64).
+pub const STACK_GUARD: usize = 928;
+/// Size of each M's signal stack (`gsignal`; "Linux wants >= 2K").
+pub const GSIGNAL_STACK: usize = 32 * 1024;
+/// Goids are handed to Ps in batches of this many (`_GoidCacheBatch`).
+pub const GOID_CACHE_BATCH: u64 = 16;
+/// Bytes of OS stack an M's g0 gets (Go gives 8 KiB when not using cgo; the
+/// scheduler here is Rust code that formats and allocates, so it gets more).
+pub const G0_STACK: usize = 256 * 1024;
+/// Bytes of m0's OS stack that rt0_go grants g0 (`64 KiB − 104`, as Go).
+pub const G0_BOOT_STACK: usize = 64 * 1024 - 104;
+/// Go's 1-in-61 check of the global queue, so local work cannot starve it.
+const GLOBAL_FAIRNESS: u32 = 61;
+/// Steal attempts over all Ps before giving up (`stealTries`).
+const STEAL_TRIES: u32 = 4;
+
+thread_local! {
+    /// The M this OS thread is, or null for threads the runtime did not
+    /// create. A thread spawned from a goroutine inherits its creator's GS
+    /// base but not this slot, which is why `getg_checked` consults it first.
+    static CURRENT_M: Cell<*mut M> = const { Cell::new(null_mut()) };
+    /// The goroutine slot when the kernel refused `ARCH_SET_GS`.
+    static FALLBACK_G: Cell<*mut G> = const { Cell::new(null_mut()) };
+}
+
+/// False when `ARCH_SET_GS` failed at boot and the goroutine slot lives in a
+/// `thread_local!` instead (reported in the boot trace).
+static GS_TLS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// Seed for every M's PRNG (`fastrandseed`), from AT_RANDOM.
+static FASTRAND_SEED: AtomicU64 = AtomicU64::new(0);
+
+/// Scheduler configuration fixed at boot.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedConfig {
+    /// Stack size of a new goroutine (bytes).
+    pub stack_size: usize,
+    /// `GODEBUG=schedtrace`: ms between `SCHED` lines, 0 = off.
+    pub schedtrace: i32,
+    /// `GODEBUG=scheddetail`.
+    pub scheddetail: i32,
+}
+
+static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
+static SCHEDTRACE: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+static SCHEDDETAIL: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// Records the boot-time configuration.
+pub fn configure(cfg: SchedConfig) {
+    STACK_SIZE.store(cfg.stack_size, Ordering::Relaxed);
+    SCHEDTRACE.store(cfg.schedtrace, Ordering::Relaxed);
+    SCHEDDETAIL.store(cfg.scheddetail, Ordering::Relaxed);
+}
+
+fn stack_size() -> usize {
+    match STACK_SIZE.load(Ordering::Relaxed) {
+        0 => rt_stack::default_stack_size(),
+        n => n,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// getg / setg
+
+/// The running goroutine (g0 while in the scheduler). One GS-relative load.
+///
+/// Only valid on an M; code reachable from other threads uses
+/// [`getg_checked`].
+#[inline(always)]
+pub fn getg() -> *mut G {
+    if GS_TLS.load(Ordering::Relaxed) {
+        // SAFETY: every M points its GS base at its TLS block in `minit`
+        // before running any goroutine; callers are on an M.
+        unsafe { arch::getg_raw() }
+    } else {
+        FALLBACK_G.with(|g| g.get())
+    }
+}
+
+/// The running goroutine, or null when the calling thread is not an M (a
+/// thread the runtime did not create, even one that inherited an M's GS
+/// base from its creator).
+#[inline]
+pub fn getg_checked() -> *mut G {
+    if CURRENT_M.with(|m| m.get()).is_null() {
+        return null_mut();
+    }
+    getg()
+}
+
+/// The calling thread's M, or null.
+#[inline]
+pub fn current_m() -> *mut M {
+    CURRENT_M.with(|m| m.get())
+}
+
+/// Sets the goroutine slot.
+#[inline(always)]
+fn setg(g: *mut G) {
+    if GS_TLS.load(Ordering::Relaxed) {
+        // SAFETY: as in `getg`: only called on Ms whose GS base is set.
+        unsafe { arch::setg_raw(g) }
+    } else {
+        FALLBACK_G.with(|c| c.set(g));
+    }
+}
+
+/// Go's `settls` + the `0x123` check for an M other than m0 (m0's is done
+/// in rt0_go): points GS at `mp.tls`, proves the slot round-trips, binds g0.
+///
+/// # Safety
+/// `mp` must be a live, leaked M owned by the calling thread.
+pub unsafe fn minit_tls(mp: *mut M) {
+    // SAFETY: mp is live and ours (caller).
+    unsafe {
+        let tls = (*mp).tls.as_mut_ptr();
+        if GS_TLS.load(Ordering::Relaxed) {
+            if arch::settls(tls).is_err() {
+                rt_sys::throw("settls: arch_prctl(ARCH_SET_GS) failed on a new M");
+            }
+            arch::setg_raw(0x123 as *mut G);
+            if (*mp).tls[TLS_G] != 0x123 {
+                rt_sys::throw("settls: goroutine slot does not round-trip");
+            }
+        }
+        (*mp).tls[TLS_M] = mp as usize;
+    }
+}
+
+/// Records that the kernel refused `ARCH_SET_GS`: the goroutine slot is a
+/// `thread_local!` from now on.
+pub fn use_tls_fallback() {
+    GS_TLS.store(false, Ordering::Relaxed);
+}
+
+/// True when the goroutine slot is in the GS base (the normal case).
+pub fn gs_tls_in_use() -> bool {
+    GS_TLS.load(Ordering::Relaxed)
+}
+
+/// Binds the calling thread to `mp` (its goroutine slot then names g0).
+///
+/// # Safety
+/// `mp` must be live with a g0, and the calling thread must be its thread.
+pub unsafe fn bind_thread(mp: *mut M) {
+    CURRENT_M.with(|c| c.set(mp));
+    // SAFETY: mp is live (caller).
+    unsafe {
+        (*mp).procid.store(rt_sys::gettid(), Ordering::Relaxed);
+        (*mp).thread = libc::pthread_self() as usize;
+        setg((*mp).g0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PRNG
+
+/// Seeds every M's PRNG (`fastrandinit`), from the kernel's AT_RANDOM bytes.
+pub fn fastrandinit(seed: u64) {
+    FASTRAND_SEED.store(seed, Ordering::Relaxed);
+}
+
+fn mix64(mut z: u64) -> u64 {
+    // splitmix64's finaliser: a bijection that spreads every input bit.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
+}
+
+/// Go 1.17's per-M generator (xorshift-64 over two 32-bit words).
+fn fastrand_step(s: &mut [u32; 2]) -> u32 {
+    let (mut s1, s0) = (s[0], s[1]);
+    s1 ^= s1 << 17;
+    s1 = s1 ^ s0 ^ (s1 >> 7) ^ (s0 >> 16);
+    s[0] = s0;
+    s[1] = s1;
+    s0.wrapping_add(s1)
+}
+
+/// A pseudo-random number from the calling M's generator (or a
+/// thread-local one on non-M threads).
+pub fn fastrand() -> u32 {
+    let mp = current_m();
+    if mp.is_null() {
+        thread_local!(static S: Cell<[u32; 2]> = const { Cell::new([0x9e37_79b9, 0x7f4a_7c15]) });
+        return S.with(|c| {
+            let mut s = c.get();
+            let r = fastrand_step(&mut s);
+            c.set(s);
+            r
+        });
+    }
+    // SAFETY: the M's fastrand is only touched by its own thread.
+    unsafe { fastrand_step(&mut (*mp).fastrand) }
+}
+
+// ---------------------------------------------------------------------------
+// mcommoninit
+
+/// Registers a new M (Go's `mcommoninit`): id (`id >= 0` given, else the
+/// next one), the thread cap, a non-zero PRNG state, a 32 KiB `gsignal`
+/// stack, and the `allm` list.
+///
+/// # Safety
+/// `mp` must be live and not yet registered.
+pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
+    SCHED.lock.lock();
+    // SAFETY: lock held; mp exclusively ours until published on allm.
+    unsafe {
+        let s = SCHED.locked();
+        (*mp).id = if id >= 0 {
+            id
+        } else {
+            let id = s.mnext;
+            s.mnext += 1;
+            id
+        };
+        if id >= 0 && s.mnext <= id {
+            s.mnext = id + 1;
+        }
+        let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
+        if count > s.maxmcount {
+            SCHED.lock.unlock();
+            rt_sys::fatal!("thread exhaustion: runtime: program exceeds {}-thread limit", s.maxmcount);
+        }
+        let seed = FASTRAND_SEED.load(Ordering::Relaxed);
+        let a = mix64(((*mp).id as u64) ^ seed);
+        let b = mix64(rt_sys::nanotime() as u64 ^ !seed);
+        (*mp).fastrand = [a as u32, b as u32];
+        if (*mp).fastrand == [0, 0] {
+            (*mp).fastrand[1] = 1;
+        }
+    }
+    SCHED.lock.unlock();
+    // mpreinit: the signal goroutine and its stack.
+    let gs = malg_system(GSIGNAL_STACK);
+    // SAFETY: gs and mp are live and not yet shared.
+    unsafe {
+        (*gs).m = mp;
+        (*gs).stackguard1 = (*gs).stack.lo + STACK_GUARD;
+        (*mp).gsignal = gs;
+        // Publish on allm: a Release CAS so readers walking the list see a
+        // fully initialised M.
+        let mut head = ALLM.load(Ordering::Relaxed);
+        loop {
+            (*mp).alllink = head;
+            match ALLM.compare_exchange_weak(head, mp, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+    }
+}
+
+/// Sets the thread cap (`debug.SetMaxThreads`); returns the old one.
+pub fn set_max_threads(n: i32) -> i32 {
+    SCHED.lock.lock();
+    // SAFETY: lock held.
+    let old = unsafe {
+        let s = SCHED.locked();
+        core::mem::replace(&mut s.maxmcount, n)
+    };
+    SCHED.lock.unlock();
+    old
+}
+
+// ---------------------------------------------------------------------------
+// G allocation
+
+fn alloc_g() -> *mut G {
+    Box::into_raw(Box::new(G::new()))
+}
+
+fn allgadd(gp: *mut G) {
+    let mut all = ALLGS.lock().unwrap_or_else(|e| e.into_inner());
+    all.push(gp as usize);
+    // SAFETY: gp is live; in_allgs is only written here.
+    unsafe { (*gp).in_allgs = true };
+}
+
+/// A G with a stack of `size` bytes from the global pool, for runtime use
+/// (gsignal). Not on `allgs`.
+fn malg_system(size: usize) -> *mut G {
+    let gp = alloc_g();
+    let st = match rt_stack::stackalloc(None, size) {
+        Ok(s) => s,
+        Err(e) => rt_sys::fatal!("runtime: cannot allocate a {} byte system stack: {}", size, e),
+    };
+    // SAFETY: gp is fresh.
+    unsafe {
+        (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+        (*gp).stackguard0 = st.lo + STACK_GUARD;
+        (*gp).stackguard1 = usize::MAX;
+        (*gp).system = true;
+        (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
+    }
+    gp
+}
+
+/// A new user G with a stack (Go's `malg`), from the P's stack cache.
+fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
+    let size = stack_size();
+    let cache = if pp.is_null() {
+        None
+    } else {
+        // SAFETY: pp is held by this M, so its stack cache is ours.
+        Some(unsafe { &mut (*pp).stackcache })
+    };
+    let st = rt_stack::stackalloc(cache, size).map_err(|e| SpawnError::Stack(e.to_string()))?;
+    let gp = alloc_g();
+    // SAFETY: gp is fresh.
+    unsafe {
+        (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+        (*gp).stackguard0 = st.lo + STACK_GUARD;
+        (*gp).stackguard1 = usize::MAX;
+        (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
+    }
+    allgadd(gp);
+    Ok(gp)
+}
+
+/// Why a goroutine could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No stack could be had (address space, `vm.max_map_count`, memory).
+    Stack(String),
+}
+
+impl core::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpawnError::Stack(e) => write!(f, "cannot allocate goroutine stack: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// Puts a dead G on the P's free list (`gfput`); spills half to the global
+/// list when the local one reaches 64.
+///
+/// # Safety
+/// `gp` must be dead and owned by the caller; `pp` held by this M.
+unsafe fn gfput(pp: *mut P, gp: *mut G) {
+    // SAFETY: caller contract.
+    unsafe {
+        if (*gp).stack.hi - (*gp).stack.lo != stack_size() {
+            // Not the default size: give the stack back instead of caching it.
+            rt_stack::stackfree(
+                Some(&mut (*pp).stackcache),
+                rt_stack::Stack { lo: (*gp).stack.lo, hi: (*gp).stack.hi },
+            );
+            (*gp).stack = Stack::default();
+        }
+        (*gp).schedlink = (*pp).gfree;
+        (*pp).gfree = gp;
+        (*pp).gfreecnt += 1;
+        if (*pp).gfreecnt >= 64 {
+            SCHED.lock.lock();
+            let s = SCHED.locked();
+            while (*pp).gfreecnt >= 32 {
+                let g = (*pp).gfree;
+                (*pp).gfree = (*g).schedlink;
+                (*pp).gfreecnt -= 1;
+                (*g).schedlink = s.gfree;
+                s.gfree = g;
+                s.ngfree += 1;
+            }
+            SCHED.lock.unlock();
+        }
+    }
+}
+
+/// Takes a dead G from the P's free list, refilling it from the global one
+/// (`gfget`). Gs without a stack get a fresh one.
+///
+/// # Safety
+/// `pp` must be held by this M.
+unsafe fn gfget(pp: *mut P) -> *mut G {
+    // SAFETY: caller contract.
+    unsafe {
+        if (*pp).gfree.is_null() && SCHED.runqsize.load(Ordering::Relaxed) >= 0 {
+            SCHED.lock.lock();
+            let s = SCHED.locked();
+            while (*pp).gfreecnt < 32 && !s.gfree.is_null() {
+                let g = s.gfree;
+                s.gfree = (*g).schedlink;
+                s.ngfree -= 1;
+                (*g).schedlink = (*pp).gfree;
+                (*pp).gfree = g;
+                (*pp).gfreecnt += 1;
+            }
+            SCHED.lock.unlock();
+        }
+        let gp = (*pp).gfree;
+        if gp.is_null() {
+            return null_mut();
+        }
+        (*pp).gfree = (*gp).schedlink;
+        (*pp).gfreecnt -= 1;
+        if (*gp).stack.lo == 0 {
+            match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
+                Ok(st) => {
+                    (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+                    (*gp).stackguard0 = st.lo + STACK_GUARD;
+                }
+                Err(_) => {
+                    // Put it back stackless; the caller falls back to malg,
+                    // which reports the error.
+                    (*gp).schedlink = (*pp).gfree;
+                    (*pp).gfree = gp;
+                    (*pp).gfreecnt += 1;
+                    return null_mut();
+                }
+            }
+        }
+        gp
+    }
+}
+
+// ---------------------------------------------------------------------------
+// newproc
+
+/// Creates a goroutine running `f` and queues it (Go's `newproc`): into
+/// `runnext` of the calling M's P, or the global queue from a thread that
+/// is not an M. Returns the new G.
+pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnError> {
+    let gp0 = getg_checked();
+    let mp = current_m();
+    let pp = if mp.is_null() {
+        null_mut()
+    } else {
+        // SAFETY: our own M.
+        unsafe { (*mp).p.load(Ordering::Relaxed) }
+    };
+    let _ = gp0;
+    let mut newg = if pp.is_null() {
+        null_mut()
+    } else {
+        // SAFETY: pp is held by this M.
+        unsafe { gfget(pp) }
+    };
+    if newg.is_null() {
+        newg = malg(pp)?;
+    }
+    // SAFETY: newg is dead and exclusively ours until queued.
+    unsafe {
+        let g = &mut *newg;
+        g.entry = Some(f);
+        g.system = false;
+        g.panicking = false;
+        g.waitreason = "";
+        g.param = 0;
+        g.lockedm = null_mut();
+        // Stack top: 16-byte aligned hi, then the fake return address at
+        // hi-8, so the entry function starts with rsp ≡ 8 (mod 16) as after
+        // a call, and "returns" into rt_goexit.
+        let top = g.stack.hi & !15;
+        let sp = top - 8;
+        (sp as *mut usize).write(arch::goexit_pc());
+        g.sched = Gobuf { sp, pc: goroutine_entry as extern "C" fn() as usize, g: newg };
+        g.goid = if pp.is_null() {
+            SCHED.goidgen.fetch_add(1, Ordering::Relaxed) as i64 + 1
+        } else {
+            let p = &mut *pp;
+            if p.goidcache == p.goidcacheend {
+                let start = SCHED.goidgen.fetch_add(GOID_CACHE_BATCH, Ordering::Relaxed) + 1;
+                p.goidcache = start;
+                p.goidcacheend = start + GOID_CACHE_BATCH;
+            }
+            let id = p.goidcache;
+            p.goidcache += 1;
+            id as i64
+        };
+        SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        g.atomicstatus.store(GRUNNABLE, Ordering::Release);
+        if pp.is_null() {
+            globrunqput(newg);
+        } else {
+            runqput(pp, newg, true);
+        }
+    }
+    if SCHED.main_started.load(Ordering::Relaxed) {
+        wakep();
+    }
+    Ok(newg)
+}
+
+/// The first Rust frame of every goroutine. Entered by `gogo` on the fresh
+/// stack; returns into `rt_goexit`, which calls [`goexit1`].
+extern "C" fn goroutine_entry() {
+    let gp = getg();
+    // SAFETY: gp is the running goroutine; only it touches `entry` now.
+    let f = unsafe { (*gp).entry.take() };
+    if let Some(f) = f {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            crate::panic::unrecovered(gp, payload);
+        }
+    }
+}
+
+/// Goroutine exit, reached when the entry function returns (Go's
+/// `goexit1`): switches to g0 and finishes there.
+pub extern "C" fn goexit1() -> ! {
+    mcall(goexit0);
+    rt_sys::throw("goexit1: dead goroutine resumed")
+}
+
+extern "C" fn goexit0(gp: *mut G) -> ! {
+    let mp = current_m();
+    // SAFETY: gp is the goroutine that just left; we are on g0 of its M.
+    unsafe {
+        (*gp).atomicstatus.store(GDEAD, Ordering::Release);
+        (*gp).m = null_mut();
+        (*gp).entry = None;
+        (*mp).curg = null_mut();
+        if (*gp).lockedm == mp {
+            (*gp).lockedm = null_mut();
+            (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
+        }
+        SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+        gfput((*mp).p.load(Ordering::Relaxed), gp);
+    }
+    schedule()
+}
+
+// ---------------------------------------------------------------------------
+// mcall wrappers: the only ways a goroutine leaves its stack
+
+/// Saves the running goroutine and runs `f(gp)` on g0.
+fn mcall(f: extern "C" fn(*mut G) -> !) {
+    let gp = getg();
+    // SAFETY: we run on gp (a user goroutine) of this M; g0's saved sp is the
+    // top of its unused stack (set in mstart1).
+    unsafe {
+        let mp = (*gp).m;
+        let g0 = (*mp).g0;
+        if gp == g0 {
+            rt_sys::throw("runtime: mcall called on m->g0 stack");
+        }
+        setg(g0);
+        arch::mcall(&mut (*gp).sched, (*g0).sched.sp, f, gp);
+    }
+}
+
+/// Parks the running goroutine (Go's `gopark`): it becomes `GWAITING` with
+/// `reason`; then `unlockf(gp, arg)` runs on g0 — if it returns false the
+/// goroutine is made runnable again at once. Returns when someone calls
+/// [`goready`].
+pub fn gopark(unlockf: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: &'static str) {
+    let gp = getg();
+    // SAFETY: gp is running on this M; the wait fields are ours.
+    unsafe {
+        let mp = (*gp).m;
+        (*mp).waitunlockf = unlockf;
+        (*mp).waitarg = arg;
+        (*gp).waitreason = reason;
+    }
+    mcall(park_m);
+}
+
+extern "C" fn park_m(gp: *mut G) -> ! {
+    let mp = current_m();
+    // SAFETY: on g0 of gp's M; gp's context is saved.
+    unsafe {
+        (*gp).atomicstatus.store(GWAITING, Ordering::Release);
+        (*gp).m = null_mut();
+        (*mp).curg = null_mut();
+        if let Some(f) = (*mp).waitunlockf.take() {
+            let arg = core::mem::take(&mut (*mp).waitarg);
+            if !f(gp, arg) {
+                (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+                execute(gp, true);
+            }
+        }
+    }
+    schedule()
+}
+
+/// Makes a parked goroutine runnable (Go's `goready`): into `runnext` of the
+/// caller's P, so the woken goroutine runs next and inherits the time slice.
+///
+/// # Safety
+/// `gp` must be a goroutine parked with [`gopark`] that nobody else readies.
+pub unsafe fn goready(gp: *mut G) {
+    // SAFETY: caller contract: gp is parked and ours to wake.
+    unsafe {
+        if (*gp)
+            .atomicstatus
+            .compare_exchange(GWAITING, GRUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            rt_sys::fatal!("goready: bad g status {}", (*gp).atomicstatus.load(Ordering::Relaxed));
+        }
+        let mp = current_m();
+        let pp = if mp.is_null() { null_mut() } else { (*mp).p.load(Ordering::Relaxed) };
+        if pp.is_null() {
+            globrunqput(gp);
+        } else {
+            runqput(pp, gp, true);
+        }
+    }
+    wakep();
+}
+
+/// Yields the processor (Go's `Gosched`): the goroutine goes to the global
+/// run queue and the M schedules another.
+pub fn gosched() {
+    let gp = getg_checked();
+    // SAFETY: reading our own goroutine's fields.
+    if gp.is_null() || unsafe { (*(*gp).m).g0 } == gp {
+        std::thread::yield_now();
+        return;
+    }
+    mcall(gosched_m);
+}
+
+extern "C" fn gosched_m(gp: *mut G) -> ! {
+    let mp = current_m();
+    // SAFETY: on g0; gp saved.
+    unsafe {
+        (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+        (*gp).m = null_mut();
+        (*mp).curg = null_mut();
+    }
+    globrunqput(gp);
+    schedule()
+}
+
+/// Parks the running goroutine until monotonic time `when` (ns).
+pub fn sleep_until(when: i64) {
+    let gp = getg_checked();
+    // SAFETY: reading our own goroutine's fields.
+    if gp.is_null() || unsafe { (*(*gp).m).g0 } == gp {
+        let d = when - rt_sys::nanotime();
+        if d > 0 {
+            std::thread::sleep(std::time::Duration::from_nanos(d as u64));
+        }
+        return;
+    }
+    if when <= rt_sys::nanotime() {
+        gosched();
+        return;
+    }
+    gopark(Some(add_timer_unlock), when as usize, "sleep");
+}
+
+fn add_timer_unlock(gp: *mut G, when: usize) -> bool {
+    let mp = current_m();
+    // SAFETY: on g0 with a P.
+    unsafe {
+        let pp = (*mp).p.load(Ordering::Relaxed);
+        (*pp).timers.add(when as i64, gp);
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------
+// run queues
+
+/// Puts `gp` on `pp`'s local queue (`next`: into `runnext`, kicking the old
+/// occupant to the tail). Overflow goes to the global queue.
+///
+/// # Safety
+/// `pp` must be held by the calling M; `gp` runnable and in no queue.
+pub unsafe fn runqput(pp: *mut P, gp: *mut G, next: bool) {
+    // SAFETY: caller contract.
+    let p = unsafe { &*pp };
+    let mut gp = gp;
+    if next {
+        let old = p.runnext.swap(gp, Ordering::AcqRel);
+        if old.is_null() {
+            return;
+        }
+        gp = old;
+    }
+    if let Some(o) = p.runq.put(gp) {
+        // Link the batch and hand it to the global queue in one lock.
+        SCHED.lock.lock();
+        // SAFETY: lock held; the batch Gs are ours.
+        unsafe {
+            let s = SCHED.locked();
+            for &g in o.batch.iter() {
+                s.runq.push_back(g);
+            }
+        }
+        SCHED.runqsize.fetch_add(o.batch.len() as i32, Ordering::Relaxed);
+        SCHED.lock.unlock();
+    }
+}
+
+/// Takes the next G from `pp`: `runnext` first (inheriting the time slice).
+///
+/// # Safety
+/// `pp` must be held by the calling M.
+unsafe fn runqget(pp: *mut P) -> (*mut G, bool) {
+    // SAFETY: caller contract.
+    let p = unsafe { &*pp };
+    let next = p.runnext.load(Ordering::Relaxed);
+    if !next.is_null() && p.runnext.compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        return (next, true);
+    }
+    (p.runq.get(), false)
+}
+
+/// Puts `gp` on the global run queue.
+pub fn globrunqput(gp: *mut G) {
+    SCHED.lock.lock();
+    // SAFETY: lock held; gp is runnable and in no queue.
+    unsafe { SCHED.locked().runq.push_back(gp) };
+    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    SCHED.lock.unlock();
+}
+
+/// Takes a batch from the global queue (Go's `globrunqget`): its fair share
+/// `size/gomaxprocs + 1`, at most `max` (if non-zero) and half a local
+/// queue; returns one and moves the rest into `pp`'s local queue.
+///
+/// # Safety
+/// `sched.lock` held; `pp` held by the calling M.
+unsafe fn globrunqget(pp: *mut P, max: i32) -> *mut G {
+    let size = SCHED.runqsize.load(Ordering::Relaxed);
+    if size == 0 {
+        return null_mut();
+    }
+    let procs = SCHED.gomaxprocs.load(Ordering::Relaxed).max(1);
+    let mut n = (size / procs + 1).min(size);
+    if max > 0 {
+        n = n.min(max);
+    }
+    n = n.min(crate::runq::RUNQ_SIZE as i32 / 2);
+    SCHED.runqsize.fetch_sub(n, Ordering::Relaxed);
+    // SAFETY: lock held (caller).
+    let s = unsafe { SCHED.locked() };
+    // SAFETY: the queue holds live Gs.
+    let gp = unsafe { s.runq.pop() };
+    for _ in 1..n {
+        // SAFETY: as above; pp is ours and its queue has room for half a ring
+        // only if not full — runqput handles overflow by taking the lock,
+        // which we hold, so put straight into the ring and fall back to the
+        // global queue on overflow.
+        unsafe {
+            let g = s.runq.pop();
+            if let Some(o) = (*pp).runq.put(g) {
+                for &g in o.batch.iter() {
+                    s.runq.push_back(g);
+                }
+                SCHED.runqsize.fetch_add(o.batch.len() as i32, Ordering::Relaxed);
+            }
+        }
+    }
+    gp
+}
+
+// ---------------------------------------------------------------------------
+// P and M management
+
+/// Acquires `pp` for the calling M (`acquirep`) and binds its allocator cache.
+///
+/// # Safety
+/// `pp` must be idle (or fresh) and not held by any M.
+pub unsafe fn acquirep(pp: *mut P) {
+    let mp = current_m();
+    // SAFETY: caller contract; mp is ours.
+    unsafe {
+        (*mp).p.store(pp, Ordering::Relaxed);
+        (*pp).m.store(mp, Ordering::Relaxed);
+        (*pp).status.store(PRUNNING, Ordering::Release);
+        rt_heap::bind_thread_cache((*pp).mcache);
+    }
+}
+
+/// Releases the calling M's P (`releasep`).
+///
+/// # Safety
+/// The M must hold a P.
+pub unsafe fn releasep() -> *mut P {
+    let mp = current_m();
+    // SAFETY: caller contract.
+    unsafe {
+        let pp = (*mp).p.swap(null_mut(), Ordering::Relaxed);
+        (*pp).m.store(null_mut(), Ordering::Relaxed);
+        (*pp).status.store(PIDLE, Ordering::Release);
+        rt_heap::unbind_thread_cache();
+        pp
+    }
+}
+
+/// Puts an idle P on the idle list. `sched.lock` must be held.
+unsafe fn pidleput(pp: *mut P) {
+    // SAFETY: lock held (caller); pp idle.
+    unsafe {
+        let s = SCHED.locked();
+        (*pp).link = s.pidle;
+        s.pidle = pp;
+        SCHED.idlepmask.fetch_or(1usize.wrapping_shl((*pp).id as u32 % 64), Ordering::Relaxed);
+    }
+    SCHED.npidle.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Takes an idle P. `sched.lock` must be held.
+unsafe fn pidleget() -> *mut P {
+    // SAFETY: lock held (caller).
+    unsafe {
+        let s = SCHED.locked();
+        let pp = s.pidle;
+        if !pp.is_null() {
+            s.pidle = (*pp).link;
+            SCHED.idlepmask.fetch_and(!1usize.wrapping_shl((*pp).id as u32 % 64), Ordering::Relaxed);
+            SCHED.npidle.fetch_sub(1, Ordering::AcqRel);
+        }
+        pp
+    }
+}
+
+/// Puts the calling M on the idle list. `sched.lock` must be held.
+unsafe fn mput(mp: *mut M) {
+    // SAFETY: lock held (caller).
+    unsafe {
+        let s = SCHED.locked();
+        (*mp).schedlink = s.midle;
+        s.midle = mp;
+        s.nmidle += 1;
+    }
+}
+
+/// Takes an idle M. `sched.lock` must be held.
+unsafe fn mget() -> *mut M {
+    // SAFETY: lock held (caller).
+    unsafe {
+        let s = SCHED.locked();
+        let mp = s.midle;
+        if !mp.is_null() {
+            s.midle = (*mp).schedlink;
+            s.nmidle -= 1;
+        }
+        mp
+    }
+}
+
+/// Starts one more spinning M if there is an idle P and nobody is spinning
+/// (Go's `wakep`).
+pub fn wakep() {
+    if SCHED.npidle.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    // Be conservative about spinning threads: only one at a time.
+    if SCHED.nmspinning.load(Ordering::Acquire) != 0
+        || SCHED.nmspinning.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    startm(null_mut(), true);
+}
+
+/// Runs some M with `pp` (or any idle P), waking an idle M or creating one.
+/// With `spinning`, the caller already counted the M in `nmspinning`.
+fn startm(pp: *mut P, spinning: bool) {
+    SCHED.lock.lock();
+    let mut pp = pp;
+    if pp.is_null() {
+        // SAFETY: lock held.
+        pp = unsafe { pidleget() };
+        if pp.is_null() {
+            SCHED.lock.unlock();
+            if spinning {
+                SCHED.nmspinning.fetch_sub(1, Ordering::AcqRel);
+            }
+            return;
+        }
+    }
+    // SAFETY: lock held.
+    let nmp = unsafe { mget() };
+    SCHED.lock.unlock();
+    if nmp.is_null() {
+        newm(pp, spinning, None);
+        return;
+    }
+    // SAFETY: nmp is idle, asleep on its note; we own its wake-up fields.
+    unsafe {
+        (*nmp).spinning.store(spinning, Ordering::Relaxed);
+        (*nmp).nextp.store(pp, Ordering::Release);
+        (*nmp).park.wakeup();
+    }
+}
+
+/// Creates an M on a new OS thread that will run `pp` (Go's `newm`), or
+/// `start` without a P.
+pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
+    let mp = Box::into_raw(Box::new(M::new()));
+    // SAFETY: mp is fresh and leaked for the life of the process.
+    unsafe {
+        mcommoninit(mp, -1);
+        let g0 = alloc_g();
+        (*g0).m = mp;
+        (*g0).system = true;
+        (*g0).foreign_stack = true;
+        (*mp).g0 = g0;
+        (*mp).nextp.store(pp, Ordering::Relaxed);
+        (*mp).spinning.store(spinning, Ordering::Relaxed);
+        (*mp).mstartfn = start;
+        (*mp).system = start.is_some();
+        if start.is_some() {
+            // A system M (sysmon) never runs goroutines: count it out of the
+            // deadlock check before its thread exists, so an M going idle
+            // meanwhile does not mistake it for one that could.
+            SCHED.lock.lock();
+            SCHED.locked().nmsys += 1;
+            checkdead();
+            SCHED.lock.unlock();
+        }
+    }
+    let id = {
+        // SAFETY: id was set by mcommoninit.
+        unsafe { (*mp).id }
+    };
+    let mpu = mp as usize;
+    let r = std::thread::Builder::new()
+        .name(format!("rt-m{id}"))
+        .stack_size(G0_STACK)
+        .spawn(move || {
+            // SAFETY: the M was built above for this thread.
+            unsafe { mstart_thread(mpu as *mut M) }
+        });
+    if let Err(e) = r {
+        rt_sys::fatal!(
+            "newosproc: runtime: failed to create new OS thread (have {} already; {})",
+            SCHED.mcount.load(Ordering::Relaxed),
+            e
+        );
+    }
+}
+
+/// Hook run by every M on its own thread before scheduling (`minit`'s
+/// signal part: sigaltstack on `gsignal`, the thread mask). Wired at boot.
+static MINIT_HOOK: AtomicPtr<()> = AtomicPtr::new(null_mut());
+/// Hook run once on m0 before its first `schedule` (`mstartm0`: `initsig`).
+static MSTARTM0_HOOK: AtomicPtr<()> = AtomicPtr::new(null_mut());
+
+/// Installs the per-M start hook (`minitSignals`), called with the M.
+pub fn set_minit_hook(f: fn(*mut M)) {
+    MINIT_HOOK.store(f as *mut (), Ordering::Release);
+}
+
+/// Installs the hook m0 runs before its first `schedule` (`initsig`).
+pub fn set_mstartm0_hook(f: fn()) {
+    MSTARTM0_HOOK.store(f as *mut (), Ordering::Release);
+}
+
+fn run_minit_hook(mp: *mut M) {
+    let h = MINIT_HOOK.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: stored from a `fn(*mut M)` by set_minit_hook.
+        let f: fn(*mut M) = unsafe { core::mem::transmute::<*mut (), fn(*mut M)>(h) };
+        f(mp);
+    }
+}
+
+/// Entry of every M but m0 (Go's `mstart` on a `clone`d thread).
+///
+/// # Safety
+/// `mp` must be a fresh M from `newm`.
+unsafe fn mstart_thread(mp: *mut M) -> ! {
+    // SAFETY: mp is ours (caller).
+    unsafe {
+        minit_tls(mp);
+        bind_thread(mp);
+        let g0 = (*mp).g0;
+        // g0 runs on this thread's own stack: approximate its bounds from
+        // where we are and the size we asked for.
+        let sp = arch::current_sp();
+        (*g0).stack = Stack { lo: sp.saturating_sub(G0_STACK - 16 * 1024), hi: sp + 1024 };
+        (*g0).stackguard0 = (*g0).stack.lo + STACK_GUARD;
+        (*g0).stackguard1 = (*g0).stackguard0;
+        run_minit_hook(mp);
+        mstart1(mp)
+    }
+}
+
+/// m0's `mstart` (called from rt0_go after `newproc(main)`). Never returns.
+///
+/// # Safety
+/// Must be called once, on the initial thread, with m0/g0 bound by rt0_go.
+pub unsafe fn mstart_m0() -> ! {
+    let mp = M0.get();
+    // SAFETY: boot contract; m0 is ours.
+    unsafe {
+        bind_thread(mp);
+        let g0 = (*mp).g0;
+        // mstart0: re-arm the guard the way Go does (lo + _StackGuard
+        // replaces rt0_go's lo).
+        (*g0).stackguard0 = (*g0).stack.lo + STACK_GUARD;
+        (*g0).stackguard1 = (*g0).stackguard0;
+        run_minit_hook(mp);
+        let h = MSTARTM0_HOOK.load(Ordering::Acquire);
+        if !h.is_null() {
+            // SAFETY: stored from a `fn()` by set_mstartm0_hook.
+            let f: fn() = core::mem::transmute::<*mut (), fn()>(h);
+            f();
+        }
+        mstart1(mp)
+    }
+}
+
+/// Common M start (`mstart1`): remember g0's stack top for `mcall`, run the
+/// start function or acquire the next P, and schedule.
+unsafe fn mstart1(mp: *mut M) -> ! {
+    // SAFETY: on mp's thread, on g0.
+    unsafe {
+        let g0 = (*mp).g0;
+        // Frames above this point are never returned to; everything g0 runs
+        // from now on starts afresh here.
+        (*g0).sched.sp = (arch::current_sp() - 256) & !15;
+        (*g0).sched.g = g0;
+        if let Some(f) = (*mp).mstartfn {
+            f();
+            rt_sys::throw("mstart: system M start function returned");
+        }
+        let pp = (*mp).nextp.swap(null_mut(), Ordering::Acquire);
+        if !pp.is_null() {
+            acquirep(pp);
+        }
+    }
+    schedule()
+}
+
+/// Parks the calling M until there is work (Go's `stopm`); returns holding a
+/// P. An M with timers pending anywhere sleeps no longer than the earliest.
+fn stopm() {
+    let mp = current_m();
+    loop {
+        SCHED.lock.lock();
+        // SAFETY: lock held; mp ours.
+        unsafe {
+            (*mp).park.clear();
+            mput(mp);
+        }
+        checkdead();
+        SCHED.lock.unlock();
+        // SAFETY: mp ours.
+        unsafe { (*mp).blocked.store(true, Ordering::Relaxed) };
+        let next = next_timer();
+        // SAFETY: mp ours.
+        let woken = unsafe {
+            match next {
+                Some(when) => (*mp).park.sleep_timeout((when - rt_sys::nanotime()).max(1)),
+                None => {
+                    (*mp).park.sleep();
+                    true
+                }
+            }
+        };
+        // SAFETY: mp ours.
+        unsafe { (*mp).blocked.store(false, Ordering::Relaxed) };
+        if woken {
+            // SAFETY: the waker set nextp before waking us.
+            let pp = unsafe { (*mp).nextp.swap(null_mut(), Ordering::Acquire) };
+            if pp.is_null() {
+                rt_sys::throw("stopm: woken without a P");
+            }
+            // SAFETY: pp was taken off the idle list for us.
+            unsafe { acquirep(pp) };
+            return;
+        }
+        // A timer is due: leave the idle list (unless someone is about to
+        // wake us) and try to get a P to run it.
+        SCHED.lock.lock();
+        // SAFETY: lock held.
+        unsafe {
+            let s = SCHED.locked();
+            let mut link: *mut *mut M = &mut s.midle;
+            let mut found = false;
+            while !(*link).is_null() {
+                if *link == mp {
+                    *link = (*mp).schedlink;
+                    s.nmidle -= 1;
+                    found = true;
+                    break;
+                }
+                link = &mut (**link).schedlink;
+            }
+            if !found {
+                // Someone took us off the list and is waking us with a P.
+                SCHED.lock.unlock();
+                (*mp).park.sleep();
+                let pp = (*mp).nextp.swap(null_mut(), Ordering::Acquire);
+                acquirep(pp);
+                return;
+            }
+            let pp = pidleget();
+            SCHED.lock.unlock();
+            if !pp.is_null() {
+                acquirep(pp);
+                return;
+            }
+        }
+    }
+}
+
+/// Earliest timer of any P.
+fn next_timer() -> Option<i64> {
+    if SCHED.ntimers.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let mut best: Option<i64> = None;
+    for_each_p(|pp| {
+        // SAFETY: Ps are never freed.
+        if let Some(w) = unsafe { (*pp).timers.next_when() } {
+            best = Some(best.map_or(w, |b: i64| b.min(w)));
+        }
+    });
+    best
+}
+
+/// Calls `f` for every P in `allp`.
+pub fn for_each_p(mut f: impl FnMut(*mut P)) {
+    let arr = ALLP.load(Ordering::Acquire);
+    let n = ALLP_LEN.load(Ordering::Acquire);
+    for i in 0..n {
+        // SAFETY: the array has n valid entries and is never freed.
+        f(unsafe { *arr.add(i) });
+    }
+}
+
+/// Detects the state where no goroutine can ever run again (Go's
+/// `checkdead`). Called with `sched.lock` held when an M goes idle.
+fn checkdead() {
+    // SAFETY: lock held by the caller.
+    let s = unsafe { SCHED.locked() };
+    let run = SCHED.mcount.load(Ordering::Relaxed) - s.nmidle - s.nmsys;
+    if run > 0 || SCHED.exiting.load(Ordering::Relaxed) {
+        return;
+    }
+    if run < 0 {
+        SCHED.lock.unlock();
+        rt_sys::fatal!(
+            "checkdead: inconsistent counts mcount={} nmidle={} nmsys={}",
+            SCHED.mcount.load(Ordering::Relaxed),
+            s.nmidle,
+            s.nmsys
+        );
+    }
+    if !s.runq.is_empty() || SCHED.ntimers.load(Ordering::Acquire) > 0 {
+        return;
+    }
+    let mut runnable = false;
+    for_each_p(|pp| {
+        // SAFETY: Ps are never freed; reading their queues is racy-safe.
+        unsafe {
+            if !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Acquire).is_null() {
+                runnable = true;
+            }
+        }
+    });
+    if runnable || !SCHED.main_started.load(Ordering::Relaxed) {
+        return;
+    }
+    SCHED.lock.unlock();
+    rt_sys::throw("all goroutines are asleep - deadlock!");
+}
+
+// ---------------------------------------------------------------------------
+// schedule
+
+/// One round of scheduling (Go's `schedule`): find a runnable goroutine and
+/// run it. Never returns.
+pub fn schedule() -> ! {
+    let mp = current_m();
+    loop {
+        if SCHED.exiting.load(Ordering::Relaxed) {
+            // The process is exiting: park this M for good.
+            loop {
+                // SAFETY: sleeping on our own note that nobody wakes.
+                unsafe { (*mp).park.clear() };
+                // SAFETY: as above.
+                unsafe { (*mp).park.sleep() };
+            }
+        }
+        // SAFETY: mp is ours and holds a P here.
+        let pp = unsafe { (*mp).p.load(Ordering::Relaxed) };
+        if pp.is_null() {
+            stopm();
+            continue;
+        }
+        let mut gp = null_mut();
+        let mut inherit = false;
+        // SAFETY: pp is ours.
+        let tick = unsafe { (*pp).schedtick.load(Ordering::Relaxed) };
+        if tick % GLOBAL_FAIRNESS == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+            SCHED.lock.lock();
+            // SAFETY: lock held, pp ours.
+            gp = unsafe { globrunqget(pp, 1) };
+            SCHED.lock.unlock();
+        }
+        if gp.is_null() {
+            // SAFETY: pp ours.
+            (gp, inherit) = unsafe { runqget(pp) };
+        }
+        if gp.is_null() {
+            (gp, inherit) = findrunnable();
+        }
+        // SAFETY: mp ours.
+        if unsafe { (*mp).spinning.load(Ordering::Relaxed) } {
+            resetspinning();
+        }
+        execute(gp, inherit);
+    }
+}
+
+/// Runs `gp` on the current M (Go's `execute`). Never returns.
+fn execute(gp: *mut G, inherit: bool) -> ! {
+    let mp = current_m();
+    // SAFETY: gp is runnable and now ours; mp holds a P.
+    unsafe {
+        (*mp).curg = gp;
+        (*gp).m = mp;
+        (*gp).atomicstatus.store(GRUNNING, Ordering::Release);
+        if !inherit {
+            let pp = (*mp).p.load(Ordering::Relaxed);
+            (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+        }
+        setg(gp);
+        arch::gogo(&(*gp).sched)
+    }
+}
+
+fn resetspinning() {
+    let mp = current_m();
+    // SAFETY: mp ours.
+    unsafe { (*mp).spinning.store(false, Ordering::Relaxed) };
+    let n = SCHED.nmspinning.fetch_sub(1, Ordering::AcqRel);
+    if n == 0 {
+        rt_sys::throw("findrunnable: negative nmspinning");
+    }
+    // The last spinning M found work: make sure somebody keeps looking.
+    if n == 1 {
+        wakep();
+    }
+}
+
+/// Moves expired timers' goroutines to runnable. Returns how many.
+fn check_timers(pp: *mut P) -> usize {
+    if SCHED.ntimers.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    let now = rt_sys::nanotime();
+    let mut ready = Vec::new();
+    for_each_p(|p2| {
+        // SAFETY: Ps are never freed.
+        unsafe { (*p2).timers.take_expired(now, &mut ready) };
+    });
+    let n = ready.len();
+    for gp in ready {
+        // SAFETY: timer goroutines are parked with reason "sleep" and only
+        // the timer wakes them.
+        unsafe {
+            (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+            runqput(pp, gp, false);
+        }
+    }
+    n
+}
+
+/// Blocks until a goroutine is runnable (Go's `findrunnable`): local queue,
+/// global queue, timers, stealing; then gives the P up and parks the M.
+fn findrunnable() -> (*mut G, bool) {
+    let mp = current_m();
+    'top: loop {
+        // SAFETY: the M holds a P at the top of every iteration.
+        let pp = unsafe { (*mp).p.load(Ordering::Relaxed) };
+        if check_timers(pp) > 0 {
+            // SAFETY: pp ours.
+            let (gp, inh) = unsafe { runqget(pp) };
+            if !gp.is_null() {
+                return (gp, inh);
+            }
+        }
+        // SAFETY: pp ours.
+        let (gp, inh) = unsafe { runqget(pp) };
+        if !gp.is_null() {
+            return (gp, inh);
+        }
+        if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
+            SCHED.lock.lock();
+            // SAFETY: lock held.
+            let gp = unsafe { globrunqget(pp, 0) };
+            SCHED.lock.unlock();
+            if !gp.is_null() {
+                return (gp, false);
+            }
+        }
+        // Steal, unless enough Ms are already spinning.
+        let procs = SCHED.gomaxprocs.load(Ordering::Relaxed) as u32;
+        // SAFETY: mp ours.
+        let spinning = unsafe { (*mp).spinning.load(Ordering::Relaxed) };
+        if spinning || 2 * SCHED.nmspinning.load(Ordering::Relaxed) < procs - SCHED.npidle.load(Ordering::Relaxed) {
+            if !spinning {
+                // SAFETY: mp ours.
+                unsafe { (*mp).spinning.store(true, Ordering::Relaxed) };
+                SCHED.nmspinning.fetch_add(1, Ordering::AcqRel);
+            }
+            let gp = steal_work(pp);
+            if !gp.is_null() {
+                return (gp, false);
+            }
+        }
+        // Nothing: give up the P.
+        SCHED.lock.lock();
+        if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
+            // SAFETY: lock held.
+            let gp = unsafe { globrunqget(pp, 0) };
+            SCHED.lock.unlock();
+            return (gp, false);
+        }
+        // SAFETY: lock held; we hold pp.
+        unsafe {
+            releasep();
+            pidleput(pp);
+        }
+        SCHED.lock.unlock();
+        // SAFETY: mp ours.
+        let was_spinning = unsafe { (*mp).spinning.swap(false, Ordering::Relaxed) };
+        if was_spinning {
+            SCHED.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        }
+        // Re-check all run queues: a G submitted between our steal attempt
+        // and the nmspinning decrement would otherwise wait for the next
+        // wakep (the submitter saw us spinning and did not start an M).
+        let mut work = false;
+        for_each_p(|p2| {
+            // SAFETY: Ps are never freed.
+            if unsafe { !(*p2).runq.is_empty() } {
+                work = true;
+            }
+        });
+        if work {
+            SCHED.lock.lock();
+            // SAFETY: lock held.
+            let pp = unsafe { pidleget() };
+            SCHED.lock.unlock();
+            if !pp.is_null() {
+                // SAFETY: pp came off the idle list for us.
+                unsafe { acquirep(pp) };
+                if was_spinning {
+                    // SAFETY: mp ours.
+                    unsafe { (*mp).spinning.store(true, Ordering::Relaxed) };
+                    SCHED.nmspinning.fetch_add(1, Ordering::AcqRel);
+                }
+                continue 'top;
+            }
+        }
+        stopm();
+    }
+}
+
+/// Tries to steal from every other P, in a random coprime order, four
+/// times; `runnext` only on the last pass (Go's `stealWork`).
+fn steal_work(pp: *mut P) -> *mut G {
+    let n = ALLP_LEN.load(Ordering::Acquire) as u32;
+    if n <= 1 {
+        return null_mut();
+    }
+    let arr = ALLP.load(Ordering::Acquire);
+    let order = crate::steal::StealOrder::new(n);
+    for i in 0..STEAL_TRIES {
+        let last = i == STEAL_TRIES - 1;
+        for idx in order.start(fastrand()) {
+            // SAFETY: idx < n and the array holds n entries.
+            let p2 = unsafe { *arr.add(idx as usize) };
+            if p2 == pp {
+                continue;
+            }
+            // SAFETY: Ps are never freed.
+            unsafe {
+                if (*p2).status.load(Ordering::Acquire) == PIDLE {
+                    continue;
+                }
+                let gp = (*p2).runq.steal_into(&(*pp).runq);
+                if !gp.is_null() {
+                    return gp;
+                }
+                if last {
+                    let next = (*p2).runnext.load(Ordering::Acquire);
+                    if !next.is_null() {
+                        if (*p2).status.load(Ordering::Relaxed) == PRUNNING {
+                            // Give the owner a moment to run it itself
+                            // (Go sleeps 3 µs here).
+                            libc::usleep(3);
+                        }
+                        if (*p2).runnext.compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                            return next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    null_mut()
+}
+
+// ---------------------------------------------------------------------------
+// procresize
+
+/// Boot-time `procresize`: creates `nprocs` Ps, gives P0 to the calling M
+/// (m0) with `mcache0`, and puts the rest on the idle list. Requires the
+/// world stopped (at boot there is only m0).
+///
+/// # Safety
+/// Once, on m0 during schedinit.
+pub unsafe fn procresize_boot(nprocs: i32) {
+    if nprocs <= 0 {
+        rt_sys::fatal!("procresize: invalid arg {}", nprocs);
+    }
+    let n = nprocs as usize;
+    let mut v: Vec<*mut P> = Vec::with_capacity(n);
+    for id in 0..n {
+        v.push(new_p(id as i32));
+    }
+    let arr = Box::leak(v.into_boxed_slice()).as_mut_ptr();
+    ALLP.store(arr, Ordering::Release);
+    ALLP_LEN.store(n, Ordering::Release);
+    SCHED.lock.lock();
+    // SAFETY: boot, single-threaded: m0 takes P0; others idle, highest first
+    // so that P1 ends up at the head of the idle list (as Go's walk does).
+    unsafe {
+        acquirep(*arr);
+        for i in (1..n).rev() {
+            let p = *arr.add(i);
+            (*p).status.store(PIDLE, Ordering::Relaxed);
+            pidleput(p);
+        }
+    }
+    SCHED.lock.unlock();
+    SCHED.gomaxprocs.store(nprocs, Ordering::Release);
+}
+
+fn new_p(id: i32) -> *mut P {
+    Box::into_raw(Box::new(P {
+        id,
+        status: core::sync::atomic::AtomicU32::new(PGCSTOP),
+        link: null_mut(),
+        schedtick: core::sync::atomic::AtomicU32::new(0),
+        syscalltick: core::sync::atomic::AtomicU32::new(0),
+        m: AtomicPtr::new(null_mut()),
+        mcache: rt_heap::allocmcache(),
+        stackcache: rt_stack::StackCache::new(),
+        goidcache: 0,
+        goidcacheend: 0,
+        runq: crate::runq::RunQueue::new(),
+        runnext: AtomicPtr::new(null_mut()),
+        gfree: null_mut(),
+        gfreecnt: 0,
+        timers: crate::time::TimerHeap::new(),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// runtime.main and exit
+
+/// Marks `runtime.main` as started: from now on `newproc` wakes idle Ps.
+pub fn set_main_started() {
+    SCHED.main_started.store(true, Ordering::Release);
+}
+
+/// Binds the initial thread to m0 early in `schedinit` (Go's `getg().m` is
+/// m0 from rt0_go on), so boot code that asks for the current M or P sees
+/// m0. Idempotent.
+///
+/// # Safety
+/// Only on the initial thread, after rt0_go bound m0 and g0.
+pub unsafe fn bind_m0() {
+    // SAFETY: boot contract.
+    unsafe { bind_thread(M0.get()) }
+}
+
+/// True when the caller runs on its M's g0 (the scheduler stack).
+pub fn on_g0() -> bool {
+    let gp = getg_checked();
+    // SAFETY: reading our own M's g0 pointer.
+    !gp.is_null() && unsafe { (*(*gp).m).g0 == gp }
+}
+
+
+/// Ends the process with `code` (Go's `exit` after `main.main` returns):
+/// flushes what Rust buffered on stdout first, then `exit(3)` so C stdio
+/// and atexit handlers run too. Other Ms stop scheduling.
+pub fn exit(code: i32) -> ! {
+    SCHED.exiting.store(true, Ordering::Release);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: exit(3) has no preconditions.
+    unsafe { libc::exit(code) }
+}
+
+/// The goid of `gp`.
+pub fn goid_of(gp: *mut G) -> i64 {
+    // SAFETY: Gs are never freed; goid is written before publication.
+    unsafe { (*gp).goid }
+}
+
+/// `(schedtrace, scheddetail)` from the boot configuration.
+pub fn trace_config() -> (i32, i32) {
+    (SCHEDTRACE.load(Ordering::Relaxed), SCHEDDETAIL.load(Ordering::Relaxed))
+}

@@ -1,0 +1,310 @@
+//! The per-P local run queue (Go's `runq`): a 256-slot ring.
+//!
+//! * `tail` is written only by the owner (the M holding the P), with Release
+//!   after the slot is filled, so a stealer that reads `tail` with Acquire sees
+//!   the G in the slot.
+//! * `head` is advanced by the owner and by stealers with a CAS (Release on
+//!   success) — whoever wins the CAS owns the Gs between the old and new head.
+//! * A stealer copies the slots *before* its CAS; if the CAS fails it throws
+//!   the copies away. The owner never overwrites a slot a stealer may still be
+//!   copying, because it only writes at `tail`, and `tail - head < 256`.
+//!
+//! The ring holds at most `RUNQ_SIZE` Gs; the owner moves half of a full ring
+//! plus the new G to the global queue (`runqputslow`, 129 Gs).
+
+use crate::runtime2::G;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+/// Capacity of a local run queue.
+pub const RUNQ_SIZE: usize = 256;
+
+/// A P's local run queue.
+pub struct RunQueue {
+    /// Consumer end; moved by the owner and by stealers (CAS).
+    pub head: AtomicU32,
+    /// Producer end; written only by the owner.
+    pub tail: AtomicU32,
+    /// The ring.
+    pub buf: [AtomicPtr<G>; RUNQ_SIZE],
+}
+
+impl core::fmt::Debug for RunQueue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RunQueue").field("len", &self.len()).finish()
+    }
+}
+
+impl Default for RunQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What `put` could not fit: the batch for the global queue.
+#[derive(Debug)]
+pub struct Overflow {
+    /// `RUNQ_SIZE / 2 + 1` Gs, in queue order, the new G last.
+    pub batch: [*mut G; RUNQ_SIZE / 2 + 1],
+}
+
+impl RunQueue {
+    /// An empty queue.
+    pub const fn new() -> RunQueue {
+        RunQueue {
+            head: AtomicU32::new(0),
+            tail: AtomicU32::new(0),
+            buf: [const { AtomicPtr::new(null_mut()) }; RUNQ_SIZE],
+        }
+    }
+
+    /// Number of queued Gs (a snapshot when called by a non-owner).
+    pub fn len(&self) -> u32 {
+        loop {
+            let h = self.head.load(Ordering::Acquire);
+            let t = self.tail.load(Ordering::Acquire);
+            // Re-read head: if it moved we may have a torn view.
+            if self.head.load(Ordering::Acquire) == h {
+                return t.wrapping_sub(h);
+            }
+        }
+    }
+
+    /// True when no G is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Owner: appends `gp`. When the ring is full, takes half of it plus `gp`
+    /// out and returns them for the global queue (Go's `runqputslow`).
+    pub fn put(&self, gp: *mut G) -> Option<Box<Overflow>> {
+        loop {
+            let h = self.head.load(Ordering::Acquire);
+            // Only the owner writes tail, so a relaxed read of our own value is exact.
+            let t = self.tail.load(Ordering::Relaxed);
+            if t.wrapping_sub(h) < RUNQ_SIZE as u32 {
+                self.buf[t as usize % RUNQ_SIZE].store(gp, Ordering::Relaxed);
+                // Release: publishes the slot to stealers that Acquire-load tail.
+                self.tail.store(t.wrapping_add(1), Ordering::Release);
+                return None;
+            }
+            if let Some(o) = self.put_slow(gp, h, t) {
+                return Some(o);
+            }
+            // A stealer moved head: there is room again; retry.
+        }
+    }
+
+    fn put_slow(&self, gp: *mut G, h: u32, t: u32) -> Option<Box<Overflow>> {
+        let n = t.wrapping_sub(h) / 2;
+        debug_assert_eq!(n as usize, RUNQ_SIZE / 2, "runqputslow: queue is not full");
+        let mut o = Box::new(Overflow { batch: [null_mut(); RUNQ_SIZE / 2 + 1] });
+        for i in 0..n {
+            o.batch[i as usize] = self.buf[h.wrapping_add(i) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+        }
+        // Claim the copied half; fails if a stealer got there first.
+        if self.head.compare_exchange(h, h.wrapping_add(n), Ordering::Release, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        o.batch[n as usize] = gp;
+        Some(o)
+    }
+
+    /// Owner: takes the G at the head.
+    pub fn get(&self) -> *mut G {
+        loop {
+            let h = self.head.load(Ordering::Acquire);
+            let t = self.tail.load(Ordering::Relaxed);
+            if t == h {
+                return null_mut();
+            }
+            let gp = self.buf[h as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+            // Release on success: our read of the slot happens before the
+            // owner may reuse it after seeing the new head.
+            if self.head.compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed).is_ok() {
+                return gp;
+            }
+        }
+    }
+
+    /// Stealer: moves half (rounded up) of this queue into `dst`, which must
+    /// be the caller's own (owned) queue with room for `RUNQ_SIZE / 2` Gs.
+    /// Returns one of the stolen Gs to run now, or null. Does not consider
+    /// `runnext` (see `proc::runqsteal`).
+    pub fn steal_into(&self, dst: &RunQueue) -> *mut G {
+        let dt = dst.tail.load(Ordering::Relaxed);
+        let n = self.grab(dst, dt);
+        if n == 0 {
+            return null_mut();
+        }
+        let n = n - 1;
+        let gp = dst.buf[dt.wrapping_add(n) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+        if n != 0 {
+            // Publish the other stolen Gs in our own queue.
+            dst.tail.store(dt.wrapping_add(n), Ordering::Release);
+        }
+        gp
+    }
+
+    /// Copies half of this queue into `dst` starting at `dst_tail` and claims
+    /// them. Returns how many.
+    fn grab(&self, dst: &RunQueue, dst_tail: u32) -> u32 {
+        loop {
+            let h = self.head.load(Ordering::Acquire);
+            // Acquire: pairs with the owner's Release store of tail, so the
+            // slots up to t are filled.
+            let t = self.tail.load(Ordering::Acquire);
+            let mut n = t.wrapping_sub(h);
+            n -= n / 2;
+            if n == 0 {
+                return 0;
+            }
+            if n as usize > RUNQ_SIZE / 2 {
+                // Read an inconsistent head/tail pair; try again.
+                continue;
+            }
+            for i in 0..n {
+                let g = self.buf[h.wrapping_add(i) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+                dst.buf[dst_tail.wrapping_add(i) as usize % RUNQ_SIZE].store(g, Ordering::Relaxed);
+            }
+            if self.head.compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return n;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn fake(i: usize) -> *mut G {
+        // Distinct non-null tokens; never dereferenced by the queue.
+        (0x1000 + i * 8) as *mut G
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put,
+        Get,
+        Steal,
+    }
+
+    proptest! {
+        /// Single-threaded model: the queue behaves as a FIFO where put
+        /// overflows 129 Gs in order and steal takes half rounded up, and
+        /// no G is ever lost or duplicated.
+        #[test]
+        fn matches_fifo_model(ops in prop::collection::vec(prop_oneof![3 => Just(Op::Put), 1 => Just(Op::Get), 1 => Just(Op::Steal)], 0..2000)) {
+            let q = RunQueue::new();
+            let thief = RunQueue::new();
+            let mut model: VecDeque<*mut G> = VecDeque::new();
+            let mut next = 0usize;
+            let mut seen_out = std::collections::HashSet::new();
+            for op in ops {
+                match op {
+                    Op::Put => {
+                        let g = fake(next);
+                        next += 1;
+                        match q.put(g) {
+                            None => model.push_back(g),
+                            Some(o) => {
+                                prop_assert_eq!(model.len(), RUNQ_SIZE);
+                                let moved: Vec<_> = model.drain(..RUNQ_SIZE / 2).collect();
+                                prop_assert_eq!(&o.batch[..RUNQ_SIZE / 2], &moved[..]);
+                                prop_assert_eq!(o.batch[RUNQ_SIZE / 2], g);
+                                for g in o.batch.iter() { prop_assert!(seen_out.insert(*g as usize)); }
+                            }
+                        }
+                    }
+                    Op::Get => {
+                        let g = q.get();
+                        prop_assert_eq!(g, model.pop_front().unwrap_or(null_mut()));
+                        if !g.is_null() { prop_assert!(seen_out.insert(g as usize)); }
+                    }
+                    Op::Steal => {
+                        let n = model.len();
+                        let want = n - n / 2;
+                        let g = q.steal_into(&thief);
+                        if want == 0 {
+                            prop_assert!(g.is_null());
+                        } else {
+                            let taken: Vec<_> = model.drain(..want).collect();
+                            prop_assert_eq!(g, taken[want - 1]);
+                            let mut got = vec![g];
+                            loop { let x = thief.get(); if x.is_null() { break } got.push(x); }
+                            prop_assert_eq!(got.len(), want);
+                            for x in got { prop_assert!(seen_out.insert(x as usize)); prop_assert!(taken.contains(&x)); }
+                        }
+                    }
+                }
+                prop_assert_eq!(q.len() as usize, model.len());
+                prop_assert!(q.len() as usize <= RUNQ_SIZE);
+            }
+        }
+    }
+
+    /// Owner and stealers race; every G comes out exactly once.
+    #[test]
+    fn concurrent_steal_loses_and_duplicates_nothing() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        const N: usize = 200_000;
+        let q = Arc::new(RunQueue::new());
+        let done = Arc::new(AtomicBool::new(false));
+        let thieves: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mine = RunQueue::new();
+                    let mut got = Vec::new();
+                    while !done.load(Ordering::Acquire) || !q.is_empty() {
+                        let g = q.steal_into(&mine);
+                        if !g.is_null() {
+                            got.push(g as usize);
+                            loop {
+                                let x = mine.get();
+                                if x.is_null() {
+                                    break;
+                                }
+                                got.push(x as usize);
+                            }
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        let mut overflowed = Vec::new();
+        for i in 0..N {
+            if let Some(o) = q.put(fake(i)) {
+                overflowed.extend(o.batch.iter().map(|g| *g as usize));
+            }
+            if i % 3 == 0 {
+                let g = q.get();
+                if !g.is_null() {
+                    got.push(g as usize);
+                }
+            }
+        }
+        loop {
+            let g = q.get();
+            if g.is_null() {
+                break;
+            }
+            got.push(g as usize);
+        }
+        done.store(true, Ordering::Release);
+        for t in thieves {
+            got.extend(t.join().unwrap());
+        }
+        got.extend(overflowed);
+        got.sort_unstable();
+        let want: Vec<usize> = (0..N).map(|i| fake(i) as usize).collect();
+        assert_eq!(got, want);
+    }
+}

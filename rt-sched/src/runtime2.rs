@@ -1,0 +1,543 @@
+//! The runtime's data structures: G, M, P, the scheduler's global state.
+//!
+//! Who writes what, in short (Go's rules, kept):
+//! * a **G** is owned by whoever holds it: the M running it, the queue it sits
+//!   in, or the wait queue it is parked on; its `atomicstatus` is the only field
+//!   read concurrently;
+//! * an **M** is written only by its own thread, except `park`/`nextp`/
+//!   `spinning`, which a waker sets before `notewakeup` while the M is asleep;
+//! * a **P** belongs to the M that acquired it; other Ms touch only its run
+//!   queue's head and `runnext` (stealing) and its `status` (read-only).
+
+use crate::lock::Lock;
+use crate::runq::RunQueue;
+use core::cell::UnsafeCell;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+
+// --- G status (Go's values, so `scheddetail` output reads the same) ---
+/// Just allocated, not yet initialised.
+pub const GIDLE: u32 = 0;
+/// On a run queue, not running.
+pub const GRUNNABLE: u32 = 1;
+/// Running on an M with a P.
+pub const GRUNNING: u32 = 2;
+/// In a blocking system call: owns an M, not a P.
+pub const GSYSCALL: u32 = 3;
+/// Parked (channel, lock, join, sleep…); `waitreason` says why.
+pub const GWAITING: u32 = 4;
+/// Exited, or not yet started; on a free list.
+pub const GDEAD: u32 = 6;
+
+// --- P status ---
+/// Not used by any M; on the idle list.
+pub const PIDLE: u32 = 0;
+/// Owned by an M running user code or the scheduler.
+pub const PRUNNING: u32 = 1;
+/// Attached to an M in a system call.
+pub const PSYSCALL: u32 = 2;
+/// Stopped for stop-the-world (also the state of a fresh P).
+pub const PGCSTOP: u32 = 3;
+/// No longer used (GOMAXPROCS shrank).
+pub const PDEAD: u32 = 4;
+
+/// A goroutine's stack bounds `[lo, hi)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stack {
+    /// Lowest usable address; the guard page lies just below.
+    pub lo: usize,
+    /// One past the highest usable address.
+    pub hi: usize,
+}
+
+/// A suspended context (Go's `gobuf`). Read and written by the `arch` switch
+/// routines through `offset_of!`, so the layout is `repr(C)`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Gobuf {
+    /// Stack pointer to resume with.
+    pub sp: usize,
+    /// Address to jump to.
+    pub pc: usize,
+    /// The goroutine this context belongs to.
+    pub g: *mut G,
+}
+
+/// A goroutine.
+#[repr(C)]
+pub struct G {
+    /// Stack bounds; `lo` is the first byte above the guard page.
+    pub stack: Stack,
+    /// Go's split-stack guard. rt stacks never grow: it stays
+    /// `stack.lo + STACK_GUARD` and is reported, not checked.
+    pub stackguard0: usize,
+    /// The C/system-stack guard (`!0` for user goroutines, as in Go).
+    pub stackguard1: usize,
+    /// Where to resume this goroutine.
+    pub sched: Gobuf,
+    /// The M running it (null unless running or in a syscall).
+    pub m: *mut M,
+    /// One of the `G*` status values.
+    pub atomicstatus: AtomicU32,
+    /// Goroutine id; 0 for g0 and gsignal.
+    pub goid: i64,
+    /// Link in a run queue, free list or wait queue.
+    pub schedlink: *mut G,
+    /// Why it is waiting (`GWAITING`), e.g. "chan receive".
+    pub waitreason: &'static str,
+    /// The M this goroutine is locked to (`lock_os_thread`), or null.
+    pub lockedm: *mut M,
+    /// The function to run; taken when the goroutine starts.
+    pub entry: Option<Box<dyn FnOnce() + Send + 'static>>,
+    /// A word handed over by the waker (e.g. "select case i fired").
+    pub param: usize,
+    /// A runtime-internal goroutine (not counted by `num_goroutine`).
+    pub system: bool,
+    /// True while the G sits in `allgs` (it never leaves).
+    pub in_allgs: bool,
+    /// For `gsignal` and `g0`: the stack is not ours to free.
+    pub foreign_stack: bool,
+    /// The panic message of a goroutine that died by panicking.
+    pub panicking: bool,
+}
+
+// SAFETY: a G is handed between threads only through the scheduler's queues,
+// whose publication orderings make the hand-over a happens-before edge.
+unsafe impl Send for G {}
+
+impl G {
+    /// A zeroed, dead G.
+    pub const fn new() -> G {
+        G {
+            stack: Stack { lo: 0, hi: 0 },
+            stackguard0: 0,
+            stackguard1: 0,
+            sched: Gobuf { sp: 0, pc: 0, g: null_mut() },
+            m: null_mut(),
+            atomicstatus: AtomicU32::new(GIDLE),
+            goid: 0,
+            schedlink: null_mut(),
+            waitreason: "",
+            lockedm: null_mut(),
+            entry: None,
+            param: 0,
+            system: false,
+            in_allgs: false,
+            foreign_stack: false,
+            panicking: false,
+        }
+    }
+}
+
+impl Default for G {
+    fn default() -> Self {
+        G::new()
+    }
+}
+
+impl core::fmt::Debug for G {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("G")
+            .field("goid", &self.goid)
+            .field("status", &self.atomicstatus)
+            .field("stack", &self.stack)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-shot sleep/wake-up event (Go's `note`), on a futex.
+#[derive(Debug, Default)]
+pub struct Note {
+    key: AtomicU32,
+}
+
+impl Note {
+    /// A cleared note.
+    pub const fn new() -> Note {
+        Note { key: AtomicU32::new(0) }
+    }
+    /// Resets the note before the next sleep.
+    pub fn clear(&self) {
+        self.key.store(0, core::sync::atomic::Ordering::Relaxed);
+    }
+    /// Wakes the sleeper (at most one wake-up per clear).
+    pub fn wakeup(&self) {
+        if self.key.swap(1, core::sync::atomic::Ordering::Release) == 0 {
+            rt_sys::futex_wake(&self.key, 1);
+        }
+    }
+    /// Sleeps until [`wakeup`](Self::wakeup).
+    pub fn sleep(&self) {
+        while self.key.load(core::sync::atomic::Ordering::Acquire) == 0 {
+            rt_sys::futex_wait(&self.key, 0, None);
+        }
+    }
+    /// Sleeps until woken or `ns` nanoseconds passed; true when woken.
+    pub fn sleep_timeout(&self, ns: i64) -> bool {
+        let deadline = rt_sys::nanotime() + ns;
+        loop {
+            if self.key.load(core::sync::atomic::Ordering::Acquire) != 0 {
+                return true;
+            }
+            let left = deadline - rt_sys::nanotime();
+            if left <= 0 {
+                return false;
+            }
+            rt_sys::futex_wait(&self.key, 0, Some(left as u64));
+        }
+    }
+}
+
+/// Slots of an M's TLS block, which the GS base points at.
+pub const TLS_SLOTS: usize = 6;
+/// `tls[0]`: the current goroutine (`getg`).
+pub const TLS_G: usize = 0;
+/// `tls[1]`: the M itself.
+pub const TLS_M: usize = 1;
+
+/// An OS thread that runs goroutines (Go's `m`).
+#[repr(C)]
+pub struct M {
+    /// The TLS block the GS base points at: `[g, m, …]`.
+    pub tls: [usize; TLS_SLOTS],
+    /// The scheduling goroutine, running on this thread's own stack.
+    pub g0: *mut G,
+    /// The goroutine the signal handler runs as, on the 32 KiB signal stack.
+    pub gsignal: *mut G,
+    /// The user goroutine currently running, or null.
+    pub curg: *mut G,
+    /// The P held, or null.
+    pub p: AtomicPtr<P>,
+    /// The P to acquire when woken.
+    pub nextp: AtomicPtr<P>,
+    /// Id (m0 is 0).
+    pub id: i64,
+    /// Kernel thread id (`gettid`), set by `minit`.
+    pub procid: AtomicI32,
+    /// Per-M PRNG state (Go 1.17's xorshift pair), never both zero.
+    pub fastrand: [u32; 2],
+    /// Out of work and looking for some to steal.
+    pub spinning: AtomicBool,
+    /// Parked in `stopm`.
+    pub blocked: AtomicBool,
+    /// Where the M sleeps when idle.
+    pub park: Note,
+    /// Link in `allm`.
+    pub alllink: *mut M,
+    /// Link in the idle-M list.
+    pub schedlink: *mut M,
+    /// The goroutine locked to this M, or null.
+    pub lockedg: AtomicPtr<G>,
+    /// Non-zero while the M is in the allocator.
+    pub mallocing: i32,
+    /// Non-zero while the M is printing a fatal error.
+    pub throwing: i32,
+    /// Runtime locks held.
+    pub locks: i32,
+    /// Non-zero while the M is dying.
+    pub dying: i32,
+    /// Why preemption is off, or "".
+    pub preemptoff: &'static str,
+    /// Function run by a new M before scheduling (e.g. sysmon).
+    pub mstartfn: Option<fn()>,
+    /// A runtime-internal M without a P (sysmon).
+    pub system: bool,
+    /// `gopark`'s unlock function, run on g0 once the goroutine is saved.
+    pub waitunlockf: Option<fn(*mut G, usize) -> bool>,
+    /// Argument for `waitunlockf`.
+    pub waitarg: usize,
+    /// Identity of the OS thread (its pthread id), set by `minit`.
+    pub thread: usize,
+}
+
+// SAFETY: Ms are shared between threads through the scheduler lock and the
+// atomics documented on each field.
+unsafe impl Send for M {}
+// SAFETY: as above.
+unsafe impl Sync for M {}
+
+impl M {
+    /// An M with nothing set yet.
+    pub const fn new() -> M {
+        M {
+            tls: [0; TLS_SLOTS],
+            g0: null_mut(),
+            gsignal: null_mut(),
+            curg: null_mut(),
+            p: AtomicPtr::new(null_mut()),
+            nextp: AtomicPtr::new(null_mut()),
+            id: -1,
+            procid: AtomicI32::new(0),
+            fastrand: [0; 2],
+            spinning: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            park: Note::new(),
+            alllink: null_mut(),
+            schedlink: null_mut(),
+            lockedg: AtomicPtr::new(null_mut()),
+            mallocing: 0,
+            throwing: 0,
+            locks: 0,
+            dying: 0,
+            preemptoff: "",
+            mstartfn: None,
+            system: false,
+            waitunlockf: None,
+            waitarg: 0,
+            thread: 0,
+        }
+    }
+}
+
+impl Default for M {
+    fn default() -> Self {
+        M::new()
+    }
+}
+
+impl core::fmt::Debug for M {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("M").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// A processor: the right to run Go code, with its local work (Go's `p`).
+#[repr(C)]
+pub struct P {
+    /// Index in `allp`.
+    pub id: i32,
+    /// One of the `P*` status values.
+    pub status: AtomicU32,
+    /// Link in the idle-P list.
+    pub link: *mut P,
+    /// Incremented on every scheduler call (drives the 1-in-61 global check).
+    pub schedtick: AtomicU32,
+    /// Incremented on every system call.
+    pub syscalltick: AtomicU32,
+    /// The M holding this P, or null.
+    pub m: AtomicPtr<M>,
+    /// The allocator cache bound to whichever M holds this P.
+    pub mcache: *mut rt_heap::MCache,
+    /// Free stacks cached for this P.
+    pub stackcache: rt_stack::StackCache,
+    /// Next goid to hand out from this P's batch, and the batch end.
+    pub goidcache: u64,
+    /// End of the batch.
+    pub goidcacheend: u64,
+    /// The local run queue (owner pushes, anyone steals).
+    pub runq: RunQueue,
+    /// The G to run next, ahead of `runq`; inherits the time slice.
+    pub runnext: AtomicPtr<G>,
+    /// Dead Gs with stacks, ready for reuse by `newproc`.
+    pub gfree: *mut G,
+    /// Length of `gfree`.
+    pub gfreecnt: i32,
+    /// Pending timers (`sleep`).
+    pub timers: crate::time::TimerHeap,
+}
+
+// SAFETY: a P is used by one M at a time (the one in `p.m`); the fields other
+// Ms touch are atomics.
+unsafe impl Send for P {}
+// SAFETY: as above.
+unsafe impl Sync for P {}
+
+impl core::fmt::Debug for P {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("P").field("id", &self.id).field("status", &self.status).finish_non_exhaustive()
+    }
+}
+
+/// An intrusive FIFO of Gs linked through `schedlink` (Go's `gQueue`).
+#[derive(Debug)]
+pub struct GQueue {
+    /// First G.
+    pub head: *mut G,
+    /// Last G.
+    pub tail: *mut G,
+}
+
+impl GQueue {
+    /// The empty queue.
+    pub const fn new() -> GQueue {
+        GQueue { head: null_mut(), tail: null_mut() }
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+    /// Appends `gp`.
+    ///
+    /// # Safety
+    /// `gp` must be a live G in no other queue.
+    pub unsafe fn push_back(&mut self, gp: *mut G) {
+        // SAFETY: gp is live and exclusively ours (caller).
+        unsafe { (*gp).schedlink = null_mut() };
+        if self.tail.is_null() {
+            self.head = gp;
+        } else {
+            // SAFETY: tail is a live G in this queue.
+            unsafe { (*self.tail).schedlink = gp };
+        }
+        self.tail = gp;
+    }
+    /// Removes the first G.
+    ///
+    /// # Safety
+    /// The queue must hold only live Gs.
+    pub unsafe fn pop(&mut self) -> *mut G {
+        let gp = self.head;
+        if !gp.is_null() {
+            // SAFETY: gp is a live G of this queue.
+            self.head = unsafe { (*gp).schedlink };
+            if self.head.is_null() {
+                self.tail = null_mut();
+            }
+        }
+        gp
+    }
+}
+
+impl Default for GQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// State guarded by `sched.lock`.
+#[derive(Debug)]
+pub struct SchedLocked {
+    /// Idle Ms.
+    pub midle: *mut M,
+    /// Count of idle Ms.
+    pub nmidle: i32,
+    /// Next M id.
+    pub mnext: i64,
+    /// Maximum number of Ms (`SetMaxThreads`; 10000).
+    pub maxmcount: i32,
+    /// System Ms (sysmon) not counted for deadlock detection.
+    pub nmsys: i32,
+    /// Idle Ps.
+    pub pidle: *mut P,
+    /// The global run queue.
+    pub runq: GQueue,
+    /// Dead Gs with stacks, shared by all Ps.
+    pub gfree: *mut G,
+    /// Length of `gfree`.
+    pub ngfree: i32,
+    /// Goroutines the deadlock check must not count (system ones).
+    pub ngsys: i32,
+}
+
+/// The scheduler's global state (Go's `schedt`).
+#[derive(Debug)]
+pub struct Sched {
+    /// Guards `locked`.
+    pub lock: Lock,
+    /// The lock-protected part.
+    pub locked: UnsafeCell<SchedLocked>,
+    /// Last goid handed out in batches.
+    pub goidgen: AtomicU64,
+    /// Count of idle Ps (read without the lock by `wakep`).
+    pub npidle: AtomicU32,
+    /// Count of spinning Ms.
+    pub nmspinning: AtomicU32,
+    /// Length of the global run queue (read without the lock).
+    pub runqsize: AtomicI32,
+    /// Monotonic time of the last scheduler trace.
+    pub lastpoll: AtomicI64,
+    /// Ms created so far.
+    pub mcount: AtomicI32,
+    /// Live user goroutines (for `num_goroutine`).
+    pub ngoroutines: AtomicI64,
+    /// Set once `runtime.main` runs: `newproc` may start Ms from then on.
+    pub main_started: AtomicBool,
+    /// Set when the process is exiting: Ms stop scheduling.
+    pub exiting: AtomicBool,
+    /// Goroutines parked on a timer (so the deadlock check waits for them).
+    pub ntimers: AtomicI64,
+    /// `allp` length, i.e. GOMAXPROCS.
+    pub gomaxprocs: AtomicI32,
+    /// Bitmask of idle Ps, one bit per P id (up to 64 words here).
+    pub idlepmask: AtomicUsize,
+}
+
+// SAFETY: `locked` is only touched with `lock` held; the rest are atomics.
+unsafe impl Sync for Sched {}
+
+impl Sched {
+    /// Accesses the lock-protected part.
+    ///
+    /// # Safety
+    /// The caller must hold `self.lock`, and must not keep the reference
+    /// past the unlock.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn locked(&self) -> &mut SchedLocked {
+        // SAFETY: exclusive access is guaranteed by the lock (caller).
+        unsafe { &mut *self.locked.get() }
+    }
+}
+
+/// The scheduler.
+pub static SCHED: Sched = Sched {
+    lock: Lock::new(),
+    locked: UnsafeCell::new(SchedLocked {
+        midle: null_mut(),
+        nmidle: 0,
+        mnext: 0,
+        maxmcount: 10000,
+        nmsys: 0,
+        pidle: null_mut(),
+        runq: GQueue::new(),
+        gfree: null_mut(),
+        ngfree: 0,
+        ngsys: 0,
+    }),
+    goidgen: AtomicU64::new(0),
+    npidle: AtomicU32::new(0),
+    nmspinning: AtomicU32::new(0),
+    runqsize: AtomicI32::new(0),
+    lastpoll: AtomicI64::new(0),
+    mcount: AtomicI32::new(0),
+    ngoroutines: AtomicI64::new(0),
+    main_started: AtomicBool::new(false),
+    exiting: AtomicBool::new(false),
+    ntimers: AtomicI64::new(0),
+    gomaxprocs: AtomicI32::new(0),
+    idlepmask: AtomicUsize::new(0),
+};
+
+/// A cell for the runtime's bootstrap statics (`m0`, `g0`) whose addresses
+/// the entry assembly takes. Access is single-threaded during boot and
+/// owner-only afterwards, as for any M and G.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Static<T>(pub UnsafeCell<T>);
+
+// SAFETY: see the type's doc: m0/g0 are touched by their own thread only
+// (plus readers that go through the documented atomics).
+unsafe impl<T> Sync for Static<T> {}
+
+impl<T> Static<T> {
+    /// Raw pointer to the value.
+    pub const fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+/// m0: the M of the process's initial thread.
+pub static M0: Static<M> = Static(UnsafeCell::new(M::new()));
+/// g0 of m0: the scheduling goroutine on the initial thread's OS stack.
+pub static G0: Static<G> = Static(UnsafeCell::new(G::new()));
+
+/// Every G ever created (Go's `allgs`), for dumps and `num_goroutine`.
+pub static ALLGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Head of the list of all Ms, linked through `alllink` (Go's `allm`).
+pub static ALLM: AtomicPtr<M> = AtomicPtr::new(null_mut());
+
+/// The Ps: a leaked array that `procresize` replaces when it grows.
+pub static ALLP: AtomicPtr<*mut P> = AtomicPtr::new(null_mut());
+/// Number of valid entries in `ALLP`'s array.
+pub static ALLP_LEN: AtomicUsize = AtomicUsize::new(0);

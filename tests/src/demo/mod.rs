@@ -1,0 +1,375 @@
+//! rt-demo: a runtime program in the manner of Go's `testprog`. The first
+//! argument names a scenario; the rest are its arguments.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+
+const SCENARIOS: &[(&str, &str)] = &[
+    ("hello", "print hello, world, then goroutine id, M id and gomaxprocs (default)"),
+    ("args", "print each argument after the scenario name on its own line, bytes as given"),
+    ("env NAME", "print the value of environment variable NAME"),
+    ("procs", "print gomaxprocs"),
+    ("exit N", "return N from main"),
+    ("debugvars", "print the parsed GODEBUG and GOTRACEBACK settings, one key=value per line"),
+    ("spawn N", "spawn N goroutines that each bump a counter; print how many ran"),
+    ("pingpong N", "N round trips over an unbuffered channel between two goroutines"),
+    ("yield N", "two goroutines alternating with gosched N times"),
+    ("chan N", "N messages through a buffered channel from 4 senders to 4 receivers, checked"),
+    ("sleep", "timers fire in deadline order"),
+    ("deadlock", "block main on a channel nobody sends to"),
+    ("panic", "panic in a goroutine spawned without a handle"),
+    ("joinpanic", "a panic returned by a join handle"),
+    ("overflow", "unbounded recursion in a goroutine that is not main"),
+    ("stacks N", "N goroutines each touching a page of stack; VMA count before, at peak, after"),
+    ("segv", "null write in a goroutine"),
+    ("thread", "a std thread spawned from a goroutine allocates and is not mistaken for an M"),
+    ("heap", "allocate and free a few hundred MiB in goroutines; print heap statistics"),
+    ("schedtrace", "keep busy for a while so GODEBUG=schedtrace prints SCHED lines"),
+];
+
+fn usage(name: &str) -> i32 {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "rt-demo: unknown scenario {name:?}; scenarios:");
+    for (s, what) in SCENARIOS {
+        let _ = writeln!(e, "  {s:<12} {what}");
+    }
+    2
+}
+
+fn num(args: &[&OsStr], i: usize, default: u64) -> u64 {
+    args.get(i).and_then(|a| std::str::from_utf8(a.as_bytes()).ok()).and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// The program's `main`: runs as goroutine 1.
+pub fn main() -> i32 {
+    let args = rt_entry::args();
+    let scenario = args.get(1).map(|a| a.as_bytes()).unwrap_or(b"hello");
+    let rest = if args.len() > 2 { &args[2..] } else { &[][..] };
+    match scenario {
+        b"hello" => {
+            println!("hello, world");
+            println!("goroutine {} on m{} gomaxprocs={}", rt_sched::goid(), rt_sched::mid(), rt_sched::gomaxprocs());
+            0
+        }
+        b"args" => {
+            let mut out = std::io::stdout().lock();
+            for a in rest {
+                let _ = out.write_all(a.as_bytes());
+                let _ = out.write_all(b"\n");
+            }
+            0
+        }
+        b"env" => {
+            let Some(name) = rest.first() else { return usage("env (needs NAME)") };
+            match rt_env::getenv(name.as_bytes()) {
+                Some(v) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(v.as_bytes());
+                    let _ = out.write_all(b"\n");
+                    0
+                }
+                None => 1,
+            }
+        }
+        b"procs" => {
+            println!("{}", rt_sched::gomaxprocs());
+            0
+        }
+        b"exit" => num(rest, 0, 0) as i32,
+        b"debugvars" => {
+            let st = rt_entry::boot::state();
+            print!("{}", rt_env::debugvars_report(&st.debug.unwrap_or_default(), &st.traceback.unwrap_or(rt_env::parse_gotraceback(None))));
+            0
+        }
+        b"spawn" => scenarios::spawn(num(rest, 0, 100_000)),
+        b"pingpong" => scenarios::pingpong(num(rest, 0, 100_000)),
+        b"yield" => scenarios::yield_(num(rest, 0, 100_000)),
+        b"chan" => scenarios::chan(num(rest, 0, 1_000_000)),
+        b"sleep" => scenarios::sleep(),
+        b"deadlock" => scenarios::deadlock(),
+        b"panic" => scenarios::panic(),
+        b"joinpanic" => scenarios::joinpanic(),
+        b"overflow" => scenarios::overflow(),
+        b"stacks" => scenarios::stacks(num(rest, 0, 10_000)),
+        b"segv" => scenarios::segv(),
+        b"thread" => scenarios::thread(),
+        b"heap" => scenarios::heap(),
+        b"schedtrace" => scenarios::schedtrace(),
+        other => usage(&String::from_utf8_lossy(other)),
+    }
+}
+
+mod scenarios {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    pub fn spawn(n: u64) -> i32 {
+        let count = Arc::new(AtomicU64::new(0));
+        let wg = rt_sched::WaitGroup::new();
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            wg.add(1);
+            let (c, wg) = (count.clone(), wg.clone());
+            rt_sched::go(move || {
+                c.fetch_add(1, Ordering::Relaxed);
+                wg.done();
+            });
+        }
+        wg.wait();
+        let el = t0.elapsed();
+        println!("ran {}", count.load(Ordering::Relaxed));
+        eprintln!("spawn: {:.1} ns/goroutine", el.as_nanos() as f64 / n.max(1) as f64);
+        if count.load(Ordering::Relaxed) == n { 0 } else { 1 }
+    }
+
+    pub fn pingpong(n: u64) -> i32 {
+        let ping = rt_sched::Chan::<u64>::new(0);
+        let pong = rt_sched::Chan::<u64>::new(0);
+        let (pi, po) = (ping.clone(), pong.clone());
+        rt_sched::go(move || {
+            while let Some(v) = pi.recv() {
+                po.send(v + 1);
+            }
+        });
+        let t0 = std::time::Instant::now();
+        let mut v = 0;
+        for _ in 0..n {
+            ping.send(v);
+            v = pong.recv().expect("pong");
+        }
+        let el = t0.elapsed();
+        ping.close();
+        println!("round trips {v}");
+        eprintln!("pingpong: {:.1} ns/round trip", el.as_nanos() as f64 / n.max(1) as f64);
+        if v == n { 0 } else { 1 }
+    }
+
+    pub fn yield_(n: u64) -> i32 {
+        let count = Arc::new(AtomicU64::new(0));
+        let wg = rt_sched::WaitGroup::new();
+        let t0 = std::time::Instant::now();
+        for _ in 0..2 {
+            wg.add(1);
+            let (c, wg) = (count.clone(), wg.clone());
+            rt_sched::go(move || {
+                for _ in 0..n {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    rt_sched::gosched();
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        let el = t0.elapsed();
+        println!("switches {}", count.load(Ordering::Relaxed));
+        eprintln!("yield: {:.1} ns/switch", el.as_nanos() as f64 / (2 * n).max(1) as f64);
+        0
+    }
+
+    pub fn chan(n: u64) -> i32 {
+        // 4 senders and 4 receivers over one buffered channel; the channel is
+        // closed once every sender is done, and each receiver reports how
+        // many values it got and their sum.
+        let ch = rt_sched::Chan::<u64>::new(64);
+        let results = rt_sched::Chan::<(u64, u64)>::new(4);
+        let senders = rt_sched::WaitGroup::new();
+        let per = n / 4;
+        for s in 0..4u64 {
+            senders.add(1);
+            let (ch, senders) = (ch.clone(), senders.clone());
+            rt_sched::go(move || {
+                for i in 0..per {
+                    ch.send(s * per + i);
+                }
+                senders.done();
+            });
+        }
+        for _ in 0..4 {
+            let (ch, res) = (ch.clone(), results.clone());
+            rt_sched::go(move || {
+                let (mut cnt, mut sum) = (0u64, 0u64);
+                for v in ch.iter() {
+                    cnt += 1;
+                    sum = sum.wrapping_add(v);
+                }
+                res.send((cnt, sum));
+            });
+        }
+        senders.wait();
+        ch.close();
+        let (mut cnt, mut sum) = (0u64, 0u64);
+        for _ in 0..4 {
+            let (c, s) = results.recv().expect("receiver result");
+            cnt += c;
+            sum = sum.wrapping_add(s);
+        }
+        let total = per * 4;
+        let want_sum = (0..total).fold(0u64, |a, v| a.wrapping_add(v));
+        println!("received {} sum_ok={}", cnt, sum == want_sum);
+        if cnt == total && sum == want_sum { 0 } else { 1 }
+    }
+
+    pub fn sleep() -> i32 {
+        let out = rt_sched::Chan::<u64>::new(8);
+        for ms in [30u64, 10, 20, 0] {
+            let out = out.clone();
+            rt_sched::go(move || {
+                rt_sched::sleep(std::time::Duration::from_millis(ms));
+                out.send(ms);
+            });
+        }
+        let order: Vec<u64> = (0..4).map(|_| out.recv().unwrap()).collect();
+        println!("woke in order {order:?}");
+        if order == [0, 10, 20, 30] { 0 } else { 1 }
+    }
+
+    pub fn deadlock() -> i32 {
+        let ch = rt_sched::Chan::<()>::new(0);
+        ch.recv();
+        0
+    }
+
+    pub fn panic() -> i32 {
+        rt_sched::go(|| panic!("boom from a goroutine"));
+        rt_sched::sleep(std::time::Duration::from_secs(5));
+        0
+    }
+
+    pub fn joinpanic() -> i32 {
+        let h = rt_sched::spawn(|| -> u32 { panic!("caught") });
+        match h.join() {
+            Err(p) => {
+                println!("join: panicked: {}", rt_sched::panic::panic_message(&*p));
+                0
+            }
+            Ok(_) => 1,
+        }
+    }
+
+    #[allow(unconditional_recursion)]
+    fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
+        let mut local = [0u8; 1024];
+        local[0] = buf[0].wrapping_add(1);
+        std::hint::black_box(&mut local);
+        recurse(depth + 1, &mut local) + local[1] as u64
+    }
+
+    pub fn overflow() -> i32 {
+        println!("recursing in a goroutine");
+        let h = rt_sched::spawn(|| {
+            let mut b = [0u8; 1024];
+            recurse(0, &mut b)
+        });
+        let _ = h.join();
+        0
+    }
+
+    pub fn stacks(n: u64) -> i32 {
+        let before = rt_stack::vma_count();
+        let wg = rt_sched::WaitGroup::new();
+        let release = rt_sched::Chan::<()>::new(0);
+        let arrived = Arc::new(AtomicU64::new(0));
+        for _ in 0..n {
+            wg.add(1);
+            let (wg, release, arrived) = (wg.clone(), release.clone(), arrived.clone());
+            rt_sched::go(move || {
+                let page = [1u8; 2048];
+                std::hint::black_box(&page);
+                arrived.fetch_add(1, Ordering::Relaxed);
+                let _ = release.recv();
+                wg.done();
+            });
+        }
+        while arrived.load(Ordering::Relaxed) < n {
+            rt_sched::gosched();
+        }
+        let peak = rt_stack::vma_count();
+        release.close();
+        wg.wait();
+        let after = rt_stack::vma_count();
+        println!("goroutines={n} vmas_before={before} vmas_peak={peak} vmas_after={after}");
+        0
+    }
+
+    pub fn segv() -> i32 {
+        println!("about to fault");
+        let h = rt_sched::spawn(|| {
+            let p = std::hint::black_box(std::ptr::null_mut::<u64>());
+            // SAFETY: deliberately unsound — this scenario exists to show the
+            // runtime's report for a fault in goroutine code.
+            unsafe { p.write_volatile(1) };
+        });
+        let _ = h.join();
+        0
+    }
+
+    pub fn thread() -> i32 {
+        let me = rt_sched::goid();
+        let t = std::thread::spawn(move || {
+            // Inherits the M's GS base but is not an M.
+            let v: Vec<u64> = (0..1000).collect();
+            let goid = rt_sched::goid();
+            let mid = rt_sched::mid();
+            (v.iter().sum::<u64>(), goid, mid)
+        });
+        let (sum, goid, mid) = t.join().unwrap();
+        println!("goroutine {me} spawned a thread: sum={sum} thread goid={goid} mid={mid}");
+        if goid == 0 && mid == -1 && sum == 499500 { 0 } else { 1 }
+    }
+
+    pub fn heap() -> i32 {
+        let show = |what: &str| {
+            let s = rt_heap::memstats();
+            println!("{what}: {s:?}");
+        };
+        show("before");
+        let wg = rt_sched::WaitGroup::new();
+        let hold = rt_sched::Chan::<()>::new(0);
+        let held = Arc::new(AtomicU64::new(0));
+        for g in 0..8u64 {
+            wg.add(1);
+            let (wg, hold, held) = (wg.clone(), hold.clone(), held.clone());
+            rt_sched::go(move || {
+                let mut v: Vec<Vec<u8>> = Vec::new();
+                for i in 0..4000u64 {
+                    let n = 64 + ((i * 7919 + g) % 16000) as usize;
+                    v.push(vec![g as u8; n]);
+                }
+                let big: Vec<Vec<u8>> = (0..4).map(|_| vec![1u8; 8 << 20]).collect();
+                held.fetch_add(1, Ordering::Relaxed);
+                let _ = hold.recv();
+                drop(big);
+                drop(v);
+                wg.done();
+            });
+        }
+        while held.load(Ordering::Relaxed) < 8 {
+            rt_sched::gosched();
+        }
+        show("peak");
+        hold.close();
+        wg.wait();
+        rt_heap::scavenge(usize::MAX);
+        show("after");
+        0
+    }
+
+    pub fn schedtrace() -> i32 {
+        let wg = rt_sched::WaitGroup::new();
+        for _ in 0..4 {
+            wg.add(1);
+            let wg = wg.clone();
+            rt_sched::go(move || {
+                let end = std::time::Instant::now() + std::time::Duration::from_millis(300);
+                while std::time::Instant::now() < end {
+                    rt_sched::gosched();
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        println!("done");
+        0
+    }
+}
