@@ -222,6 +222,7 @@ impl phase::SchedPhases for RealBoot {
             stack_size: rt_stack::default_stack_size(),
             schedtrace: dv.schedtrace,
             scheddetail: dv.scheddetail,
+            lazy_stacks: rt_stack::stack_info().guard == rt_stack::GuardMechanism::MadviseGuardInstall,
         });
         // SAFETY: boot, on m0, once; the world is stopped (only m0 exists).
         unsafe { rt_sched::proc::procresize_boot(procs) };

@@ -81,15 +81,24 @@ impl<E: core::fmt::Debug> MainResult for Result<(), E> {
 /// Makes the binary an rt program whose `main` is `$main` (see the crate
 /// docs). Defines the entry trampolines and the wrapper `rt0_go` hands to
 /// `newproc`; the binary must be `#![no_main]`.
+///
+/// It also makes `rt-heap` the program's global allocator (Go's `mallocgc`
+/// serves every allocation of a Go program), so the P that runs a goroutine
+/// serves its allocations from its own `mcache`.
 #[macro_export]
 macro_rules! main {
     ($main:path) => {
+        #[global_allocator]
+        static __RT_HEAP: $crate::__rt_heap::RtHeap = $crate::__rt_heap::RtHeap;
         extern "C" fn __rt_main_main() -> i32 {
             $crate::MainResult::into_status($main())
         }
         $crate::__rt_entry_trampolines!(__rt_main_main);
     };
 }
+
+#[doc(hidden)]
+pub use rt_heap as __rt_heap;
 
 /// The arguments `goargs` captured, as Go's `os.Args` (bytes exactly as
 /// given).

@@ -72,7 +72,22 @@ pub struct SchedConfig {
     pub schedtrace: i32,
     /// `GODEBUG=scheddetail`.
     pub scheddetail: i32,
+    /// Bind a stack when a goroutine first runs and return it to the P's
+    /// stack cache when it exits, instead of at spawn/reuse (see
+    /// [`LAZY_STACKS`]).
+    pub lazy_stacks: bool,
 }
+
+/// Lazy stack binding. A goroutine waiting in a run queue has no use for a
+/// stack, so with lazy binding `newproc` only makes the G, `execute` takes a
+/// stack from the P's cache the first time the G runs, and `goexit` gives it
+/// back. A burst of a million short goroutines spawned before any runs then
+/// reuses one hot stack instead of faulting in a million (measured with
+/// `cargo xtask bench`, workload `spawn`, gomaxprocs=1). It is used when
+/// guard pages cost no mapping (`MADV_GUARD_INSTALL`); with the `mprotect`
+/// fallback every stack costs VMAs, and stacks are bound at spawn so that
+/// `newproc` can report exhaustion to its caller instead of failing later.
+static LAZY_STACKS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 static SCHEDTRACE: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
@@ -83,6 +98,11 @@ pub fn configure(cfg: SchedConfig) {
     STACK_SIZE.store(cfg.stack_size, Ordering::Relaxed);
     SCHEDTRACE.store(cfg.schedtrace, Ordering::Relaxed);
     SCHEDDETAIL.store(cfg.scheddetail, Ordering::Relaxed);
+    LAZY_STACKS.store(cfg.lazy_stacks, Ordering::Relaxed);
+}
+
+fn lazy_stacks() -> bool {
+    LAZY_STACKS.load(Ordering::Relaxed)
 }
 
 fn stack_size() -> usize {
@@ -330,8 +350,16 @@ fn malg_system(size: usize) -> *mut G {
     gp
 }
 
-/// A new user G with a stack (Go's `malg`), from the P's stack cache.
+/// A new user G (Go's `malg`) with a stack from the P's stack cache, or
+/// none yet with lazy binding.
 fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
+    if lazy_stacks() {
+        let gp = alloc_g();
+        // SAFETY: gp is fresh.
+        unsafe { (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed) };
+        allgadd(gp);
+        return Ok(gp);
+    }
     let size = stack_size();
     let cache = if pp.is_null() {
         None
@@ -377,7 +405,7 @@ impl std::error::Error for SpawnError {}
 unsafe fn gfput(pp: *mut P, gp: *mut G) {
     // SAFETY: caller contract.
     unsafe {
-        if (*gp).stack.hi - (*gp).stack.lo != stack_size() {
+        if (*gp).stack.lo != 0 && (*gp).stack.hi - (*gp).stack.lo != stack_size() {
             // Not the default size: give the stack back instead of caching it.
             rt_stack::stackfree(
                 Some(&mut (*pp).stackcache),
@@ -431,7 +459,7 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
         }
         (*pp).gfree = (*gp).schedlink;
         (*pp).gfreecnt -= 1;
-        if (*gp).stack.lo == 0 {
+        if (*gp).stack.lo == 0 && !lazy_stacks() {
             match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
                 Ok(st) => {
                     (*gp).stack = Stack { lo: st.lo, hi: st.hi };
@@ -485,13 +513,10 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         g.waitreason = "";
         g.param = 0;
         g.lockedm = null_mut();
-        // Stack top: 16-byte aligned hi, then the fake return address at
-        // hi-8, so the entry function starts with rsp ≡ 8 (mod 16) as after
-        // a call, and "returns" into rt_goexit.
-        let top = g.stack.hi & !15;
-        let sp = top - 8;
-        (sp as *mut usize).write(arch::goexit_pc());
-        g.sched = Gobuf { sp, pc: goroutine_entry as extern "C" fn() as usize, g: newg };
+        g.sched = Gobuf { sp: 0, pc: goroutine_entry as extern "C" fn() as usize, g: newg };
+        if g.stack.lo != 0 {
+            init_stack_top(g);
+        }
         g.goid = if pp.is_null() {
             SCHED.goidgen.fetch_add(1, Ordering::Relaxed) as i64 + 1
         } else {
@@ -517,6 +542,38 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         wakep();
     }
     Ok(newg)
+}
+
+/// Lays out a fresh goroutine's stack top: 16-byte aligned `hi`, then the
+/// fake return address at `hi - 8`, so the entry function starts with
+/// rsp ≡ 8 (mod 16) as after a call, and "returns" into `rt_goexit`.
+fn init_stack_top(g: &mut G) {
+    let top = g.stack.hi & !15;
+    let sp = top - 8;
+    // SAFETY: [lo, hi) is this G's own stack, unused until it first runs.
+    unsafe { (sp as *mut usize).write(arch::goexit_pc()) };
+    g.sched.sp = sp;
+}
+
+/// Binds a stack from `pp`'s cache to a goroutine about to run for the
+/// first time (lazy binding). Exhaustion here has no caller to report to:
+/// it is a fatal error.
+///
+/// # Safety
+/// `gp` must be a fresh goroutine without a stack; `pp` held by this M.
+unsafe fn bind_stack(pp: *mut P, gp: *mut G) {
+    // SAFETY: caller contract.
+    unsafe {
+        match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
+            Ok(st) => {
+                (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+                (*gp).stackguard0 = st.lo + STACK_GUARD;
+                (*gp).stackguard1 = usize::MAX;
+                init_stack_top(&mut *gp);
+            }
+            Err(e) => rt_sys::fatal!("runtime: cannot allocate a stack for goroutine {}: {}", (*gp).goid, e),
+        }
+    }
 }
 
 /// The first Rust frame of every goroutine. Entered by `gogo` on the fresh
@@ -552,7 +609,14 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
             (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
         }
         SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
-        gfput((*mp).p.load(Ordering::Relaxed), gp);
+        let pp = (*mp).p.load(Ordering::Relaxed);
+        if lazy_stacks() && (*gp).stack.lo != 0 {
+            // Back to the P's cache (LIFO): the next goroutine to start on
+            // this P runs on the same, already-committed stack.
+            rt_stack::stackfree(Some(&mut (*pp).stackcache), rt_stack::Stack { lo: (*gp).stack.lo, hi: (*gp).stack.hi });
+            (*gp).stack = Stack::default();
+        }
+        gfput(pp, gp);
     }
     schedule()
 }
@@ -634,6 +698,46 @@ pub unsafe fn goready(gp: *mut G) {
         }
     }
     wakep();
+}
+
+/// Switches straight from the running goroutine to `next`, bypassing the
+/// run queues: the caller is left runnable but in no queue, so something
+/// must switch back to it (or `goready`-style code must queue it). This is
+/// the raw cost of a goroutine switch (`mcall` + `gogo`), the floor the
+/// `switch` benchmark measures.
+///
+/// # Safety
+/// `next` must be a goroutine left by `yield_to` (or fresh from `newproc`
+/// and taken out of every queue) that nobody else will run; the caller must
+/// make sure it is itself resumed later.
+pub unsafe fn yield_to(next: *mut G) {
+    let gp = getg();
+    // SAFETY: gp runs on this M; the wait fields are ours.
+    unsafe { (*(*gp).m).waitarg = next as usize };
+    mcall(yield_to_m);
+}
+
+extern "C" fn yield_to_m(gp: *mut G) -> ! {
+    let mp = current_m();
+    // SAFETY: on g0; gp saved; waitarg names the target (caller contract).
+    unsafe {
+        let next = core::mem::take(&mut (*mp).waitarg) as *mut G;
+        (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+        (*gp).m = null_mut();
+        (*mp).curg = null_mut();
+        execute(next, true)
+    }
+}
+
+/// The running goroutine (null when not on one).
+pub fn current_g() -> *mut G {
+    let gp = getg_checked();
+    // SAFETY: reading our own goroutine's goid.
+    if gp.is_null() || unsafe { (*gp).goid } == 0 {
+        null_mut()
+    } else {
+        gp
+    }
 }
 
 /// Yields the processor (Go's `Gosched`): the goroutine goes to the global
@@ -1245,6 +1349,9 @@ fn execute(gp: *mut G, inherit: bool) -> ! {
     let mp = current_m();
     // SAFETY: gp is runnable and now ours; mp holds a P.
     unsafe {
+        if (*gp).sched.sp == 0 {
+            bind_stack((*mp).p.load(Ordering::Relaxed), gp);
+        }
         (*mp).curg = gp;
         (*gp).m = mp;
         (*gp).atomicstatus.store(GRUNNING, Ordering::Release);

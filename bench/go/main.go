@@ -1,0 +1,181 @@
+// Command rtbench is the Go column of rt-bench: one program that runs one
+// workload once and prints one result line, with the same protocol as the
+// Rust peer binaries.
+//
+// Usage: rtbench <workload> [key=value ...]
+//
+// Workloads (see DESIGN.md, "Performance"):
+//
+//	boot      print one line and exit (the harness times the process)
+//	spawn     n goroutines each bump an atomic; the last one closes a channel
+//	pingpong  n round trips between two goroutines over unbuffered channels
+//	yield     two goroutines alternate with runtime.Gosched, n each
+//	parked    n goroutines blocked on a channel receive; RSS delta / n
+//
+// Keys: n=<count>, gomaxprocs=<procs> (calls runtime.GOMAXPROCS before the
+// workload starts; the harness also sets GOMAXPROCS in the environment).
+//
+// Output: exactly one line, `value=<number> unit=<unit>`, or
+// `value=none reason=<text>` for a workload this program does not run.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Println("value=none reason=usage: rtbench <workload> [key=value ...]")
+		os.Exit(2)
+	}
+	keys := map[string]string{}
+	for _, a := range os.Args[2:] {
+		i := strings.IndexByte(a, '=')
+		if i <= 0 {
+			fmt.Printf("value=none reason=bad argument %q (want key=value)\n", a)
+			os.Exit(2)
+		}
+		keys[a[:i]] = a[i+1:]
+	}
+	n := intKey(keys, "n", 1000000)
+	if p := intKey(keys, "gomaxprocs", 0); p > 0 {
+		runtime.GOMAXPROCS(p)
+	}
+	switch os.Args[1] {
+	case "boot":
+		fmt.Println("hello from go")
+	case "spawn":
+		report(float64(spawn(n).Nanoseconds())/float64(n), "ns")
+	case "pingpong":
+		report(float64(pingpong(n).Nanoseconds())/float64(n), "ns")
+	case "yield":
+		report(float64(yield(n).Nanoseconds())/float64(2*n), "ns")
+	case "parked":
+		report(parked(n), "B")
+	default:
+		fmt.Printf("value=none reason=workload %s not implemented for go\n", os.Args[1])
+	}
+}
+
+// intKey reads a positive integer key, exiting with status 2 on a bad value.
+func intKey(keys map[string]string, k string, def int) int {
+	v, ok := keys[k]
+	if !ok {
+		return def
+	}
+	x, err := strconv.Atoi(v)
+	if err != nil || x <= 0 {
+		fmt.Printf("value=none reason=bad %s=%q\n", k, v)
+		os.Exit(2)
+	}
+	return x
+}
+
+func report(v float64, unit string) {
+	fmt.Printf("value=%.3f unit=%s\n", v, unit)
+}
+
+// spawn starts n goroutines; each bumps a shared counter and the one that
+// brings it to n closes done.
+func spawn(n int) time.Duration {
+	var count int64
+	done := make(chan struct{})
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		go func() {
+			if atomic.AddInt64(&count, 1) == int64(n) {
+				close(done)
+			}
+		}()
+	}
+	<-done
+	return time.Since(start)
+}
+
+// pingpong measures n round trips: main sends on ping, the partner answers
+// on pong; both channels are unbuffered.
+func pingpong(n int) time.Duration {
+	ping := make(chan int)
+	pong := make(chan int)
+	go func() {
+		for v := range ping {
+			pong <- v
+		}
+	}()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		ping <- i
+		<-pong
+	}
+	el := time.Since(start)
+	close(ping)
+	return el
+}
+
+// yield runs two goroutines that each call Gosched n times.
+func yield(n int) time.Duration {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	startGate := make(chan struct{})
+	for g := 0; g < 2; g++ {
+		go func() {
+			<-startGate
+			for i := 0; i < n; i++ {
+				runtime.Gosched()
+			}
+			wg.Done()
+		}()
+	}
+	start := time.Now()
+	close(startGate)
+	wg.Wait()
+	return time.Since(start)
+}
+
+// parked blocks n goroutines on one channel and returns the growth of the
+// resident set per goroutine, in bytes.
+func parked(n int) float64 {
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(n)
+	before := rss()
+	for i := 0; i < n; i++ {
+		go func() {
+			wg.Done()
+			<-release
+		}()
+	}
+	wg.Wait()
+	runtime.Gosched()
+	after := rss()
+	close(release)
+	return float64(after-before) / float64(n)
+}
+
+// rss reads the resident set size in bytes from /proc/self/statm.
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		fmt.Printf("value=none reason=cannot read /proc/self/statm: %v\n", err)
+		os.Exit(2)
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		fmt.Println("value=none reason=short /proc/self/statm")
+		os.Exit(2)
+	}
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
+	if err != nil {
+		fmt.Println("value=none reason=bad /proc/self/statm")
+		os.Exit(2)
+	}
+	return pages * int64(os.Getpagesize())
+}

@@ -1,0 +1,10 @@
+//! `malloc-glibc`: the `glibc` impl of the `malloc` workload — glibc malloc (the System allocator) as the
+//! process's global allocator, driven by [`rt_bench::kernels::malloc_ring`].
+//!
+//! `malloc n=<ops per thread> threads=<k>` prints ns per alloc+free per thread.
+
+// No #[global_allocator]: Rust's System allocator, i.e. glibc malloc/free.
+
+fn main() {
+    rt_bench::kernels::malloc_main("malloc-glibc");
+}

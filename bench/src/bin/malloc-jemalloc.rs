@@ -1,0 +1,11 @@
+//! `malloc-jemalloc`: the `jemalloc` impl of the `malloc` workload — jemalloc (`tikv_jemallocator::Jemalloc`) as the
+//! process's global allocator, driven by [`rt_bench::kernels::malloc_ring`].
+//!
+//! `malloc n=<ops per thread> threads=<k>` prints ns per alloc+free per thread.
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn main() {
+    rt_bench::kernels::malloc_main("malloc-jemalloc");
+}

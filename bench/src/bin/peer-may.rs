@@ -1,0 +1,149 @@
+//! `peer-may`: the `may` impl — may's stackful coroutines standing in for goroutines.
+//!
+//! Workloads: `boot` (print from one coroutine and join it), `spawn` (a root coroutine spawns
+//! `n` coroutines that each bump an atomic; the last fires a `SyncFlag`), `pingpong` (two
+//! coroutines over two `may::sync::mpsc` channels — may has no rendezvous channel; with one
+//! message in flight the exchange is the same), `yield` (two coroutines calling
+//! `coroutine::yield_now`), `parked` (coroutines blocked in `coroutine::park`; RSS delta per
+//! coroutine). `gomaxprocs=k` sets may's worker count; without it may's default is used.
+//!
+//! Every coroutine body here touches only atomics, may's own synchronisation and heap data it
+//! owns — no thread-locals — and needs far less than may's default stack; that is what makes
+//! each `may::coroutine::spawn` sound.
+
+use may::coroutine::{self, JoinHandle};
+use may::sync::{mpsc, SyncFlag};
+use rt_bench::mem::rss_bytes;
+use rt_bench::proto::{emit, fail, not_applicable, Args};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Spawns a coroutine.
+fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: see the module doc: no coroutine body in this binary uses thread-local storage
+    // or needs more than may's default stack.
+    unsafe { coroutine::spawn(f) }
+}
+
+fn join<T>(h: JoinHandle<T>) -> T {
+    h.join().unwrap_or_else(|_| fail("a coroutine panicked"))
+}
+
+fn main() {
+    let a = Args::from_env();
+    if a.keys.contains_key("gomaxprocs") {
+        let p = a.count_or_exit("gomaxprocs", 1);
+        may::config().set_workers(p as usize);
+    }
+    match a.workload.as_str() {
+        "boot" => join(go(|| println!("hello from may"))),
+        "spawn" => spawn(a.count_or_exit("n", 1_000_000)),
+        "pingpong" => pingpong(a.count_or_exit("n", 1_000_000)),
+        "yield" => yields(a.count_or_exit("n", 1_000_000)),
+        "parked" => parked(a.count_or_exit("n", 30_000)),
+        w => not_applicable(w, "peer-may"),
+    }
+}
+
+fn spawn(n: u64) {
+    let ns = join(go(move || {
+        let count = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(SyncFlag::new());
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let count = Arc::clone(&count);
+            let done = Arc::clone(&done);
+            drop(go(move || {
+                if count.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    done.fire();
+                }
+            }));
+        }
+        done.wait();
+        t0.elapsed().as_nanos() as f64 / n as f64
+    }));
+    emit(ns, "ns");
+}
+
+fn pingpong(n: u64) {
+    let ns = join(go(move || {
+        let (ping_tx, ping_rx) = mpsc::channel::<u64>();
+        let (pong_tx, pong_rx) = mpsc::channel::<u64>();
+        let partner = go(move || {
+            while let Ok(v) = ping_rx.recv() {
+                if pong_tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let t0 = Instant::now();
+        for i in 0..n {
+            if ping_tx.send(i).is_err() || pong_rx.recv().is_err() {
+                return None;
+            }
+        }
+        let el = t0.elapsed();
+        drop(ping_tx);
+        let _ = partner.join();
+        Some(el.as_nanos() as f64 / n as f64)
+    }));
+    match ns {
+        Some(ns) => emit(ns, "ns"),
+        None => fail("partner coroutine went away"),
+    }
+}
+
+fn yields(n: u64) {
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            go(move || {
+                for _ in 0..n {
+                    coroutine::yield_now();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        join(h);
+    }
+    emit(t0.elapsed().as_nanos() as f64 / (2 * n) as f64, "ns");
+}
+
+fn parked(n: u64) {
+    // Start the scheduler before the baseline so its own memory is not counted.
+    join(go(|| ()));
+    let before = rss_bytes().unwrap_or_else(|e| fail(&e));
+    let waiting = Arc::new(AtomicU64::new(0));
+    let mut hs = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let waiting = Arc::clone(&waiting);
+        hs.push(go(move || {
+            waiting.fetch_add(1, Ordering::AcqRel);
+            coroutine::park();
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while waiting.load(Ordering::Acquire) < n {
+        if Instant::now() > deadline {
+            fail("coroutines did not all start within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Let the last coroutines get from the counter into park().
+    std::thread::sleep(Duration::from_millis(20));
+    let after = rss_bytes().unwrap_or_else(|e| fail(&e));
+    let per = after.saturating_sub(before) as f64 / n as f64;
+    for h in &hs {
+        h.coroutine().unpark();
+    }
+    for h in hs {
+        join(h);
+    }
+    emit(per, "B");
+}

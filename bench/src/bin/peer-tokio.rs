@@ -1,0 +1,165 @@
+//! `peer-tokio`: the `tokio` impl — tokio tasks standing in for goroutines.
+//!
+//! Workloads: `boot` (build the multi-thread runtime, print inside `block_on`), `spawn` (tasks
+//! that each bump an atomic; the last notifies the root task; `gomaxprocs=1` is the
+//! current_thread runtime, `gomaxprocs=k>1` the multi_thread runtime with `k` workers),
+//! `pingpong` (two tasks over two `mpsc::channel(1)`, multi_thread, default workers),
+//! `yield` (two tasks alternating with `task::yield_now` on current_thread), `parked` (tasks
+//! awaiting one `Notify`, current_thread; RSS delta per task).
+
+use rt_bench::mem::rss_bytes;
+use rt_bench::proto::{emit, fail, not_applicable, Args};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{mpsc, Notify};
+
+fn runtime(workers: u64) -> Runtime {
+    let r = if workers <= 1 {
+        Builder::new_current_thread().build()
+    } else {
+        Builder::new_multi_thread()
+            .worker_threads(workers as usize)
+            .build()
+    };
+    r.unwrap_or_else(|e| fail(&format!("cannot build tokio runtime: {e}")))
+}
+
+fn default_runtime() -> Runtime {
+    Builder::new_multi_thread()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot build tokio runtime: {e}")))
+}
+
+fn main() {
+    let a = Args::from_env();
+    match a.workload.as_str() {
+        "boot" => default_runtime().block_on(async { println!("hello from tokio") }),
+        "spawn" => spawn(
+            a.count_or_exit("n", 1_000_000),
+            a.count_or_exit("gomaxprocs", 1),
+        ),
+        "pingpong" => pingpong(a.count_or_exit("n", 1_000_000)),
+        "yield" => yields(a.count_or_exit("n", 1_000_000)),
+        "parked" => parked(a.count_or_exit("n", 100_000)),
+        w => not_applicable(w, "peer-tokio"),
+    }
+}
+
+/// Runs `f` as a spawned root task (so it is scheduled like any other task, not on the
+/// `block_on` thread) and returns its result.
+fn root<F, T>(rt: &Runtime, f: F) -> T
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    rt.block_on(rt.spawn(f))
+        .unwrap_or_else(|e| fail(&format!("root task failed: {e}")))
+}
+
+fn spawn(n: u64, workers: u64) {
+    let rt = runtime(workers);
+    let ns = root(&rt, async move {
+        let count = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(Notify::new());
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let count = Arc::clone(&count);
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                if count.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    done.notify_one();
+                }
+            });
+        }
+        done.notified().await;
+        t0.elapsed().as_nanos() as f64 / n as f64
+    });
+    emit(ns, "ns");
+}
+
+fn pingpong(n: u64) {
+    let rt = default_runtime();
+    let ns = root(&rt, async move {
+        let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+        let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+        let partner = tokio::spawn(async move {
+            while let Some(v) = ping_rx.recv().await {
+                if pong_tx.send(v).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let t0 = Instant::now();
+        for i in 0..n {
+            if ping_tx.send(i).await.is_err() || pong_rx.recv().await.is_none() {
+                return None;
+            }
+        }
+        let el = t0.elapsed();
+        drop(ping_tx);
+        let _ = partner.await;
+        Some(el.as_nanos() as f64 / n as f64)
+    });
+    match ns {
+        Some(ns) => emit(ns, "ns"),
+        None => fail("partner task went away"),
+    }
+}
+
+fn yields(n: u64) {
+    let rt = runtime(1);
+    let ns = root(&rt, async move {
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                tokio::spawn(async move {
+                    for _ in 0..n {
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            if t.await.is_err() {
+                return None;
+            }
+        }
+        Some(t0.elapsed().as_nanos() as f64 / (2 * n) as f64)
+    });
+    match ns {
+        Some(ns) => emit(ns, "ns"),
+        None => fail("yield task failed"),
+    }
+}
+
+fn parked(n: u64) {
+    let rt = runtime(1);
+    let r = root(&rt, async move {
+        let release = Arc::new(Notify::new());
+        let waiting = Arc::new(AtomicU64::new(0));
+        let before = rss_bytes()?;
+        // Join handles are dropped (tasks detached) so that only the tasks themselves are
+        // counted, as with goroutines.
+        for _ in 0..n {
+            let release = Arc::clone(&release);
+            let waiting = Arc::clone(&waiting);
+            drop(tokio::spawn(async move {
+                let wake = release.notified();
+                waiting.fetch_add(1, Ordering::AcqRel);
+                wake.await;
+            }));
+        }
+        while waiting.load(Ordering::Acquire) < n {
+            tokio::task::yield_now().await;
+        }
+        let after = rss_bytes()?;
+        release.notify_waiters();
+        Ok::<f64, String>(after.saturating_sub(before) as f64 / n as f64)
+    });
+    match r {
+        Ok(b) => emit(b, "B"),
+        Err(e) => fail(&e),
+    }
+}

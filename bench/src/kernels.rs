@@ -1,0 +1,242 @@
+//! Measured loops shared by several impl binaries.
+//!
+//! - [`malloc_ring`]: the `malloc` workload, run through whatever `#[global_allocator]` the
+//!   calling binary installed (glibc, mimalloc, jemalloc or rt-heap).
+//! - [`mmap_stack_pairs`]: the `stack` workload for the `mmap` impl, a fresh mapping with a
+//!   guard page per stack, the baseline a pooled stack allocator should beat.
+//! - [`limit_cpus`]: restricts the calling thread (and threads it creates later) to the first
+//!   `k` CPUs it may run on, the OS-thread analogue of `GOMAXPROCS=k`.
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// Number of live allocations each malloc thread keeps.
+pub const RING: usize = 64;
+/// Number of distinct sizes: 16, 32, ..., 1024 bytes.
+pub const SIZES: u64 = 64;
+
+/// The request size of operation `i`: sizes cycle through 16…1024 B in 16-byte steps, shifted
+/// by one step on every pass over the ring so a slot does not always see the same size.
+pub fn malloc_size(i: u64) -> usize {
+    let idx = (i % SIZES + i / RING as u64) % SIZES;
+    16 * (idx as usize + 1)
+}
+
+/// Runs `ops` allocate+free operations on each of `threads` threads and returns the wall time
+/// from the common start until the last thread finishes. Each thread keeps a ring of
+/// [`RING`] live blocks: operation `i` frees the block in slot `i % RING` (if any) and puts a
+/// fresh block of [`malloc_size`]`(i)` there, touching its first byte.
+pub fn malloc_ring(ops: u64, threads: u64) -> Duration {
+    let start = Arc::new(Barrier::new(threads as usize + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                malloc_ring_thread(ops);
+            })
+        })
+        .collect();
+    start.wait();
+    let t0 = Instant::now();
+    for w in workers {
+        if w.join().is_err() {
+            crate::proto::fail("malloc worker thread panicked");
+        }
+    }
+    t0.elapsed()
+}
+
+fn malloc_ring_thread(ops: u64) {
+    let mut ring: [(*mut u8, usize); RING] = [(std::ptr::null_mut(), 0); RING];
+    for i in 0..ops {
+        let slot = &mut ring[(i % RING as u64) as usize];
+        if !slot.0.is_null() {
+            // SAFETY: slot.0 was returned by `alloc` with the layout rebuilt here from the
+            // same size and alignment, and it is freed exactly once before being replaced.
+            unsafe { dealloc(slot.0, Layout::from_size_align_unchecked(slot.1, 16)) };
+        }
+        let size = malloc_size(i);
+        let Ok(layout) = Layout::from_size_align(size, 16) else {
+            crate::proto::fail("bad malloc layout");
+        };
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc(layout) };
+        if p.is_null() {
+            crate::proto::fail("allocation failed");
+        }
+        // SAFETY: p points to at least `size` (>= 16) writable bytes.
+        unsafe { p.write_volatile(i as u8) };
+        *slot = (p, size);
+    }
+    for (p, size) in ring {
+        if !p.is_null() {
+            // SAFETY: as above; each live block is freed once.
+            unsafe { dealloc(p, Layout::from_size_align_unchecked(size, 16)) };
+        }
+    }
+}
+
+/// Maps, guards and unmaps `n` stacks of `size` usable bytes (rounded up to pages) and returns
+/// the time taken. Each stack is one fresh anonymous mapping of `size + page`, whose lowest page
+/// is then made inaccessible as the guard; nothing is touched, as a pool would not touch it.
+pub fn mmap_stack_pairs(n: u64, size: usize) -> Result<Duration, String> {
+    let page = crate::mem::page_size() as usize;
+    let usable = size.div_ceil(page).max(1) * page;
+    let total = usable + page;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        // SAFETY: an anonymous private mapping at a kernel-chosen address aliases nothing.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!("mmap failed: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: [base, base+page) lies inside the mapping just created and is not in use.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(format!(
+                "mprotect failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        std::hint::black_box(base);
+        // SAFETY: the whole mapping was created above and nothing refers to it any more.
+        if unsafe { libc::munmap(base, total) } != 0 {
+            return Err(format!(
+                "munmap failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(t0.elapsed())
+}
+
+/// The whole `main` of a `malloc-*` binary: parses `malloc n=<ops> threads=<k>`, runs
+/// [`malloc_ring`] and prints ns per operation per thread. Other workloads are not applicable.
+pub fn malloc_main(bin: &str) {
+    let a = crate::proto::Args::from_env();
+    if a.workload != "malloc" {
+        crate::proto::not_applicable(&a.workload, bin);
+        return;
+    }
+    let ops = a.count_or_exit("n", 10_000_000);
+    let threads = a.count_or_exit("threads", 1);
+    if threads > 1024 {
+        crate::proto::fail("threads must be at most 1024");
+    }
+    let el = malloc_ring(ops, threads);
+    crate::proto::emit(el.as_nanos() as f64 / ops as f64, "ns");
+}
+
+/// Restricts the calling thread to the first `k` CPUs of its current affinity mask. Threads it
+/// creates afterwards inherit the mask.
+pub fn limit_cpus(k: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let sz = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `set` is a valid, writable cpu_set_t of `sz` bytes.
+    if unsafe { libc::sched_getaffinity(0, sz, &mut set) } != 0 {
+        return Err(format!(
+            "sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: as above.
+    let mut keep: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut kept = 0;
+    for cpu in 0..libc::CPU_SETSIZE as usize {
+        if kept == k {
+            break;
+        }
+        // SAFETY: cpu < CPU_SETSIZE, in range of both sets.
+        if unsafe { libc::CPU_ISSET(cpu, &set) } {
+            // SAFETY: as above.
+            unsafe { libc::CPU_SET(cpu, &mut keep) };
+            kept += 1;
+        }
+    }
+    if kept < k {
+        return Err(format!("only {kept} CPUs available, {k} asked"));
+    }
+    // SAFETY: `keep` is a valid cpu_set_t of `sz` bytes.
+    if unsafe { libc::sched_setaffinity(0, sz, &keep) } != 0 {
+        return Err(format!(
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sizes_cover_16_to_1024() {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..(RING as u64 * SIZES) {
+            seen.insert(malloc_size(i));
+        }
+        assert_eq!(seen.len(), SIZES as usize);
+        assert_eq!(seen.first(), Some(&16));
+        assert_eq!(seen.last(), Some(&1024));
+    }
+
+    #[test]
+    fn a_slot_sees_different_sizes_on_successive_passes() {
+        let slot0: Vec<usize> = (0..4).map(|pass| malloc_size(pass * RING as u64)).collect();
+        assert_eq!(slot0, vec![16, 32, 48, 64]);
+    }
+
+    #[test]
+    fn malloc_ring_runs_on_two_threads() {
+        let _ = malloc_ring(10_000, 2);
+    }
+
+    #[test]
+    fn mmap_stacks_are_returned() {
+        let maps = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .lines()
+                .count()
+        };
+        let before = maps();
+        mmap_stack_pairs(1000, 64 << 10).unwrap();
+        // Every pair unmaps what it mapped, so the map count does not grow by 1000.
+        assert!(maps() < before + 100);
+    }
+
+    #[test]
+    fn limit_cpus_rejects_more_cpus_than_exist() {
+        // Run in a thread so the test runner's thread keeps its mask.
+        std::thread::spawn(|| {
+            assert!(limit_cpus(libc::CPU_SETSIZE as usize + 1).is_err());
+            limit_cpus(1).unwrap();
+            // SAFETY: sched_getcpu has no preconditions.
+            let cpu = unsafe { libc::sched_getcpu() };
+            assert!(cpu >= 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    proptest! {
+        #[test]
+        fn sizes_are_multiples_of_16_in_range(i in any::<u64>()) {
+            let s = malloc_size(i);
+            prop_assert!(s & 15 == 0 && (16..=1024).contains(&s));
+        }
+    }
+}

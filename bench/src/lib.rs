@@ -1,0 +1,47 @@
+//! rt-bench: the benchmark harness that measures rt beside its peers in one run.
+//!
+//! Map of the crate:
+//!
+//! - Impl binaries (`src/bin/*.rs`, plus the Go program in `bench/go/`): each runs one workload
+//!   once and prints one line through [`proto`]: `value=<number> unit=<unit>` or
+//!   `value=none reason=<text>`. One binary per implementation or allocator, because a binary
+//!   has one `#[global_allocator]`. The kernels they share (the malloc ring, the fresh-mmap
+//!   stack) live in [`kernels`]; RSS probes in [`mem`].
+//! - The harness binary `rt-bench` (`src/main.rs`) drives everything: [`plan`] is the table
+//!   of workloads × variants × impls (what to run, with which sizes), [`driver`] runs one
+//!   variant's warm-up and interleaved rounds, [`runner`] spawns one impl process, times it,
+//!   reaps it and parses its line (for `boot` it also reads the peak RSS of the final image
+//!   under `ptrace`), [`stats`] reduces the runs to median/min/max, [`report`] prints the
+//!   result and ratio lines and writes `report.md`, [`chart`] draws `ratios.svg`, [`machine`]
+//!   describes the host and the peer versions.
+//!
+//! The rt column for the scheduler workloads comes from a sibling binary `bench-rt` (built from
+//! outside this crate) that follows the same protocol:
+//!
+//! | invocation | prints |
+//! |---|---|
+//! | `bench-rt boot` | any one line, exit 0 (timed and measured from outside) |
+//! | `bench-rt spawn n=<N> gomaxprocs=<P>` | `value=<ns per goroutine> unit=ns` |
+//! | `bench-rt pingpong n=<N>` | `value=<ns per round trip> unit=ns` |
+//! | `bench-rt yield n=<N per goroutine> gomaxprocs=1` | `value=<ns per switch> unit=ns` |
+//! | `bench-rt switch n=<N>` | `value=<ns per switch> unit=ns` |
+//! | `bench-rt parked n=<N>` | `value=<RSS bytes per parked goroutine> unit=B` |
+//!
+//! `GOMAXPROCS=<P>` is also set in its environment for the variants that have `gomaxprocs=`.
+//! A missing `bench-rt`, a non-zero exit, a crash or a `value=none` line all give
+//! `impl=rt value=none reason=…`.
+//!
+//! Hot path: there is none in the harness; the measured loops live in the impl binaries, which
+//! time themselves with `Instant` around the workload only (process start-up excluded), except
+//! `boot`, where the whole process is the workload and the harness times it from outside.
+
+pub mod chart;
+pub mod driver;
+pub mod kernels;
+pub mod machine;
+pub mod mem;
+pub mod plan;
+pub mod proto;
+pub mod report;
+pub mod runner;
+pub mod stats;

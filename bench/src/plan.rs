@@ -1,0 +1,582 @@
+//! The table of what the harness runs: workloads × variants × impls, with their sizes.
+//!
+//! Each [`Variant`] is one row group of the report (`workload=spawn gomaxprocs=2`, …). Its
+//! impls are run interleaved, rt first, after one warm-up each. In-process workloads time
+//! themselves and print `value=`; `boot` is timed from outside by the harness, which starts the
+//! impl's hello program [`Variant::spawns_per_run`] times per run and averages wall time and the
+//! peak RSS that `wait4` reports.
+//!
+//! Sizes follow DESIGN.md ("Performance"); `--quick` divides them so that the whole run fits in
+//! a minute on two cores. Where a peer cannot run the full size (OS threads, may's one mapping
+//! per coroutine stack) it runs fewer and says so in its note; the units are per operation, so
+//! the numbers stay comparable in kind.
+
+/// How the harness obtains one run's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The impl binary measures itself and prints `value=<n> unit=<u>`.
+    InProcess,
+    /// The harness times whole processes (wall µs) and reads their peak RSS (KiB) from `wait4`.
+    Boot,
+}
+
+/// Where an impl's program lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A binary next to `rt-bench` (same cargo target directory).
+    Sibling(&'static str),
+    /// The Go program built from `bench/go` into `<out>/go/rtbench`.
+    Go,
+}
+
+/// One impl inside a variant: its name, its program and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImplRun {
+    /// Impl name as printed (`rt`, `go`, `may`, ...).
+    pub name: &'static str,
+    /// The program to start.
+    pub program: Program,
+    /// Arguments: the workload name then `key=value` options.
+    pub args: Vec<String>,
+    /// Extra environment for the child.
+    pub env: Vec<(String, String)>,
+    /// What this impl does differently, for the report (channel kind, reduced count, ...).
+    pub note: Option<String>,
+}
+
+/// One workload variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Workload name (DESIGN.md table).
+    pub workload: &'static str,
+    /// Variant fields printed right after `workload=` (`gomaxprocs=1`, `threads=2`, ...).
+    pub fields: Vec<(String, String)>,
+    /// How a run's number is obtained.
+    pub kind: Kind,
+    /// For [`Kind::Boot`]: processes started per run (their mean is the run's value).
+    pub spawns_per_run: u32,
+    /// Impls in run order; the first is `rt`.
+    pub impls: Vec<ImplRun>,
+}
+
+impl Variant {
+    /// `workload=W f=v ...`, the prefix shared by result and ratio lines.
+    pub fn label(&self) -> String {
+        let mut s = format!("workload={}", self.workload);
+        for (k, v) in &self.fields {
+            s.push_str(&format!(" {k}={v}"));
+        }
+        s
+    }
+
+    /// Short label for the chart axis: `W f=v ...` without `workload=`.
+    pub fn short_label(&self) -> String {
+        let mut s = self.workload.to_string();
+        for (k, v) in &self.fields {
+            s.push_str(&format!(" {k}={v}"));
+        }
+        s
+    }
+}
+
+/// Every workload name, in report order.
+pub const WORKLOADS: [&str; 8] = [
+    "boot", "spawn", "pingpong", "yield", "switch", "malloc", "parked", "stack",
+];
+
+/// Sizes of one harness run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Measured runs per impl (after one warm-up).
+    pub runs: usize,
+    /// Processes per boot run.
+    pub boot_spawns: u32,
+    /// Goroutines for `spawn`.
+    pub spawn: u64,
+    /// OS threads for `spawn` under `std-thread`.
+    pub spawn_threads: u64,
+    /// Coroutines for `spawn` under may (all can be live at once: a mapping plus guard each).
+    pub spawn_may: u64,
+    /// Round trips for `pingpong`.
+    pub pingpong: u64,
+    /// Round trips for `pingpong` between OS threads.
+    pub pingpong_threads: u64,
+    /// Yields per task for `yield`.
+    pub yields: u64,
+    /// Yields per thread for `yield` between OS threads.
+    pub yields_threads: u64,
+    /// Switch pairs for `switch`.
+    pub switches: u64,
+    /// Operations per thread for `malloc`.
+    pub malloc: u64,
+    /// Parked goroutines for `parked`.
+    pub parked: u64,
+    /// Parked coroutines for may (one mapping plus guard per stack).
+    pub parked_may: u64,
+    /// Pairs for `stack` from a pool.
+    pub stack_pool: u64,
+    /// Pairs for `stack` with a fresh mapping each.
+    pub stack_fresh: u64,
+}
+
+impl Sizes {
+    /// The DESIGN.md sizes, or the reduced `--quick` ones.
+    pub fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                runs: 5,
+                boot_spawns: 3,
+                spawn: 100_000,
+                spawn_threads: 2_000,
+                spawn_may: 10_000,
+                pingpong: 100_000,
+                pingpong_threads: 5_000,
+                yields: 100_000,
+                yields_threads: 10_000,
+                switches: 1_000_000,
+                malloc: 1_000_000,
+                parked: 20_000,
+                parked_may: 10_000,
+                stack_pool: 100_000,
+                stack_fresh: 10_000,
+            }
+        } else {
+            Sizes {
+                runs: 7,
+                boot_spawns: 10,
+                spawn: 1_000_000,
+                spawn_threads: 10_000,
+                spawn_may: 30_000,
+                pingpong: 1_000_000,
+                pingpong_threads: 50_000,
+                yields: 1_000_000,
+                yields_threads: 100_000,
+                switches: 10_000_000,
+                malloc: 10_000_000,
+                parked: 100_000,
+                parked_may: 30_000,
+                stack_pool: 1_000_000,
+                stack_fresh: 100_000,
+            }
+        }
+    }
+}
+
+fn imp(name: &'static str, program: Program, workload: &str, opts: &[(&str, String)]) -> ImplRun {
+    let mut args = vec![workload.to_string()];
+    args.extend(opts.iter().map(|(k, v)| format!("{k}={v}")));
+    ImplRun {
+        name,
+        program,
+        args,
+        env: Vec::new(),
+        note: None,
+    }
+}
+
+fn with_note(mut i: ImplRun, note: &str) -> ImplRun {
+    i.note = Some(note.to_string());
+    i
+}
+
+/// Sets `GOMAXPROCS` in every impl's environment (rt and Go read it; the Rust peers get the
+/// same value as the `gomaxprocs=` option).
+fn with_gomaxprocs(mut v: Variant, p: u32) -> Variant {
+    for i in &mut v.impls {
+        i.env.push(("GOMAXPROCS".into(), p.to_string()));
+    }
+    v
+}
+
+const RT: Program = Program::Sibling("bench-rt");
+
+/// The full plan. `stack_size` is the stack size the `stack` workload uses for every impl.
+pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
+    let mut out = Vec::new();
+    let s = sizes;
+    // boot: a whole process printing one line.
+    out.push(Variant {
+        workload: "boot",
+        fields: vec![],
+        kind: Kind::Boot,
+        spawns_per_run: s.boot_spawns,
+        impls: vec![
+            with_note(
+                imp("rt", RT, "boot", &[]),
+                "bench-rt boot execs the rt-demo program",
+            ),
+            imp("go", Program::Go, "boot", &[]),
+            with_note(
+                imp("std-thread", Program::Sibling("peer-std"), "boot", &[]),
+                "plain Rust std hello",
+            ),
+            with_note(
+                imp("tokio", Program::Sibling("peer-tokio"), "boot", &[]),
+                "multi-thread runtime built, hello printed inside block_on",
+            ),
+            with_note(
+                imp("may", Program::Sibling("peer-may"), "boot", &[]),
+                "hello printed from a may coroutine, joined",
+            ),
+        ],
+    });
+    for p in [1u32, 2] {
+        let gp = ("gomaxprocs", p.to_string());
+        let n = ("n", s.spawn.to_string());
+        let v = Variant {
+            workload: "spawn",
+            fields: vec![("gomaxprocs".into(), p.to_string())],
+            kind: Kind::InProcess,
+            spawns_per_run: 1,
+            impls: vec![
+                imp("rt", RT, "spawn", &[n.clone(), gp.clone()]),
+                imp("go", Program::Go, "spawn", &[n.clone(), gp.clone()]),
+                with_note(
+                    imp(
+                        "may",
+                        Program::Sibling("peer-may"),
+                        "spawn",
+                        &[("n", s.spawn_may.to_string()), gp.clone()],
+                    ),
+                    &format!(
+                        "{} coroutines (not {}): the spawner does not yield, so all can be live \
+                         at once, and each may stack is a mapping plus a guard \
+                         (vm.max_map_count 65530); may::config().set_workers(gomaxprocs)",
+                        s.spawn_may, s.spawn
+                    ),
+                ),
+                with_note(
+                    imp(
+                        "tokio",
+                        Program::Sibling("peer-tokio"),
+                        "spawn",
+                        &[n.clone(), gp.clone()],
+                    ),
+                    if p == 1 {
+                        "current_thread runtime"
+                    } else {
+                        "multi_thread runtime, 2 workers"
+                    },
+                ),
+                with_note(
+                    imp(
+                        "std-thread",
+                        Program::Sibling("peer-std"),
+                        "spawn",
+                        &[("n", s.spawn_threads.to_string()), gp.clone()],
+                    ),
+                    &format!(
+                        "{} OS threads (not {}), process limited to {p} CPU(s) by affinity",
+                        s.spawn_threads, s.spawn
+                    ),
+                ),
+            ],
+        };
+        out.push(with_gomaxprocs(v, p));
+    }
+    let n = ("n", s.pingpong.to_string());
+    out.push(Variant {
+        workload: "pingpong",
+        fields: vec![],
+        kind: Kind::InProcess,
+        spawns_per_run: 1,
+        impls: vec![
+            imp("rt", RT, "pingpong", std::slice::from_ref(&n)),
+            with_note(
+                imp("go", Program::Go, "pingpong", std::slice::from_ref(&n)),
+                "two unbuffered channels, default GOMAXPROCS",
+            ),
+            with_note(
+                imp("may", Program::Sibling("peer-may"), "pingpong", std::slice::from_ref(&n)),
+                "two may::sync::mpsc channels (unbounded; one message in flight), default workers",
+            ),
+            with_note(
+                imp("tokio", Program::Sibling("peer-tokio"), "pingpong", std::slice::from_ref(&n)),
+                "two tokio::sync::mpsc::channel(1), multi_thread runtime, default workers",
+            ),
+            with_note(
+                imp(
+                    "std-thread",
+                    Program::Sibling("peer-std"),
+                    "pingpong",
+                    &[("n", s.pingpong_threads.to_string())],
+                ),
+                &format!(
+                    "two OS threads over std::sync::mpsc::sync_channel(0) (rendezvous), {} round trips",
+                    s.pingpong_threads
+                ),
+            ),
+        ],
+    });
+    let n = ("n", s.yields.to_string());
+    let gp = ("gomaxprocs", "1".to_string());
+    out.push(with_gomaxprocs(
+        Variant {
+            workload: "yield",
+            fields: vec![("gomaxprocs".into(), "1".into())],
+            kind: Kind::InProcess,
+            spawns_per_run: 1,
+            impls: vec![
+                imp("rt", RT, "yield", &[n.clone(), gp.clone()]),
+                with_note(
+                    imp("go", Program::Go, "yield", &[n.clone(), gp.clone()]),
+                    "runtime.Gosched",
+                ),
+                with_note(
+                    imp(
+                        "may",
+                        Program::Sibling("peer-may"),
+                        "yield",
+                        &[n.clone(), gp.clone()],
+                    ),
+                    "may::coroutine::yield_now, 1 worker",
+                ),
+                with_note(
+                    imp(
+                        "tokio",
+                        Program::Sibling("peer-tokio"),
+                        "yield",
+                        &[n.clone(), gp.clone()],
+                    ),
+                    "tokio::task::yield_now on a current_thread runtime",
+                ),
+                with_note(
+                    imp(
+                        "std-thread",
+                        Program::Sibling("peer-std"),
+                        "yield",
+                        &[("n", s.yields_threads.to_string()), gp.clone()],
+                    ),
+                    &format!(
+                        "two OS threads calling sched_yield on one CPU, {} yields each",
+                        s.yields_threads
+                    ),
+                ),
+            ],
+        },
+        1,
+    ));
+    let n = ("n", s.switches.to_string());
+    out.push(Variant {
+        workload: "switch",
+        fields: vec![],
+        kind: Kind::InProcess,
+        spawns_per_run: 1,
+        impls: vec![
+            imp("rt", RT, "switch", std::slice::from_ref(&n)),
+            with_note(
+                imp(
+                    "corosensei",
+                    Program::Sibling("peer-corosensei"),
+                    "switch",
+                    std::slice::from_ref(&n),
+                ),
+                "resume+suspend pair time / 2",
+            ),
+        ],
+    });
+    for t in [1u32, 2] {
+        let o = [("n", s.malloc.to_string()), ("threads", t.to_string())];
+        out.push(Variant {
+            workload: "malloc",
+            fields: vec![("threads".into(), t.to_string())],
+            kind: Kind::InProcess,
+            spawns_per_run: 1,
+            impls: vec![
+                with_note(
+                    imp("rt", Program::Sibling("malloc-rt"), "malloc", &o),
+                    "#[global_allocator] rt_heap::RtHeap",
+                ),
+                imp("glibc", Program::Sibling("malloc-glibc"), "malloc", &o),
+                imp(
+                    "mimalloc",
+                    Program::Sibling("malloc-mimalloc"),
+                    "malloc",
+                    &o,
+                ),
+                imp(
+                    "jemalloc",
+                    Program::Sibling("malloc-jemalloc"),
+                    "malloc",
+                    &o,
+                ),
+            ],
+        });
+    }
+    let n = ("n", s.parked.to_string());
+    out.push(Variant {
+        workload: "parked",
+        fields: vec![],
+        kind: Kind::InProcess,
+        spawns_per_run: 1,
+        impls: vec![
+            imp("rt", RT, "parked", std::slice::from_ref(&n)),
+            with_note(
+                imp("go", Program::Go, "parked", std::slice::from_ref(&n)),
+                "blocked on a channel receive",
+            ),
+            with_note(
+                imp(
+                    "may",
+                    Program::Sibling("peer-may"),
+                    "parked",
+                    &[("n", s.parked_may.to_string())],
+                ),
+                &format!(
+                    "{} coroutines (not {}): each may stack is its own mapping plus a guard, \
+                     and vm.max_map_count is 65530",
+                    s.parked_may, s.parked
+                ),
+            ),
+            with_note(
+                imp(
+                    "tokio",
+                    Program::Sibling("peer-tokio"),
+                    "parked",
+                    std::slice::from_ref(&n),
+                ),
+                "tasks awaiting a tokio::sync::Notify, current_thread runtime",
+            ),
+        ],
+    });
+    let size = ("size", stack_size.to_string());
+    out.push(Variant {
+        workload: "stack",
+        fields: vec![("size".into(), stack_size.to_string())],
+        kind: Kind::InProcess,
+        spawns_per_run: 1,
+        impls: vec![
+            with_note(
+                imp(
+                    "rt",
+                    Program::Sibling("stack-rt"),
+                    "stack",
+                    &[("n", s.stack_pool.to_string()), size.clone()],
+                ),
+                "rt_stack::stackalloc/stackfree through a warm StackCache",
+            ),
+            with_note(
+                imp(
+                    "mmap",
+                    Program::Sibling("stack-mmap"),
+                    "stack",
+                    &[("n", s.stack_fresh.to_string()), size.clone()],
+                ),
+                "mmap + mprotect guard page + munmap per stack",
+            ),
+            with_note(
+                imp(
+                    "corosensei",
+                    Program::Sibling("peer-corosensei"),
+                    "stack",
+                    &[("n", s.stack_fresh.to_string()), size.clone()],
+                ),
+                "corosensei::stack::DefaultStack::new + drop",
+            ),
+        ],
+    });
+    out
+}
+
+/// Parses `--only W,W,...`: every name must be a known workload.
+pub fn parse_only(list: &str) -> Result<Vec<&'static str>, String> {
+    let mut out = Vec::new();
+    for w in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        match WORKLOADS.iter().find(|k| **k == w) {
+            Some(k) => out.push(*k),
+            None => {
+                return Err(format!(
+                    "unknown workload {w:?} (known: {})",
+                    WORKLOADS.join(",")
+                ))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("--only needs at least one workload".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_is_planned_with_rt_first() {
+        for quick in [false, true] {
+            let p = plan(&Sizes::new(quick), 65536);
+            for w in WORKLOADS {
+                assert!(p.iter().any(|v| v.workload == w), "{w} missing");
+            }
+            for v in &p {
+                assert_eq!(v.impls[0].name, "rt", "{}", v.label());
+                assert!(v.impls.len() >= 2, "{} has no peer", v.label());
+                for i in &v.impls {
+                    assert_eq!(i.args[0], v.workload);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn impl_names_are_the_fixed_set() {
+        let known = [
+            "rt",
+            "go",
+            "may",
+            "tokio",
+            "corosensei",
+            "std-thread",
+            "glibc",
+            "mimalloc",
+            "jemalloc",
+            "mmap",
+        ];
+        for v in plan(&Sizes::new(false), 65536) {
+            for i in v.impls {
+                assert!(known.contains(&i.name), "{}", i.name);
+            }
+        }
+    }
+
+    #[test]
+    fn quick_sizes_are_smaller_and_runs_at_least_five() {
+        let (q, f) = (Sizes::new(true), Sizes::new(false));
+        assert!(q.runs >= 5 && f.runs >= 5);
+        assert!(q.spawn < f.spawn && q.malloc < f.malloc && q.parked < f.parked);
+        assert_eq!(f.spawn, 1_000_000);
+        assert_eq!(f.malloc, 10_000_000);
+        assert_eq!(f.parked, 100_000);
+        assert_eq!(f.pingpong, 1_000_000);
+    }
+
+    #[test]
+    fn gomaxprocs_variants_set_the_environment() {
+        for v in plan(&Sizes::new(true), 65536) {
+            if let Some((_, p)) = v.fields.iter().find(|(k, _)| k == "gomaxprocs") {
+                for i in &v.impls {
+                    assert!(i.env.contains(&("GOMAXPROCS".to_string(), p.clone())));
+                    assert!(i.args.contains(&format!("gomaxprocs={p}")));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn labels_put_variant_fields_after_workload() {
+        let p = plan(&Sizes::new(true), 4096);
+        let labels: Vec<String> = p.iter().map(Variant::label).collect();
+        assert!(labels.contains(&"workload=spawn gomaxprocs=2".to_string()));
+        assert!(labels.contains(&"workload=malloc threads=1".to_string()));
+        assert!(labels.contains(&"workload=stack size=4096".to_string()));
+    }
+
+    #[test]
+    fn only_list_is_checked() {
+        assert_eq!(parse_only("spawn,malloc").unwrap(), vec!["spawn", "malloc"]);
+        assert!(parse_only("spawn,nope").is_err());
+        assert!(parse_only("").is_err());
+        assert!(parse_only(",,").is_err());
+    }
+}

@@ -1,0 +1,745 @@
+//! Per-P and per-thread object caches (Go `mcache`) and the allocation
+//! paths that use them.
+//!
+//! Map:
+//! - [`MCache`]: one free list of objects per size class, plus counters.
+//!   A cache has exactly one user at a time: the M that holds its P, or
+//!   the thread that owns it. Its lists are therefore touched without
+//!   locks or atomic read-modify-writes; the counters are atomics written
+//!   with plain relaxed stores (only the owner writes them) so `memstats`
+//!   may read them from any thread.
+//! - Thread binding: a `thread_local!` (const-initialised, no destructor,
+//!   so access is a single TLS load) holds `cur`, the cache the calling
+//!   thread allocates through. An M that acquired a P points `cur` at the
+//!   P's cache ([`bind_thread_cache`]); any other thread gets its own cache,
+//!   created lazily on first use and flushed back to the mcentrals when the
+//!   thread exits (a second thread-local with a destructor).
+//! - Hot path ([`malloc`]): size → class by table, one TLS load, pop the
+//!   class list. [`free`]: class from the layout, push on the list; a list
+//!   longer than its limit gives half back to the mcentral. Misses take a
+//!   batch from the mcentral ([`crate::mcentral::refill`]).
+//! - Objects freed by another thread simply join that thread's cache; the
+//!   mcentral finds their span through the page map when they flow back, so
+//!   cross-thread frees need no special handling.
+//! - Large objects (class 0) go straight to the page heap.
+//! - A registry of all caches (under its own lock) lets `memstats` sum the
+//!   counters; counters of destroyed caches are folded into its totals.
+
+use crate::lock::Mutex;
+use crate::mcentral;
+use crate::mheap::{span_of, FreeObj, MSpan, HEAP, HEAP_ARENA_BYTES, SPAN_LARGE};
+use crate::sizeclasses::{
+    CLASS_TO_SIZE, MAX_SMALL_SIZE, NUM_SIZE_CLASSES, PAGE_SIZE, SIZE_TO_CLASS128, SIZE_TO_CLASS8,
+    SMALL_SIZE_MAX,
+};
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest alignment served (1 GiB); larger requests get null.
+pub const MAX_ALIGN: usize = HEAP_ARENA_BYTES * 16;
+/// Largest request served (64 TiB, beyond any heap this design can map).
+pub const MAX_ALLOC: usize = 1 << 46;
+
+/// Objects moved between a cache and an mcentral at a time for `class`:
+/// about 32 KiB worth, between 2 and 64 objects.
+const fn batch_for(class: usize) -> u32 {
+    let size = CLASS_TO_SIZE[class] as usize;
+    if size == 0 {
+        return 0;
+    }
+    let b = 32768 / size;
+    if b < 2 {
+        2
+    } else if b > 64 {
+        64
+    } else {
+        b as u32
+    }
+}
+
+/// Batch size per class (see `batch_for`).
+pub(crate) static BATCH: [u32; NUM_SIZE_CLASSES] = {
+    let mut t = [0u32; NUM_SIZE_CLASSES];
+    let mut i = 0;
+    while i < NUM_SIZE_CLASSES {
+        t[i] = batch_for(i);
+        i += 1;
+    }
+    t
+};
+
+/// One class's cached objects.
+#[repr(C)]
+#[derive(Debug)]
+struct FreeList {
+    head: *mut FreeObj,
+    len: u32,
+    /// Length above which half the list goes back to the mcentral.
+    max: u32,
+    /// Objects handed out through this list (cumulative).
+    nalloc: AtomicU64,
+    /// Objects freed into this list (cumulative).
+    nfree: AtomicU64,
+}
+
+/// A cache of free objects for one P or one thread (Go `mcache`). Opaque
+/// to the runtime: obtained from [`allocmcache`], released by [`freemcache`].
+/// Cache-line aligned so caches of different threads never share a line.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct MCache {
+    lists: [FreeList; NUM_SIZE_CLASSES],
+    /// Large objects allocated through this cache (cumulative).
+    large_nalloc: AtomicU64,
+    /// Bytes of those large objects (cumulative).
+    large_bytes: AtomicU64,
+    next: *mut MCache,
+    prev: *mut MCache,
+}
+
+/// Relaxed increment by a single writer: a load and a store, no RMW.
+#[inline(always)]
+fn bump(c: &AtomicU64, by: u64) {
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+/// All live caches plus the totals of destroyed ones.
+struct Registry {
+    head: *mut MCache,
+    ncaches: usize,
+    dead_nalloc: [u64; NUM_SIZE_CLASSES],
+    dead_nfree: [u64; NUM_SIZE_CLASSES],
+}
+
+// SAFETY: only reached through its mutex.
+unsafe impl Send for Registry {}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    head: ptr::null_mut(),
+    ncaches: 0,
+    dead_nalloc: [0; NUM_SIZE_CLASSES],
+    dead_nfree: [0; NUM_SIZE_CLASSES],
+});
+
+/// Locks the registry (`fork` prepare handler).
+pub(crate) fn lock_registry() {
+    REGISTRY.raw_lock();
+}
+
+/// Unlocks the registry; `child` resets instead (after `fork`).
+///
+/// # Safety
+/// The caller holds the registry lock through [`lock_registry`].
+pub(crate) unsafe fn unlock_registry(child: bool) {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        if child {
+            REGISTRY.reset_after_fork();
+        } else {
+            REGISTRY.raw_unlock();
+        }
+    }
+}
+
+/// Per-class counter sums over every cache, live or gone.
+pub(crate) struct ClassTotals {
+    pub nalloc: [u64; NUM_SIZE_CLASSES],
+    pub nfree: [u64; NUM_SIZE_CLASSES],
+    pub ncaches: usize,
+}
+
+pub(crate) fn class_totals() -> ClassTotals {
+    let r = REGISTRY.lock();
+    let mut t = ClassTotals {
+        nalloc: r.dead_nalloc,
+        nfree: r.dead_nfree,
+        ncaches: r.ncaches,
+    };
+    let mut c = r.head;
+    while !c.is_null() {
+        for i in 1..NUM_SIZE_CLASSES {
+            // SAFETY: c is a registered live cache (removal takes this lock);
+            // only its atomic counters are read, through shared references.
+            unsafe {
+                t.nalloc[i] += (*ptr::addr_of!((*c).lists[i].nalloc)).load(Ordering::Relaxed);
+                t.nfree[i] += (*ptr::addr_of!((*c).lists[i].nfree)).load(Ordering::Relaxed);
+            }
+        }
+        // SAFETY: registry links are only changed under this lock.
+        c = unsafe { (*c).next };
+    }
+    t
+}
+
+/// Go `allocmcache`: a new empty cache from `cachealloc`, registered for
+/// statistics. Initialises the heap if needed; null only when that fails
+/// (running out of memory for the cache itself is fatal, as in Go).
+pub fn allocmcache() -> *mut MCache {
+    if crate::ensure_init().is_err() {
+        return ptr::null_mut();
+    }
+    let c = {
+        let mut h = HEAP.lock();
+        let h = &mut *h;
+        h.cachealloc.alloc(&mut h.pst).cast::<MCache>()
+    };
+    // SAFETY: c is a zeroed, exclusively owned MCache-sized block; all-zero
+    // is a valid empty cache apart from the limits set here.
+    unsafe {
+        for i in 1..NUM_SIZE_CLASSES {
+            (*c).lists[i].max = 2 * BATCH[i];
+        }
+    }
+    let mut r = REGISTRY.lock();
+    // SAFETY: c is ours; the old head is a live registered cache.
+    unsafe {
+        (*c).next = r.head;
+        if !r.head.is_null() {
+            (*r.head).prev = c;
+        }
+    }
+    r.head = c;
+    r.ncaches += 1;
+    c
+}
+
+/// Go `freemcache`: gives every cached object back to the mcentrals, folds
+/// the counters into the global totals and frees the cache. If the calling
+/// thread is bound to `c`, it is unbound first.
+///
+/// # Safety
+/// `c` came from [`allocmcache`], is not freed yet, and no thread other than
+/// the caller uses it now or later.
+pub unsafe fn freemcache(c: *mut MCache) {
+    if c.is_null() {
+        return;
+    }
+    let _ = TLS.try_with(|t| {
+        if t.cur.get() == c {
+            t.cur.set(t.own.get());
+        }
+        if t.own.get() == c {
+            t.own.set(ptr::null_mut());
+            if t.cur.get() == c {
+                t.cur.set(ptr::null_mut());
+            }
+        }
+    });
+    // SAFETY: the caller gives us exclusive use of c.
+    unsafe {
+        for i in 1..NUM_SIZE_CLASSES {
+            let l = ptr::addr_of_mut!((*c).lists[i]);
+            if (*l).len > 0 {
+                mcentral::release(i, (*l).head, (*l).len as usize);
+                (*l).head = ptr::null_mut();
+                (*l).len = 0;
+            }
+        }
+    }
+    {
+        let mut r = REGISTRY.lock();
+        // SAFETY: c is registered; its neighbours are live registered caches.
+        unsafe {
+            for i in 1..NUM_SIZE_CLASSES {
+                r.dead_nalloc[i] += (*c).lists[i].nalloc.load(Ordering::Relaxed);
+                r.dead_nfree[i] += (*c).lists[i].nfree.load(Ordering::Relaxed);
+            }
+            if (*c).prev.is_null() {
+                r.head = (*c).next;
+            } else {
+                (*(*c).prev).next = (*c).next;
+            }
+            if !(*c).next.is_null() {
+                (*(*c).next).prev = (*c).prev;
+            }
+        }
+        r.ncaches -= 1;
+    }
+    // SAFETY: c came from cachealloc and is dead now.
+    unsafe { HEAP.lock().cachealloc.free(c.cast()) };
+}
+
+/// What the calling thread allocates through.
+struct Tls {
+    /// The cache in use: a P's cache while bound, else the thread's own.
+    cur: Cell<*mut MCache>,
+    /// The thread's own cache (null until first needed).
+    own: Cell<*mut MCache>,
+    /// `LIVE`, `FRESH`, `CREATING` or `EXITED`.
+    state: Cell<u8>,
+}
+
+const FRESH: u8 = 0;
+const LIVE: u8 = 1;
+const CREATING: u8 = 2;
+const EXITED: u8 = 3;
+
+/// Flushes the thread's own cache when the thread exits.
+struct ThreadCacheGuard;
+
+impl Drop for ThreadCacheGuard {
+    fn drop(&mut self) {
+        let _ = TLS.try_with(|t| {
+            t.state.set(EXITED);
+            let own = t.own.replace(ptr::null_mut());
+            if t.cur.get() == own {
+                t.cur.set(ptr::null_mut());
+            }
+            if !own.is_null() {
+                // SAFETY: own was created by this thread for its sole use and
+                // is no longer reachable from the thread-local.
+                unsafe { freemcache(own) };
+            }
+        });
+    }
+}
+
+thread_local! {
+    static TLS: Tls = const {
+        Tls { cur: Cell::new(ptr::null_mut()), own: Cell::new(ptr::null_mut()), state: Cell::new(FRESH) }
+    };
+    static GUARD: ThreadCacheGuard = const { ThreadCacheGuard };
+}
+
+/// The calling thread's current cache, or null (not created yet, being
+/// created, or the thread is exiting).
+#[inline(always)]
+fn current() -> *mut MCache {
+    TLS.with(|t| t.cur.get())
+}
+
+/// Creates the calling thread's own cache if it may have one.
+#[cold]
+#[inline(never)]
+fn create_thread_cache() -> *mut MCache {
+    TLS.with(|t| {
+        if !t.cur.get().is_null() {
+            return t.cur.get();
+        }
+        if t.state.get() != FRESH && !(t.state.get() == LIVE && t.own.get().is_null()) {
+            return ptr::null_mut();
+        }
+        t.state.set(CREATING);
+        let c = allocmcache();
+        if c.is_null() {
+            t.state.set(FRESH);
+            return c;
+        }
+        t.own.set(c);
+        t.cur.set(c);
+        t.state.set(LIVE);
+        // Register the exit flush; may allocate, which now finds the cache.
+        let _ = GUARD.try_with(|_| {});
+        c
+    })
+}
+
+/// Points the calling thread at `c` (an M acquiring a P). Null is the same
+/// as [`unbind_thread_cache`].
+///
+/// # Safety
+/// `c` came from [`allocmcache`], is not freed, and no other thread uses it
+/// until it is unbound here.
+pub unsafe fn bind_thread_cache(c: *mut MCache) {
+    TLS.with(|t| {
+        if c.is_null() {
+            t.cur.set(t.own.get());
+        } else {
+            t.cur.set(c);
+        }
+    });
+}
+
+/// Goes back to the thread's own cache (`releasep`); returns the cache that
+/// was bound (null if none was).
+pub fn unbind_thread_cache() -> *mut MCache {
+    TLS.with(|t| {
+        let prev = t.cur.get();
+        let own = t.own.get();
+        t.cur.set(own);
+        if prev == own {
+            ptr::null_mut()
+        } else {
+            prev
+        }
+    })
+}
+
+/// Cumulative bytes and allocations through the calling thread's current
+/// cache (small objects by class size, large by span size).
+pub fn thread_alloc_counters() -> (u64, u64) {
+    let c = current();
+    if c.is_null() {
+        return (0, 0);
+    }
+    let (mut bytes, mut n) = (0u64, 0u64);
+    for i in 1..NUM_SIZE_CLASSES {
+        // SAFETY: c is the calling thread's live cache; counters are atomics.
+        let a = unsafe { (*ptr::addr_of!((*c).lists[i].nalloc)).load(Ordering::Relaxed) };
+        bytes += a * CLASS_TO_SIZE[i] as u64;
+        n += a;
+    }
+    // SAFETY: as above.
+    unsafe {
+        bytes += (*ptr::addr_of!((*c).large_bytes)).load(Ordering::Relaxed);
+        n += (*ptr::addr_of!((*c).large_nalloc)).load(Ordering::Relaxed);
+    }
+    (bytes, n)
+}
+
+/// Size class for a request (0: large object). Deterministic in
+/// `(size, align)`, so `free` recomputes what `malloc` chose. Size 0 is
+/// served as size 1. An alignment is honoured by choosing a class whose
+/// object size is a multiple of it (objects start at `span + k*size`, and
+/// spans are page aligned); above a page, the object is large.
+#[inline(always)]
+pub fn size_class(size: usize, align: usize) -> usize {
+    let c = if align <= 8 {
+        if size <= SMALL_SIZE_MAX {
+            (SIZE_TO_CLASS8[(size + 7) >> 3] as usize).max(1)
+        } else if size <= MAX_SMALL_SIZE {
+            SIZE_TO_CLASS128[(size - SMALL_SIZE_MAX + 127) >> 7] as usize
+        } else {
+            0
+        }
+    } else {
+        size_class_aligned(size, align)
+    };
+    // SAFETY: the generated lookup tables hold only class numbers below
+    // NUM_SIZE_CLASSES (checked by the `tables_hold_valid_classes` test and
+    // by construction in the generator), and `size_class_aligned` stops at
+    // the last class. This lets the hot paths index `lists` unchecked.
+    unsafe { core::hint::assert_unchecked(c < NUM_SIZE_CLASSES) };
+    c
+}
+
+#[inline(never)]
+fn size_class_aligned(size: usize, align: usize) -> usize {
+    if align > PAGE_SIZE || size > MAX_SMALL_SIZE {
+        return 0;
+    }
+    let s = (size.max(1) + align - 1) & !(align - 1);
+    if s > MAX_SMALL_SIZE {
+        return 0;
+    }
+    let mut c = size_class(s, 8);
+    // Class 67 (32 KiB) is a multiple of every alignment up to a page.
+    while (CLASS_TO_SIZE[c] as usize) % align != 0 {
+        c += 1;
+    }
+    c
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two). Null when
+/// out of memory or the request is beyond [`MAX_ALLOC`]/[`MAX_ALIGN`].
+#[inline(always)]
+pub fn malloc(size: usize, align: usize) -> *mut u8 {
+    let class = size_class(size, align);
+    if class != 0 {
+        let c = current();
+        if !c.is_null() {
+            // SAFETY: c is the calling thread's current cache, used by this
+            // thread alone; the head object is free and ours.
+            unsafe {
+                let l = ptr::addr_of_mut!((*c).lists[class]);
+                let h = (*l).head;
+                if !h.is_null() {
+                    (*l).head = (*h).next;
+                    (*l).len -= 1;
+                    bump(&(*l).nalloc, 1);
+                    return h.cast();
+                }
+            }
+        }
+        return malloc_small_slow(class);
+    }
+    malloc_large(size, align).0
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_small_slow(class: usize) -> *mut u8 {
+    let mut c = current();
+    if c.is_null() {
+        c = create_thread_cache();
+    }
+    if c.is_null() {
+        // No cache on this thread (exiting, or creating its cache): one
+        // object straight from the mcentral, counted in the global totals.
+        if crate::ensure_init().is_err() {
+            return ptr::null_mut();
+        }
+        let (h, n) = mcentral::refill(class, 1);
+        if n == 0 {
+            return ptr::null_mut();
+        }
+        REGISTRY.lock().dead_nalloc[class] += 1;
+        return h.cast();
+    }
+    // SAFETY: c is the calling thread's current cache.
+    unsafe {
+        let l = ptr::addr_of_mut!((*c).lists[class]);
+        if (*l).head.is_null() {
+            let (h, n) = mcentral::refill(class, BATCH[class] as usize);
+            if n == 0 {
+                return ptr::null_mut();
+            }
+            (*l).head = h;
+            (*l).len = n as u32;
+        }
+        let h = (*l).head;
+        (*l).head = (*h).next;
+        (*l).len -= 1;
+        bump(&(*l).nalloc, 1);
+        h.cast()
+    }
+}
+
+/// A large object: its own span. Returns the object and whether its memory
+/// may hold old data.
+#[cold]
+pub(crate) fn malloc_large(size: usize, align: usize) -> (*mut u8, bool) {
+    if size > MAX_ALLOC || align > MAX_ALIGN || crate::ensure_init().is_err() {
+        return (ptr::null_mut(), false);
+    }
+    let s = HEAP.lock().alloc_large(size.max(1), align);
+    if s.is_null() {
+        return (ptr::null_mut(), false);
+    }
+    // SAFETY: s is the in-use span just allocated for us.
+    let (start, npages, needzero) = unsafe { ((*s).start, (*s).npages, (*s).needzero) };
+    let c = current();
+    if !c.is_null() {
+        // SAFETY: c is the calling thread's cache; counters are single-writer.
+        unsafe {
+            bump(&(*c).large_nalloc, 1);
+            bump(&(*c).large_bytes, (npages * PAGE_SIZE) as u64);
+        }
+    }
+    (start as *mut u8, needzero)
+}
+
+/// The span of a large object, or a fatal error for a bad pointer.
+pub(crate) fn large_span(p: *mut u8) -> *mut MSpan {
+    let s = span_of(p as usize);
+    // SAFETY: a non-null page-map entry is a live span structure.
+    if s.is_null() || unsafe { (*s).state != SPAN_LARGE || (*s).start != p as usize } {
+        rt_sys::throw("free of invalid pointer");
+    }
+    s
+}
+
+/// Frees an object allocated by [`malloc`] with the same `size`/`align`.
+///
+/// # Safety
+/// `p` came from [`malloc`] (or [`crate::realloc`]) with this size and
+/// alignment and is not used afterwards.
+#[inline(always)]
+pub unsafe fn free(p: *mut u8, size: usize, align: usize) {
+    let class = size_class(size, align);
+    if class != 0 {
+        let c = current();
+        if !c.is_null() && !p.is_null() {
+            // SAFETY: c is the calling thread's cache; p is a dead object of
+            // this class (caller), so its first word may hold the link.
+            unsafe {
+                let l = ptr::addr_of_mut!((*c).lists[class]);
+                let o = p.cast::<FreeObj>();
+                (*o).next = (*l).head;
+                (*l).head = o;
+                (*l).len += 1;
+                bump(&(*l).nfree, 1);
+                if (*l).len > (*l).max {
+                    flush_half(c, class);
+                }
+            }
+            return;
+        }
+        if !p.is_null() {
+            // SAFETY: forwarded caller contract.
+            unsafe { free_small_slow(p, class) };
+        }
+        return;
+    }
+    // SAFETY: forwarded caller contract.
+    unsafe { free_large(p) };
+}
+
+/// Frees a large object: its span goes back to the page heap.
+///
+/// # Safety
+/// `p` is null or a dead large object from [`malloc`].
+#[cold]
+#[inline(never)]
+unsafe fn free_large(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    let s = large_span(p);
+    // SAFETY: s holds exactly the dead large object p (caller).
+    unsafe { HEAP.lock().free_span(s) };
+}
+
+/// # Safety
+/// `p` is a dead object of `class`.
+#[cold]
+#[inline(never)]
+unsafe fn free_small_slow(p: *mut u8, class: usize) {
+    let c = create_thread_cache();
+    if !c.is_null() {
+        // SAFETY: forwarded caller contract; c is now the thread's cache.
+        unsafe { free(p, CLASS_TO_SIZE[class] as usize, 8) };
+        return;
+    }
+    REGISTRY.lock().dead_nfree[class] += 1;
+    // SAFETY: p is a dead object of class (caller).
+    unsafe { mcentral::release(class, p.cast(), 1) };
+}
+
+/// Gives one batch of the oldest objects of an overlong list back to the
+/// mcentral, keeping the most recently freed (cache-warm) ones.
+///
+/// # Safety
+/// `c` is the calling thread's cache.
+#[cold]
+#[inline(never)]
+unsafe fn flush_half(c: *mut MCache, class: usize) {
+    // SAFETY: c is ours; the list has len > keep ≥ 1 valid links.
+    unsafe {
+        let l = ptr::addr_of_mut!((*c).lists[class]);
+        let keep = (*l).len.saturating_sub(BATCH[class]).max(1);
+        let mut last = (*l).head;
+        for _ in 1..keep {
+            last = (*last).next;
+        }
+        let rest = (*last).next;
+        let n = (*l).len - keep;
+        (*last).next = ptr::null_mut();
+        (*l).len = keep;
+        mcentral::release(class, rest, n as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_hold_valid_classes() {
+        assert!(SIZE_TO_CLASS8
+            .iter()
+            .all(|&c| (c as usize) < NUM_SIZE_CLASSES));
+        assert!(SIZE_TO_CLASS128
+            .iter()
+            .all(|&c| (c as usize) < NUM_SIZE_CLASSES));
+        for align in (0..=13).map(|b| 1usize << b) {
+            for size in [0, 1, 7, 100, 1000, 5000, 32768] {
+                assert!(size_class(size, align) < NUM_SIZE_CLASSES);
+            }
+        }
+    }
+
+    #[test]
+    fn fresh_cache_is_empty() {
+        // Go's I16 counterpart: a new cache holds nothing (Go: every
+        // `alloc[i]` is `&emptymspan`).
+        let c = allocmcache();
+        // SAFETY: c is fresh and unused by anyone else.
+        unsafe {
+            for i in 0..NUM_SIZE_CLASSES {
+                assert!((*c).lists[i].head.is_null() && (*c).lists[i].len == 0);
+            }
+            freemcache(c);
+        }
+    }
+
+    fn registered(c: *mut MCache) -> bool {
+        let r = REGISTRY.lock();
+        let mut p = r.head;
+        while !p.is_null() {
+            if p == c {
+                return true;
+            }
+            // SAFETY: registry members are live caches.
+            p = unsafe { (*p).next };
+        }
+        false
+    }
+
+    fn own_cache() -> *mut MCache {
+        TLS.with(|t| t.own.get())
+    }
+
+    #[test]
+    fn cache_lifecycle_bind_unbind_free_and_thread_exit() {
+        crate::mallocinit().unwrap();
+        // A thread's own cache appears on first use and is flushed and
+        // unregistered when the thread exits.
+        let (own, objs) = std::thread::spawn(|| {
+            let ps: Vec<usize> = (0..1000)
+                .map(|i| malloc(16 + i % 200, 8) as usize)
+                .collect();
+            for (i, &p) in ps.iter().enumerate() {
+                // SAFETY: allocated above with this size and alignment.
+                unsafe { free(p as *mut u8, 16 + i % 200, 8) };
+            }
+            (own_cache() as usize, ps.len())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(objs, 1000);
+        assert_ne!(own, 0);
+        assert!(!registered(own as *mut MCache));
+
+        // A P's cache: bind, allocate through it, unbind, free it.
+        let c = allocmcache();
+        assert!(!c.is_null() && registered(c));
+        // SAFETY: c is fresh and used by this thread alone.
+        unsafe { bind_thread_cache(c) };
+        assert_eq!(current(), c);
+        assert_eq!(thread_alloc_counters(), (0, 0));
+        let p = malloc(100, 8);
+        let big = malloc(100_000, 8);
+        let (bytes, n) = thread_alloc_counters();
+        assert_eq!(n, 2);
+        assert_eq!(bytes, 112 + 13 * 8192);
+        // SAFETY: both allocated above with these sizes.
+        unsafe {
+            free(p, 100, 8);
+            free(big, 100_000, 8);
+        }
+        // SAFETY: c is this thread's bound cache; only its length is read.
+        let len = unsafe { (*c).lists[size_class(100, 8)].len };
+        assert_eq!(len as usize, BATCH[size_class(100, 8)] as usize);
+        assert_eq!(unbind_thread_cache(), c);
+        assert_ne!(current(), c);
+        assert!(unbind_thread_cache().is_null());
+        // SAFETY: c is unbound and used by nobody.
+        unsafe { freemcache(c) };
+        assert!(!registered(c));
+    }
+
+    #[test]
+    fn overlong_lists_go_back_to_the_mcentral() {
+        crate::mallocinit().unwrap();
+        std::thread::spawn(|| {
+            let class = size_class(48, 8);
+            let n = 10 * BATCH[class] as usize;
+            let ps: Vec<usize> = (0..n).map(|_| malloc(48, 8) as usize).collect();
+            for &p in &ps {
+                // SAFETY: allocated above with this layout.
+                unsafe { free(p as *mut u8, 48, 8) };
+                let c = current();
+                // SAFETY: c is this thread's cache.
+                let l = unsafe { &(*c).lists[class] };
+                assert!(l.len <= l.max);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}

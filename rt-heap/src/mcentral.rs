@@ -1,0 +1,305 @@
+//! Central free lists, one per size class (Go `mcentral`).
+//!
+//! Map: each [`MCentral`] owns the spans of its class in two lists,
+//! `partial` (spans with objects to hand out: a non-empty span free list
+//! or never-used objects past `freeindex`) and `full`. Caches move objects
+//! in batches: [`refill`] takes up to a batch (Go `cacheSpan`, here by
+//! object rather than by whole span, so several caches share a span) and
+//! [`release`] takes a chain back (what Go's sweeper does for a span),
+//! finding each object's span through the page map. A span whose objects
+//! have all come back returns to the page heap at once. Lock order:
+//! an mcentral lock, then the heap lock; never the reverse.
+//!
+//! Transfer slots: a full batch given back by one cache is parked whole
+//! (up to [`XFER_SLOTS`] chains per class) and handed as-is to the next
+//! cache that asks for a batch, so objects flowing from a freeing thread to
+//! an allocating one (producer/consumer, goroutines moving between Ps) cost
+//! O(1) under the lock instead of a span lookup per object. Parked objects
+//! still count as allocated in their spans; [`drain_xfer`] returns them
+//! (the scavenger calls it so parked objects cannot pin spans).
+
+use crate::lock::Mutex;
+use crate::mcache::BATCH;
+use crate::mheap::{span_of, FreeObj, MSpan, SpanList, HEAP, SPAN_SMALL};
+use crate::sizeclasses::NUM_SIZE_CLASSES;
+use core::ptr;
+
+/// Spans of one class. Padded to a cache line so the locks of neighbouring
+/// classes do not share one (Go pads `mheap.central` the same way).
+#[repr(align(64))]
+#[derive(Debug)]
+pub struct MCentral {
+    lists: Mutex<Lists>,
+}
+
+/// Parked whole batches per class.
+pub const XFER_SLOTS: usize = 4;
+
+#[derive(Debug)]
+struct Lists {
+    partial: SpanList,
+    full: SpanList,
+    /// Parked batches (each exactly `BATCH[class]` objects).
+    xfer: [*mut FreeObj; XFER_SLOTS],
+    nxfer: usize,
+}
+
+// SAFETY: the span lists are only touched under the mutex.
+unsafe impl Send for Lists {}
+
+impl MCentral {
+    const fn new() -> Self {
+        MCentral {
+            lists: Mutex::new(Lists {
+                partial: SpanList::new(),
+                full: SpanList::new(),
+                xfer: [ptr::null_mut(); XFER_SLOTS],
+                nxfer: 0,
+            }),
+        }
+    }
+}
+
+/// One central list per size class (index 0, the large class, is unused).
+pub static CENTRAL: [MCentral; NUM_SIZE_CLASSES] = [const { MCentral::new() }; NUM_SIZE_CLASSES];
+
+/// Locks every mcentral (ascending class order; `fork` prepare handler).
+pub(crate) fn lock_all() {
+    for c in CENTRAL.iter() {
+        c.lists.raw_lock();
+    }
+}
+
+/// Unlocks every mcentral; `child` resets instead (after `fork`).
+///
+/// # Safety
+/// The caller holds every mcentral lock through [`lock_all`].
+pub(crate) unsafe fn unlock_all(child: bool) {
+    for c in CENTRAL.iter().rev() {
+        // SAFETY: the caller holds this lock through lock_all.
+        unsafe {
+            if child {
+                c.lists.reset_after_fork();
+            } else {
+                c.lists.raw_unlock();
+            }
+        }
+    }
+}
+
+/// Validates every mcentral: list membership matches fullness, spans are
+/// small spans of the right class, and each span's free objects (its list
+/// plus never-used objects) number `nelems - alloc_count`. For tests and
+/// debugging; objects held by caches are not visited.
+pub fn check() -> Result<(), String> {
+    for (class, c) in CENTRAL.iter().enumerate() {
+        let g = c.lists.lock();
+        for &h in &g.xfer[..g.nxfer] {
+            let mut n = 0;
+            let mut o = h;
+            while !o.is_null() && n <= BATCH[class] {
+                // SAFETY: parked chains are dead objects linked through their first word.
+                o = unsafe { (*o).next };
+                n += 1;
+            }
+            if n != BATCH[class] {
+                return Err(format!("class {class}: parked batch of {n} objects"));
+            }
+        }
+        for (full, list) in [(false, &g.partial), (true, &g.full)] {
+            let mut s = list.first;
+            while !s.is_null() {
+                // SAFETY: spans on the lists are live; the lock is held, so
+                // their free lists are stable and their objects are free.
+                unsafe {
+                    let sp = &*s;
+                    if sp.state != SPAN_SMALL
+                        || sp.sizeclass as usize != class
+                        || sp.in_full != full
+                    {
+                        return Err(format!("class {class}: span {:#x} misfiled", sp.start));
+                    }
+                    if (sp.alloc_count == sp.nelems) != full || sp.alloc_count == 0 {
+                        return Err(format!(
+                            "class {class}: span {:#x} count {}",
+                            sp.start, sp.alloc_count
+                        ));
+                    }
+                    let mut nfree = (sp.nelems - sp.freeindex) as usize;
+                    let mut o = sp.freelist;
+                    while !o.is_null() {
+                        let off = o as usize - sp.start;
+                        if o as usize >= sp.end() || off % sp.elemsize as usize != 0 {
+                            return Err(format!("class {class}: bad free object {o:p}"));
+                        }
+                        nfree += 1;
+                        o = (*o).next;
+                    }
+                    if nfree != (sp.nelems - sp.alloc_count) as usize {
+                        return Err(format!(
+                            "class {class}: span {:#x} has {nfree} free objects, expected {}",
+                            sp.start,
+                            sp.nelems - sp.alloc_count
+                        ));
+                    }
+                    s = sp.next;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes up to `want` objects of `class`, linked through their first word.
+/// Returns the chain head and its length (0 only when out of memory).
+pub fn refill(class: usize, want: usize) -> (*mut FreeObj, usize) {
+    let mut g = CENTRAL[class].lists.lock();
+    if want == BATCH[class] as usize && g.nxfer > 0 {
+        g.nxfer -= 1;
+        let i = g.nxfer;
+        return (core::mem::replace(&mut g.xfer[i], ptr::null_mut()), want);
+    }
+    let mut head: *mut FreeObj = ptr::null_mut();
+    let mut n = 0;
+    while n < want {
+        let mut s = g.partial.first;
+        if s.is_null() {
+            s = HEAP.lock().alloc_small_span(class);
+            if s.is_null() {
+                break;
+            }
+            // SAFETY: s is a fresh span in no list.
+            unsafe { g.partial.push(s) };
+        }
+        // SAFETY: s is a live span of this class on the partial list; the
+        // objects taken lie inside it and are free.
+        unsafe {
+            let sp = &mut *s;
+            while n < want {
+                let obj = if !sp.freelist.is_null() {
+                    let o = sp.freelist;
+                    sp.freelist = (*o).next;
+                    o
+                } else if sp.freeindex < sp.nelems {
+                    let o =
+                        (sp.start + sp.freeindex as usize * sp.elemsize as usize) as *mut FreeObj;
+                    sp.freeindex += 1;
+                    o
+                } else {
+                    break;
+                };
+                (*obj).next = head;
+                head = obj;
+                n += 1;
+                sp.alloc_count += 1;
+            }
+            if sp.alloc_count == sp.nelems {
+                g.partial.remove(s);
+                g.full.push(s);
+                sp.in_full = true;
+            }
+        }
+    }
+    (head, n)
+}
+
+/// Returns a chain of `n` objects of `class` (linked through their first
+/// word, the last link ignored) to their spans; empty spans go back to the
+/// heap. A pointer that is not an object of this class ends the program
+/// with `fatal error: free of invalid pointer`.
+///
+/// # Safety
+/// Every object in the chain was handed out for `class` and is dead.
+pub unsafe fn release(class: usize, head: *mut FreeObj, n: usize) {
+    let mut g = CENTRAL[class].lists.lock();
+    if n == BATCH[class] as usize && g.nxfer < XFER_SLOTS {
+        let i = g.nxfer;
+        g.xfer[i] = head;
+        g.nxfer += 1;
+        return;
+    }
+    // SAFETY: forwarded caller contract; the lock is held.
+    unsafe { release_locked(&mut g, class, head, n) };
+}
+
+/// Returns every parked batch to its spans (empty spans go to the heap).
+pub fn drain_xfer() {
+    for class in 1..NUM_SIZE_CLASSES {
+        let mut g = CENTRAL[class].lists.lock();
+        while g.nxfer > 0 {
+            g.nxfer -= 1;
+            let i = g.nxfer;
+            let h = core::mem::replace(&mut g.xfer[i], ptr::null_mut());
+            // SAFETY: parked chains hold exactly BATCH[class] dead objects of
+            // this class; the lock is held.
+            unsafe { release_locked(&mut g, class, h, BATCH[class] as usize) };
+        }
+    }
+}
+
+/// # Safety
+/// As [`release`]; `g` is the guard of `class`'s mcentral.
+unsafe fn release_locked(g: &mut Lists, class: usize, mut head: *mut FreeObj, n: usize) {
+    for _ in 0..n {
+        let obj = head;
+        // SAFETY: the caller guarantees obj is a dead object of this class,
+        // so its first word is ours to read and rewrite.
+        head = unsafe { (*obj).next };
+        let s: *mut MSpan = span_of(obj as usize);
+        // SAFETY: s came from the page map; it is checked before use.
+        unsafe {
+            if s.is_null()
+                || (*s).state != SPAN_SMALL
+                || (*s).sizeclass as usize != class
+                || (obj as usize - (*s).start) % (*s).elemsize as usize != 0
+            {
+                rt_sys::throw("free of invalid pointer");
+            }
+            let sp = &mut *s;
+            (*obj).next = sp.freelist;
+            sp.freelist = obj;
+            if sp.in_full {
+                g.full.remove(s);
+                g.partial.push(s);
+                sp.in_full = false;
+            }
+            sp.alloc_count -= 1;
+            if sp.alloc_count == 0 {
+                g.partial.remove(s);
+                HEAP.lock().free_span(s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_batches_are_parked_and_handed_on() {
+        let _serial = crate::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        crate::mallocinit().unwrap();
+        // Class 60 (18 KiB objects) is used by no other unit test.
+        let class = 60;
+        let b = BATCH[class] as usize;
+        let (h, n) = refill(class, b);
+        assert_eq!(n, b);
+        // SAFETY: the chain came from refill and is handed back unused.
+        unsafe { release(class, h, n) };
+        assert_eq!(CENTRAL[class].lists.lock().nxfer, 1);
+        let (h2, n2) = refill(class, b);
+        assert_eq!((h2, n2), (h, b));
+        // SAFETY: as above.
+        unsafe { release(class, h2, n2) };
+        drain_xfer();
+        let g = CENTRAL[class].lists.lock();
+        assert_eq!(g.nxfer, 0);
+        // Every object is back, so the span went back to the heap.
+        assert!(g.partial.is_empty() && g.full.is_empty());
+        drop(g);
+        check().unwrap();
+    }
+}

@@ -1,0 +1,89 @@
+//! Scheduler behaviour through rt-demo scenarios.
+
+mod common;
+use common::*;
+
+#[test]
+fn a_million_goroutines_all_run() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["spawn", "1000000"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(status(&o), 0, "{}", err(&o));
+        assert_eq!(out(&o), "ran 1000000\n");
+    }
+}
+
+#[test]
+fn ten_million_messages_none_lost_across_two_ps() {
+    let o = run(RT0, ["chan", "10000000"], &[("GOMAXPROCS", "2")]);
+    assert_eq!(status(&o), 0, "{}", err(&o));
+    assert_eq!(out(&o), "received 10000000 sum_ok=true\n");
+}
+
+#[test]
+fn pingpong_and_yield_complete() {
+    let o = run(RT0, ["pingpong", "100000"], &[("GOMAXPROCS", "2")]);
+    assert_eq!(out(&o), "round trips 100000\n", "{}", err(&o));
+    let o = run(RT0, ["yield", "100000"], &[("GOMAXPROCS", "1")]);
+    assert_eq!(out(&o), "switches 200000\n", "{}", err(&o));
+}
+
+#[test]
+fn timers_fire_in_deadline_order() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["sleep"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(out(&o), "woke in order [0, 10, 20, 30]\n", "{}", err(&o));
+    }
+}
+
+#[test]
+fn deadlock_is_reported_like_go() {
+    let o = run(RT0, ["deadlock"], &[]);
+    assert_eq!(status(&o), 2);
+    let e = err(&o);
+    assert!(e.starts_with("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n"), "{e}");
+}
+
+#[test]
+fn unrecovered_goroutine_panic_ends_the_program() {
+    let o = run(RT0, ["panic"], &[]);
+    assert_eq!(status(&o), 2);
+    let e = err(&o);
+    assert!(e.starts_with("panic: boom from a goroutine\n\ngoroutine "), "{e}");
+    assert!(e.contains(" [running]:\n"), "{e}");
+}
+
+#[test]
+fn join_handle_returns_the_panic() {
+    let o = run(RT0, ["joinpanic"], &[]);
+    assert_eq!(status(&o), 0, "{}", err(&o));
+    assert_eq!(out(&o), "join: panicked: caught\n");
+    assert_eq!(err(&o), "", "a recovered panic prints nothing");
+}
+
+#[test]
+fn schedtrace_prints_gos_sched_lines() {
+    let o = run(RT0, ["schedtrace"], &[("GODEBUG", "schedtrace=50"), ("GOMAXPROCS", "2")]);
+    assert_eq!(status(&o), 0);
+    let e = err(&o);
+    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    assert!(lines.len() >= 2, "{e}");
+    for l in lines {
+        // SCHED 0ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=1 idlethreads=0 runqueue=0 [2 0]
+        let re_ok = l.contains("ms: gomaxprocs=2 idleprocs=") && l.contains(" threads=") && l.contains(" spinningthreads=")
+            && l.contains(" idlethreads=") && l.contains(" runqueue=") && l.ends_with(']');
+        assert!(re_ok, "{l}");
+        let bracket = &l[l.find('[').unwrap() + 1..l.len() - 1];
+        assert_eq!(bracket.split(' ').count(), 2, "{l}");
+    }
+}
+
+#[test]
+fn scheddetail_lists_ps_ms_and_gs() {
+    let o = run(RT0, ["schedtrace"], &[("GODEBUG", "schedtrace=100,scheddetail=1"), ("GOMAXPROCS", "2")]);
+    let e = err(&o);
+    assert!(e.contains(" gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0\n"), "{e}");
+    assert!(e.contains("  P0: status="), "{e}");
+    assert!(e.contains("  P1: status="), "{e}");
+    assert!(e.contains("  M0: p="), "{e}");
+    assert!(e.contains("  G1: status="), "{e}");
+}
