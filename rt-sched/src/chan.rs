@@ -1,24 +1,50 @@
-//! Channels (Go's `hchan`): unbuffered and buffered, with close.
+//! Channels (Go's `hchan`): unbuffered and buffered, with close and select.
 //!
 //! A channel is a lock, a ring buffer of `cap` elements, and two FIFO wait
-//! queues of blocked senders and receivers. A send to a channel with a
-//! waiting receiver hands the value straight to it and readies it (the
-//! receiver runs next on this P, inheriting the time slice — Go's behaviour,
-//! and what makes ping-pong cheap); otherwise it fills the buffer or parks.
-//! A receive takes from a waiting sender first (for a full buffer: the head of
-//! the buffer, and the sender's value goes to the tail), then from the buffer,
-//! then parks. Closing wakes everybody: receivers get `None` once the buffer
-//! is drained, blocked senders panic (`send on closed channel`).
+//! queues of blocked senders and receivers (`sudog`s). A send to a channel
+//! with a waiting receiver hands the value straight to it and readies it
+//! (the receiver runs next on this P, inheriting the time slice — Go's
+//! behaviour, and what makes ping-pong cheap); otherwise it fills the buffer
+//! or parks. A receive takes from a waiting sender first (for a full buffer:
+//! the head of the buffer, and the sender's value goes to the tail), then from
+//! the buffer, then parks. Closing wakes everybody: receivers get `None` once
+//! the buffer is drained, blocked senders panic (`send on closed channel`).
+//!
+//! ## select
+//! [`Select`] follows Go's `selectgo`: the cases are polled in a random order
+//! with every channel involved locked (in address order, so two selects never
+//! deadlock on each other); the first ready case fires. With none ready,
+//! `try_select` returns (the `default` case), and `select` queues one sudog on
+//! every channel and parks once. Whoever dequeues one of those sudogs must
+//! first win the select's `done` flag (a CAS): sudogs of a select that
+//! already fired are skipped. The woken goroutine then relocks the channels
+//! and takes its other sudogs off their queues.
 
 use crate::lock::Lock;
 use crate::park::Waiter;
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicU32, Ordering};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// A waiting sender or receiver.
 struct Sudog<T> {
-    w: Waiter,
+    /// Who to wake (shared by all sudogs of one select).
+    w: *const Waiter,
+    /// The select's `done` flag, or null for a plain send/receive.
+    sel: *const AtomicU32,
+    /// The select case this sudog belongs to.
+    case: usize,
+    /// The value being sent, or the slot a receiver gets.
     elem: UnsafeCell<Option<T>>,
+    /// Set by the waker: the operation happened (false: channel closed).
+    success: Cell<bool>,
+}
+
+impl<T> Sudog<T> {
+    fn new(w: *const Waiter, sel: *const AtomicU32, case: usize, elem: Option<T>) -> Sudog<T> {
+        Sudog { w, sel, case, elem: UnsafeCell::new(elem), success: Cell::new(false) }
+    }
 }
 
 struct Inner<T> {
@@ -27,6 +53,35 @@ struct Inner<T> {
     closed: bool,
     recvq: VecDeque<*const Sudog<T>>,
     sendq: VecDeque<*const Sudog<T>>,
+}
+
+/// Pops the first sudog that may still be woken: plain ones always, select
+/// ones only if this dequeue wins their select (Go's `dequeue` +
+/// `selectDone`).
+fn dequeue<T>(q: &mut VecDeque<*const Sudog<T>>) -> Option<*const Sudog<T>> {
+    while let Some(sg) = q.pop_front() {
+        // SAFETY: queued sudogs are live until woken or dequeued by their owner.
+        let sel = unsafe { (*sg).sel };
+        // SAFETY: a select's done flag lives as long as its sudogs.
+        if !sel.is_null() && unsafe { (*sel).compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) }.is_err() {
+            continue;
+        }
+        return Some(sg);
+    }
+    None
+}
+
+/// Wakes a dequeued sudog, telling its waiter which case fired.
+///
+/// # Safety
+/// `sg` was dequeued under the channel lock by the caller, who won it.
+unsafe fn wake<T>(sg: *const Sudog<T>, success: bool) {
+    // SAFETY: caller contract: sg is live and ours to wake.
+    unsafe {
+        (*sg).success.set(success);
+        (*(*sg).w).fired.store((*sg).case, Ordering::Relaxed);
+        Waiter::wake((*sg).w);
+    }
 }
 
 struct HChan<T> {
@@ -66,6 +121,16 @@ pub enum TrySendError<T> {
     Closed(T),
 }
 
+/// Outcome of trying one operation with the lock held.
+enum Now<T> {
+    /// Done; for a receive, the value (None: closed and drained).
+    Done(Option<T>),
+    /// Would block; the value to send is handed back.
+    Block(Option<T>),
+    /// Send on a closed channel; the value is handed back.
+    Closed(T),
+}
+
 impl<T: Send> Chan<T> {
     /// A channel with room for `cap` elements (0: unbuffered).
     pub fn new(cap: usize) -> Chan<T> {
@@ -83,10 +148,71 @@ impl<T: Send> Chan<T> {
         }
     }
 
+    /// The lock-protected state.
+    ///
+    /// # Safety
+    /// `lock` must be held and the reference dropped before unlocking.
     #[allow(clippy::mut_from_ref)]
-    fn inner(&self) -> &mut Inner<T> {
-        // SAFETY: only called with `lock` held (every caller below).
+    unsafe fn inner(&self) -> &mut Inner<T> {
+        // SAFETY: caller holds the lock.
         unsafe { &mut *self.h.inner.get() }
+    }
+
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.h) as usize
+    }
+
+    /// With the lock held: send `v` now if a receiver waits or the buffer has
+    /// room. Wakes the receiver after `unlock_first` (the caller's unlock).
+    ///
+    /// # Safety
+    /// The lock must be held.
+    unsafe fn send_now(&self, v: T, woken: &mut Option<*const Sudog<T>>) -> Now<T> {
+        // SAFETY: lock held (caller).
+        let c = unsafe { self.inner() };
+        if c.closed {
+            return Now::Closed(v);
+        }
+        if let Some(sg) = dequeue(&mut c.recvq) {
+            // SAFETY: we won sg; its elem is ours to fill until it is woken.
+            unsafe { *(*sg).elem.get() = Some(v) };
+            *woken = Some(sg);
+            return Now::Done(None);
+        }
+        if c.buf.len() < c.cap {
+            c.buf.push_back(v);
+            return Now::Done(None);
+        }
+        Now::Block(Some(v))
+    }
+
+    /// With the lock held: receive now if a sender waits, the buffer has a
+    /// value, or the channel is closed.
+    ///
+    /// # Safety
+    /// The lock must be held.
+    unsafe fn recv_now(&self, woken: &mut Option<*const Sudog<T>>) -> Now<T> {
+        // SAFETY: lock held (caller).
+        let c = unsafe { self.inner() };
+        if let Some(sg) = dequeue(&mut c.sendq) {
+            // SAFETY: we won sg; its value is ours to take.
+            let sv = unsafe { (*(*sg).elem.get()).take() }.expect("sender without value");
+            *woken = Some(sg);
+            if c.cap == 0 {
+                return Now::Done(Some(sv));
+            }
+            // Full buffer: take the head; the sender's value joins the tail.
+            let head = c.buf.pop_front().expect("full buffer");
+            c.buf.push_back(sv);
+            return Now::Done(Some(head));
+        }
+        if let Some(v) = c.buf.pop_front() {
+            return Now::Done(Some(v));
+        }
+        if c.closed {
+            return Now::Done(None);
+        }
+        Now::Block(None)
     }
 
     /// Sends `v`, blocking until a receiver takes it or buffer room frees up.
@@ -105,37 +231,36 @@ impl<T: Send> Chan<T> {
     }
 
     fn send_impl(&self, v: T, block: bool) -> Result<(), TrySendError<T>> {
+        let mut woken = None;
         self.h.lock.lock();
-        let c = self.inner();
-        if c.closed {
-            self.h.lock.unlock();
-            return Err(TrySendError::Closed(v));
-        }
-        if let Some(sg) = c.recvq.pop_front() {
-            // SAFETY: sg is a parked receiver's sudog, live until woken.
-            unsafe {
-                *(*sg).elem.get() = Some(v);
-                (*(sg as *mut Sudog<T>)).w.success = true;
+        // SAFETY: lock held.
+        let r = unsafe { self.send_now(v, &mut woken) };
+        let v = match r {
+            Now::Done(_) => {
+                self.h.lock.unlock();
+                if let Some(sg) = woken {
+                    // SAFETY: dequeued and won under the lock.
+                    unsafe { wake(sg, true) };
+                }
+                return Ok(());
             }
-            self.h.lock.unlock();
-            // SAFETY: dequeued under the lock: we are its only waker.
-            unsafe { Waiter::wake(&(*sg).w) };
-            return Ok(());
-        }
-        if c.buf.len() < c.cap {
-            c.buf.push_back(v);
-            self.h.lock.unlock();
-            return Ok(());
-        }
+            Now::Closed(v) => {
+                self.h.lock.unlock();
+                return Err(TrySendError::Closed(v));
+            }
+            Now::Block(v) => v.expect("value handed back"),
+        };
         if !block {
             self.h.lock.unlock();
             return Err(TrySendError::Full(v));
         }
-        let sg = Sudog { w: Waiter::new(), elem: UnsafeCell::new(Some(v)) };
-        c.sendq.push_back(&sg);
-        // SAFETY: lock held; sg stays on this stack until we are woken.
-        unsafe { sg.w.park(&self.h.lock, "chan send") };
-        if sg.w.success {
+        let w = Waiter::new();
+        let sg = Sudog::new(&w, core::ptr::null(), 0, Some(v));
+        // SAFETY: lock held.
+        unsafe { self.inner().sendq.push_back(&sg) };
+        // SAFETY: lock held; sg and w stay on this stack until we are woken.
+        unsafe { w.park(&self.h.lock, "chan send") };
+        if sg.success.get() {
             Ok(())
         } else {
             // SAFETY: woken by close: nobody touches sg any more.
@@ -158,43 +283,27 @@ impl<T: Send> Chan<T> {
     }
 
     fn recv_impl(&self, block: bool) -> Result<Option<T>, ()> {
+        let mut woken = None;
         self.h.lock.lock();
-        let c = self.inner();
-        if let Some(sg) = c.sendq.pop_front() {
-            // SAFETY: sg is a parked sender's sudog, live until woken.
-            let v = unsafe {
-                let sv = (*(*sg).elem.get()).take().expect("sender without value");
-                (*(sg as *mut Sudog<T>)).w.success = true;
-                if c.cap == 0 {
-                    sv
-                } else {
-                    // Full buffer: take the head, the sender's value joins the tail.
-                    let head = c.buf.pop_front().expect("full buffer");
-                    c.buf.push_back(sv);
-                    head
-                }
-            };
+        // SAFETY: lock held.
+        if let Now::Done(v) = unsafe { self.recv_now(&mut woken) } {
             self.h.lock.unlock();
-            // SAFETY: dequeued under the lock: we are its only waker.
-            unsafe { Waiter::wake(&(*sg).w) };
-            return Ok(Some(v));
-        }
-        if let Some(v) = c.buf.pop_front() {
-            self.h.lock.unlock();
-            return Ok(Some(v));
-        }
-        if c.closed {
-            self.h.lock.unlock();
-            return Ok(None);
+            if let Some(sg) = woken {
+                // SAFETY: dequeued and won under the lock.
+                unsafe { wake(sg, true) };
+            }
+            return Ok(v);
         }
         if !block {
             self.h.lock.unlock();
             return Err(());
         }
-        let sg = Sudog { w: Waiter::new(), elem: UnsafeCell::new(None) };
-        c.recvq.push_back(&sg);
-        // SAFETY: lock held; sg stays on this stack until we are woken.
-        unsafe { sg.w.park(&self.h.lock, "chan receive") };
+        let w = Waiter::new();
+        let sg = Sudog::new(&w, core::ptr::null(), 0, None);
+        // SAFETY: lock held.
+        unsafe { self.inner().recvq.push_back(&sg) };
+        // SAFETY: lock held; sg and w stay on this stack until we are woken.
+        unsafe { w.park(&self.h.lock, "chan receive") };
         // SAFETY: woken: nobody touches sg any more.
         Ok(unsafe { (*sg.elem.get()).take() })
     }
@@ -205,24 +314,32 @@ impl<T: Send> Chan<T> {
     /// `close of closed channel`, as Go.
     pub fn close(&self) {
         self.h.lock.lock();
-        let c = self.inner();
+        // SAFETY: lock held.
+        let c = unsafe { self.inner() };
         if c.closed {
             self.h.lock.unlock();
             panic!("close of closed channel");
         }
         c.closed = true;
-        let waiters: Vec<*const Sudog<T>> = c.recvq.drain(..).chain(c.sendq.drain(..)).collect();
+        let mut waiters = Vec::new();
+        while let Some(sg) = dequeue(&mut c.recvq) {
+            waiters.push(sg);
+        }
+        while let Some(sg) = dequeue(&mut c.sendq) {
+            waiters.push(sg);
+        }
         self.h.lock.unlock();
         for sg in waiters {
-            // SAFETY: dequeued under the lock; success stays false.
-            unsafe { Waiter::wake(&(*sg).w) };
+            // SAFETY: dequeued and won under the lock; success = false.
+            unsafe { wake(sg, false) };
         }
     }
 
     /// Elements in the buffer.
     pub fn len(&self) -> usize {
         self.h.lock.lock();
-        let n = self.inner().buf.len();
+        // SAFETY: lock held.
+        let n = unsafe { self.inner() }.buf.len();
         self.h.lock.unlock();
         n
     }
@@ -235,7 +352,8 @@ impl<T: Send> Chan<T> {
     /// Buffer capacity.
     pub fn cap(&self) -> usize {
         self.h.lock.lock();
-        let n = self.inner().cap;
+        // SAFETY: lock held.
+        let n = unsafe { self.inner() }.cap;
         self.h.lock.unlock();
         n
     }
@@ -243,5 +361,414 @@ impl<T: Send> Chan<T> {
     /// Receives until the channel is closed and drained (`for v := range ch`).
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         core::iter::from_fn(move || self.recv())
+    }
+}
+
+impl<'a, T: Send> IntoIterator for &'a Chan<T> {
+    type Item = T;
+    type IntoIter = Box<dyn Iterator<Item = T> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// select
+
+/// One case of a [`Select`], with its element type erased.
+trait SelCase {
+    fn id(&self) -> usize;
+    fn lock(&self) -> &Lock;
+    /// Lock held: fire now if ready. Returns false when it would block.
+    fn try_fire(&mut self) -> bool;
+    /// Lock held: queue a sudog for the parked select.
+    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize);
+    /// Lock held: take our sudog back off the queue (select fired elsewhere).
+    fn dequeue_self(&mut self);
+    /// After waking with this case fired: settle the result.
+    fn complete(&mut self);
+    /// Send case whose channel turned out closed.
+    fn closed_send(&self) -> bool;
+}
+
+struct RecvCase<'a, T> {
+    ch: &'a Chan<T>,
+    sg: Option<Box<Sudog<T>>>,
+    got: Option<Option<T>>,
+}
+
+struct SendCase<'a, T> {
+    ch: &'a Chan<T>,
+    v: Option<T>,
+    sg: Option<Box<Sudog<T>>>,
+    closed: bool,
+}
+
+fn remove<T>(q: &mut VecDeque<*const Sudog<T>>, sg: *const Sudog<T>) {
+    if let Some(i) = q.iter().position(|x| *x == sg) {
+        q.remove(i);
+    }
+}
+
+impl<T: Send> SelCase for RecvCase<'_, T> {
+    fn id(&self) -> usize {
+        self.ch.id()
+    }
+    fn lock(&self) -> &Lock {
+        &self.ch.h.lock
+    }
+    fn try_fire(&mut self) -> bool {
+        let mut woken = None;
+        // SAFETY: the select holds every case's lock.
+        match unsafe { self.ch.recv_now(&mut woken) } {
+            Now::Done(v) => {
+                self.got = Some(v);
+                if let Some(sg) = woken {
+                    // Waking with the lock held is fine: wake only queues the
+                    // goroutine (or bumps a futex); it takes no channel lock.
+                    // SAFETY: dequeued and won under the lock.
+                    unsafe { wake(sg, true) };
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) {
+        let sg = Box::new(Sudog::new(w, sel, idx, None));
+        // SAFETY: lock held by the select.
+        unsafe { self.ch.inner().recvq.push_back(&*sg) };
+        self.sg = Some(sg);
+    }
+    fn dequeue_self(&mut self) {
+        if let Some(sg) = &self.sg {
+            // SAFETY: lock held by the select.
+            remove(unsafe { &mut self.ch.inner().recvq }, &**sg);
+        }
+    }
+    fn complete(&mut self) {
+        let sg = self.sg.take().expect("fired case has a sudog");
+        // SAFETY: woken: nobody else touches the sudog.
+        self.got = Some(unsafe { (*sg.elem.get()).take() });
+    }
+    fn closed_send(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Send> SelCase for SendCase<'_, T> {
+    fn id(&self) -> usize {
+        self.ch.id()
+    }
+    fn lock(&self) -> &Lock {
+        &self.ch.h.lock
+    }
+    fn try_fire(&mut self) -> bool {
+        let Some(v) = self.v.take() else { return false };
+        let mut woken = None;
+        // SAFETY: the select holds every case's lock.
+        match unsafe { self.ch.send_now(v, &mut woken) } {
+            Now::Done(_) => {
+                if let Some(sg) = woken {
+                    // SAFETY: dequeued and won under the lock.
+                    unsafe { wake(sg, true) };
+                }
+                true
+            }
+            Now::Closed(v) => {
+                self.v = Some(v);
+                self.closed = true;
+                true
+            }
+            Now::Block(v) => {
+                self.v = v;
+                false
+            }
+        }
+    }
+    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) {
+        let sg = Box::new(Sudog::new(w, sel, idx, self.v.take()));
+        // SAFETY: lock held by the select.
+        unsafe { self.ch.inner().sendq.push_back(&*sg) };
+        self.sg = Some(sg);
+    }
+    fn dequeue_self(&mut self) {
+        if let Some(sg) = self.sg.take() {
+            // SAFETY: lock held by the select.
+            remove(unsafe { &mut self.ch.inner().sendq }, &*sg);
+            // The value was not sent: keep it.
+            // SAFETY: off the queue: the sudog is ours again.
+            self.v = unsafe { (*sg.elem.get()).take() };
+        }
+    }
+    fn complete(&mut self) {
+        let sg = self.sg.take().expect("fired case has a sudog");
+        if !sg.success.get() {
+            self.closed = true;
+            // SAFETY: woken: nobody else touches the sudog.
+            self.v = unsafe { (*sg.elem.get()).take() };
+        }
+    }
+    fn closed_send(&self) -> bool {
+        self.closed
+    }
+}
+
+/// A receive case of a [`Select`]; redeem it with [`Select::received`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvToken<T> {
+    /// The case index.
+    pub index: usize,
+    _t: core::marker::PhantomData<fn() -> T>,
+}
+
+/// Go's `select` over any number of send and receive cases.
+///
+/// ```ignore
+/// let mut s = Select::new();
+/// let a = s.recv(&ch_a);
+/// let b = s.send(&ch_b, 42);
+/// match s.select() {
+///     i if i == a.index => println!("got {:?}", s.received(a)),
+///     i if i == b => println!("sent"),
+///     _ => unreachable!(),
+/// }
+/// ```
+pub struct Select<'a> {
+    cases: Vec<Box<dyn SelCase + 'a>>,
+    recv_values: Vec<Option<Box<dyn core::any::Any>>>,
+}
+
+impl core::fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Select").field("cases", &self.cases.len()).finish()
+    }
+}
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Select<'a> {
+    /// A select with no cases.
+    pub fn new() -> Select<'a> {
+        Select { cases: Vec::new(), recv_values: Vec::new() }
+    }
+
+    /// Adds a receive case.
+    pub fn recv<T: Send + 'static>(&mut self, ch: &'a Chan<T>) -> RecvToken<T> {
+        self.cases.push(Box::new(RecvCase { ch, sg: None, got: None }));
+        self.recv_values.push(None);
+        RecvToken { index: self.cases.len() - 1, _t: core::marker::PhantomData }
+    }
+
+    /// Adds a send case; returns its index.
+    pub fn send<T: Send + 'static>(&mut self, ch: &'a Chan<T>, v: T) -> usize {
+        self.cases.push(Box::new(SendCase { ch, v: Some(v), sg: None, closed: false }));
+        self.recv_values.push(None);
+        self.cases.len() - 1
+    }
+
+    /// What a fired receive case got: `Some(v)`, or `None` for a closed
+    /// channel. Panics if the case did not fire.
+    pub fn received<T: Send + 'static>(&mut self, tok: RecvToken<T>) -> Option<T> {
+        let any = self.cases[tok.index].as_mut() as *mut (dyn SelCase + 'a);
+        // SAFETY: the token was made by `recv` for this index with this T, so
+        // the case is a RecvCase<T>.
+        let rc = unsafe { &mut *(any as *mut RecvCase<'a, T>) };
+        rc.got.take().expect("select: this receive case did not fire")
+    }
+
+    /// Locks every channel once, in address order; returns the order.
+    fn lock_all(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.cases.len()).collect();
+        order.sort_by_key(|&i| self.cases[i].id());
+        order.dedup_by_key(|i| self.cases[*i].id());
+        for &i in &order {
+            self.cases[i].lock().lock();
+        }
+        order
+    }
+
+    fn unlock_all(&self, order: &[usize]) {
+        for &i in order.iter().rev() {
+            self.cases[i].lock().unlock();
+        }
+    }
+
+    fn poll(&mut self) -> Option<usize> {
+        let n = self.cases.len();
+        // Random poll order (Go's pollorder), so no case is favoured.
+        let mut poll: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = crate::proc::fastrand() as usize % (i + 1);
+            poll.swap(i, j);
+        }
+        poll.into_iter().find(|&i| self.cases[i].try_fire())
+    }
+
+    fn finish(&self, i: usize) -> usize {
+        if self.cases[i].closed_send() {
+            panic!("send on closed channel");
+        }
+        i
+    }
+
+    /// Fires a ready case now, or returns `None` (Go's `default`).
+    pub fn try_select(&mut self) -> Option<usize> {
+        if self.cases.is_empty() {
+            return None;
+        }
+        let order = self.lock_all();
+        let r = self.poll();
+        self.unlock_all(&order);
+        r.map(|i| self.finish(i))
+    }
+
+    /// Blocks until one case fires; returns its index. A select with no
+    /// cases blocks forever (`select {}`).
+    pub fn select(&mut self) -> usize {
+        if self.cases.is_empty() {
+            let w = Waiter::new();
+            let l = Lock::new();
+            l.lock();
+            // SAFETY: nobody can ever wake w: this parks for good, as Go's
+            // `select {}` does.
+            unsafe { w.park(&l, "select (no cases)") };
+            unreachable!("empty select woke up");
+        }
+        let order = self.lock_all();
+        if let Some(i) = self.poll() {
+            self.unlock_all(&order);
+            return self.finish(i);
+        }
+        let w = Waiter::new();
+        let done = AtomicU32::new(0);
+        for (i, c) in self.cases.iter_mut().enumerate() {
+            c.enqueue(&w, &done, i);
+        }
+        let locks: Vec<&Lock> = order.iter().map(|&i| self.cases[i].lock()).collect();
+        // SAFETY: every lock is held; w and done live on this stack until
+        // we are woken and have taken our sudogs back.
+        unsafe { w.park_all(&locks, "select") };
+        drop(locks);
+        let fired = w.fired.load(Ordering::Relaxed);
+        let order = self.lock_all();
+        for (i, c) in self.cases.iter_mut().enumerate() {
+            if i != fired {
+                c.dequeue_self();
+            }
+        }
+        self.unlock_all(&order);
+        self.cases[fired].complete();
+        self.finish(fired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // These run on plain threads (no runtime): blocking uses the futex path.
+
+    #[test]
+    fn buffered_fifo_and_close() {
+        let c = Chan::new(3);
+        c.send(1);
+        c.send(2);
+        assert_eq!(c.len(), 2);
+        c.close();
+        assert_eq!(c.recv(), Some(1));
+        assert_eq!(c.recv(), Some(2));
+        assert_eq!(c.recv(), None);
+        assert_eq!(c.try_send(5), Err(TrySendError::Closed(5)));
+    }
+
+    #[test]
+    fn unbuffered_across_threads() {
+        let c = Chan::new(0);
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || (0..1000).map(|_| c2.recv().unwrap()).sum::<u64>());
+        for i in 0..1000u64 {
+            c.send(i);
+        }
+        assert_eq!(t.join().unwrap(), 499_500);
+    }
+
+    #[test]
+    fn select_default_and_ready_cases() {
+        let a = Chan::<u32>::new(1);
+        let b = Chan::<u32>::new(1);
+        {
+            let mut s = Select::new();
+            s.recv(&a);
+            s.recv(&b);
+            assert_eq!(s.try_select(), None);
+        }
+        b.send(7);
+        let mut s = Select::new();
+        let ta = s.recv(&a);
+        let tb = s.recv(&b);
+        assert_eq!(s.try_select(), Some(tb.index));
+        assert_eq!(s.received(tb), Some(7));
+        let _ = ta;
+    }
+
+    #[test]
+    fn select_blocks_until_a_thread_sends() {
+        let a = Chan::<u32>::new(0);
+        let b = Chan::<u32>::new(0);
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.send(9));
+        let mut s = Select::new();
+        let _ta = s.recv(&a);
+        let tb = s.recv(&b);
+        assert_eq!(s.select(), tb.index);
+        assert_eq!(s.received(tb), Some(9));
+        t.join().unwrap();
+        // a's queue must be empty again: a later send must not find a stale sudog.
+        assert!(a.try_send(1).is_err());
+    }
+
+    #[test]
+    fn select_send_case_and_closed_receive() {
+        let a = Chan::<u32>::new(0);
+        let a2 = a.clone();
+        let t = std::thread::spawn(move || a2.recv());
+        let mut s = Select::new();
+        let i = s.send(&a, 5);
+        assert_eq!(s.select(), i);
+        assert_eq!(t.join().unwrap(), Some(5));
+        let c = Chan::<u32>::new(0);
+        c.close();
+        let mut s = Select::new();
+        let tc = s.recv(&c);
+        assert_eq!(s.select(), tc.index);
+        assert_eq!(s.received(tc), None);
+    }
+
+    #[test]
+    fn select_picks_cases_at_random() {
+        let a = Chan::<u32>::new(100);
+        let b = Chan::<u32>::new(100);
+        let (mut na, mut nb) = (0, 0);
+        for _ in 0..100 {
+            a.send(1);
+            b.send(2);
+        }
+        for _ in 0..100 {
+            let mut s = Select::new();
+            let ta = s.recv(&a);
+            let _tb = s.recv(&b);
+            if s.select() == ta.index {
+                na += 1
+            } else {
+                nb += 1
+            }
+        }
+        // Both cases are always ready; a fair coin gives each well over 10.
+        assert!(na > 10 && nb > 10, "{na} {nb}");
     }
 }

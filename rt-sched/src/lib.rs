@@ -39,7 +39,7 @@ pub mod sync;
 pub mod sysmon;
 pub mod time;
 
-pub use chan::Chan;
+pub use chan::{Chan, Select};
 pub use proc::{gosched, SpawnError};
 pub use runtime2::{Gobuf, Stack, G, M, P};
 pub use sync::WaitGroup;
@@ -183,6 +183,24 @@ pub fn sleep(d: std::time::Duration) {
 /// Current `GOMAXPROCS`.
 pub fn gomaxprocs() -> i32 {
     runtime2::SCHED.gomaxprocs.load(Ordering::Relaxed)
+}
+
+/// Sets `GOMAXPROCS` at run time and returns the previous value (Go's
+/// `runtime.GOMAXPROCS(n)`; `n <= 0` only queries). Stops the world while
+/// the Ps are resized.
+pub fn set_gomaxprocs(n: i32) -> i32 {
+    proc::set_gomaxprocs(n)
+}
+
+/// Go's `time.After`: a channel that receives once after `d`.
+pub fn after(d: std::time::Duration) -> Chan<()> {
+    let ch = Chan::new(1);
+    let tx = ch.clone();
+    go(move || {
+        sleep(d);
+        let _ = tx.try_send(());
+    });
+    ch
 }
 
 /// Live user goroutines (Go's `runtime.NumGoroutine`).

@@ -20,6 +20,8 @@ pub struct Waiter {
     futex: AtomicU32,
     /// Set by the waker: whether the event happened (false = e.g. closed).
     pub success: bool,
+    /// Set by the waker of a select: which case fired.
+    pub fired: core::sync::atomic::AtomicUsize,
 }
 
 impl Default for Waiter {
@@ -34,6 +36,16 @@ fn unlock_arg(_gp: *mut G, lock: usize) -> bool {
     true
 }
 
+fn unlock_all_arg(_gp: *mut G, arg: usize) -> bool {
+    // SAFETY: `park_all` passes the address of a live `&[&Lock]` whose locks
+    // it holds.
+    let locks: &[&Lock] = unsafe { *(arg as *const &[&Lock]) };
+    for l in locks.iter().rev() {
+        l.unlock();
+    }
+    true
+}
+
 /// True when the caller runs on a user goroutine (not g0, not a foreign thread).
 pub fn on_goroutine() -> bool {
     let gp = getg_checked();
@@ -45,7 +57,7 @@ impl Waiter {
     /// A waiter for the calling goroutine or thread.
     pub fn new() -> Waiter {
         let gp = if on_goroutine() { getg_checked() } else { null_mut() };
-        Waiter { g: gp, futex: AtomicU32::new(0), success: false }
+        Waiter { g: gp, futex: AtomicU32::new(0), success: false, fired: core::sync::atomic::AtomicUsize::new(0) }
     }
 
     /// Releases `lock` and blocks until [`wake`](Self::wake). `reason` is the
@@ -60,6 +72,26 @@ impl Waiter {
             gopark(Some(unlock_arg), lock as *const Lock as usize, reason);
         } else {
             lock.unlock();
+            while self.futex.load(Ordering::Acquire) == 0 {
+                rt_sys::futex_wait(&self.futex, 0, None);
+            }
+        }
+    }
+
+    /// [`park`](Self::park) releasing several locks (a select's channels).
+    ///
+    /// # Safety
+    /// As `park`, for every lock in `locks`.
+    pub unsafe fn park_all(&self, locks: &[&Lock], reason: &'static str) {
+        if !self.g.is_null() {
+            // The fat slice reference lives in this frame, on the goroutine's
+            // own stack, which stays intact while g0 runs the unlock.
+            let r: &[&Lock] = locks;
+            gopark(Some(unlock_all_arg), &r as *const &[&Lock] as usize, reason);
+        } else {
+            for l in locks.iter().rev() {
+                l.unlock();
+            }
             while self.futex.load(Ordering::Acquire) == 0 {
                 rt_sys::futex_wait(&self.futex, 0, None);
             }

@@ -1319,6 +1319,10 @@ pub fn schedule() -> ! {
             stopm();
             continue;
         }
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            gcstopm();
+            continue;
+        }
         let mut gp = null_mut();
         let mut inherit = false;
         // SAFETY: pp is ours.
@@ -1406,6 +1410,10 @@ fn check_timers(pp: *mut P) -> usize {
 fn findrunnable() -> (*mut G, bool) {
     let mp = current_m();
     'top: loop {
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            gcstopm();
+            continue 'top;
+        }
         // SAFETY: the M holds a P at the top of every iteration.
         let pp = unsafe { (*mp).p.load(Ordering::Relaxed) };
         if check_timers(pp) > 0 {
@@ -1446,6 +1454,10 @@ fn findrunnable() -> (*mut G, bool) {
         }
         // Nothing: give up the P.
         SCHED.lock.lock();
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            SCHED.lock.unlock();
+            continue 'top;
+        }
         if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
             // SAFETY: lock held.
             let gp = unsafe { globrunqget(pp, 0) };
@@ -1641,4 +1653,184 @@ pub fn goid_of(gp: *mut G) -> i64 {
 /// `(schedtrace, scheddetail)` from the boot configuration.
 pub fn trace_config() -> (i32, i32) {
     (SCHEDTRACE.load(Ordering::Relaxed), SCHEDDETAIL.load(Ordering::Relaxed))
+}
+
+// ---------------------------------------------------------------------------
+// stop the world, and procresize at run time
+
+/// Gives this M's P up to a stopping world and parks (Go's `gcstopm`).
+fn gcstopm() {
+    let mp = current_m();
+    // SAFETY: mp is ours and holds a P.
+    unsafe {
+        if (*mp).spinning.swap(false, Ordering::Relaxed) {
+            SCHED.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        }
+        let pp = releasep();
+        SCHED.lock.lock();
+        (*pp).status.store(PGCSTOP, Ordering::Release);
+        if SCHED.stopwait.fetch_sub(1, Ordering::AcqRel) == 1 {
+            SCHED.stopnote.wakeup();
+        }
+        SCHED.lock.unlock();
+    }
+    stopm();
+}
+
+/// Stops every P but the caller's (Go's `stopTheWorld`). Running
+/// goroutines stop at their next scheduling point (a channel operation,
+/// `gosched`, `sleep`, exit…); rt does not preempt, so a goroutine spinning
+/// without one delays this until it reaches one.
+///
+/// # Safety
+/// Must be called by a goroutine holding a P, not already stopping the world.
+unsafe fn stop_the_world() {
+    let mp = current_m();
+    SCHED.lock.lock();
+    SCHED.stopnote.clear();
+    let procs = SCHED.gomaxprocs.load(Ordering::Relaxed);
+    SCHED.stopwait.store(procs, Ordering::Release);
+    SCHED.gcwaiting.store(true, Ordering::Release);
+    // SAFETY: lock held; our P is ours.
+    unsafe {
+        let pp = (*mp).p.load(Ordering::Relaxed);
+        (*pp).status.store(PGCSTOP, Ordering::Release);
+        SCHED.stopwait.fetch_sub(1, Ordering::AcqRel);
+        loop {
+            let p = pidleget();
+            if p.is_null() {
+                break;
+            }
+            (*p).status.store(PGCSTOP, Ordering::Release);
+            SCHED.stopwait.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    SCHED.lock.unlock();
+    while SCHED.stopwait.load(Ordering::Acquire) > 0 {
+        SCHED.stopnote.sleep_timeout(100_000);
+    }
+}
+
+/// Restarts the world (Go's `startTheWorld`): Ps with work get an M, the
+/// rest go idle.
+unsafe fn start_the_world() {
+    let mp = current_m();
+    // SAFETY: mp is ours.
+    let mine = unsafe { (*mp).p.load(Ordering::Relaxed) };
+    let mut busy = Vec::new();
+    SCHED.lock.lock();
+    SCHED.gcwaiting.store(false, Ordering::Release);
+    for_each_p(|p| {
+        if p == mine {
+            // SAFETY: our own P.
+            unsafe { (*p).status.store(PRUNNING, Ordering::Release) };
+            return;
+        }
+        // SAFETY: the world is stopped: every other P is ours to place.
+        unsafe {
+            if (*p).runq.is_empty() && (*p).runnext.load(Ordering::Relaxed).is_null() {
+                (*p).status.store(PIDLE, Ordering::Release);
+                pidleput(p);
+            } else {
+                (*p).status.store(PIDLE, Ordering::Release);
+                busy.push(p as usize);
+            }
+        }
+    });
+    SCHED.lock.unlock();
+    for p in busy {
+        startm(p as *mut P, false);
+    }
+    wakep();
+}
+
+/// Moves everything a dying P holds to the living (world stopped).
+unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
+    // SAFETY: world stopped; pp is not held by any M.
+    unsafe {
+        let p = &mut *pp;
+        let next = p.runnext.swap(null_mut(), Ordering::AcqRel);
+        if !next.is_null() {
+            globrunqput(next);
+        }
+        loop {
+            let g = p.runq.get();
+            if g.is_null() {
+                break;
+            }
+            globrunqput(g);
+        }
+        p.timers.move_to(&(*heir).timers);
+        rt_stack::stackcache_clear(&mut p.stackcache);
+        SCHED.lock.lock();
+        let s = SCHED.locked();
+        while !p.gfree.is_null() {
+            let g = p.gfree;
+            p.gfree = (*g).schedlink;
+            p.gfreecnt -= 1;
+            (*g).schedlink = s.gfree;
+            s.gfree = g;
+            s.ngfree += 1;
+        }
+        SCHED.lock.unlock();
+        if !p.mcache.is_null() {
+            rt_heap::freemcache(p.mcache);
+            p.mcache = null_mut();
+        }
+        p.status.store(PDEAD, Ordering::Release);
+    }
+}
+
+/// Changes GOMAXPROCS at run time (Go's `runtime.GOMAXPROCS(n)`): stops the
+/// world, grows or shrinks `allp` (a removed P's run queue goes to the global
+/// queue, its timers and free Gs to the living, its caches back to the
+/// pools), restarts the world, and returns the previous value. `n <= 0`
+/// only reports the current value.
+///
+/// Must be called from a goroutine.
+pub fn set_gomaxprocs(n: i32) -> i32 {
+    let old = SCHED.gomaxprocs.load(Ordering::Relaxed);
+    if n <= 0 || n == old {
+        return old;
+    }
+    let mp = current_m();
+    // SAFETY: reading our own M.
+    if mp.is_null() || unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
+        rt_sys::throw("GOMAXPROCS: must be called from a goroutine");
+    }
+    // SAFETY: on a goroutine holding a P.
+    unsafe { stop_the_world() };
+    let oldarr = ALLP.load(Ordering::Acquire);
+    let oldn = ALLP_LEN.load(Ordering::Acquire);
+    let newn = n as usize;
+    let mut v: Vec<*mut P> = Vec::with_capacity(newn);
+    for i in 0..newn {
+        if i < oldn {
+            // SAFETY: the old array holds oldn entries.
+            v.push(unsafe { *oldarr.add(i) });
+        } else {
+            v.push(new_p(i as i32));
+        }
+    }
+    let heir = v[0];
+    // SAFETY: world stopped.
+    unsafe {
+        let mine = (*mp).p.load(Ordering::Relaxed);
+        if (*mine).id as usize >= newn {
+            // Our P goes away: move to P0.
+            releasep();
+            (*mine).status.store(PGCSTOP, Ordering::Release);
+            acquirep(heir);
+        }
+        for i in newn..oldn {
+            destroy_p(*oldarr.add(i), heir);
+        }
+    }
+    let arr = Box::leak(v.into_boxed_slice()).as_mut_ptr();
+    ALLP.store(arr, Ordering::Release);
+    ALLP_LEN.store(newn, Ordering::Release);
+    SCHED.gomaxprocs.store(n, Ordering::Release);
+    // SAFETY: world stopped by us.
+    unsafe { start_the_world() };
+    old
 }

@@ -461,6 +461,12 @@ pub struct Sched {
     pub gomaxprocs: AtomicI32,
     /// Bitmask of idle Ps, one bit per P id (up to 64 words here).
     pub idlepmask: AtomicUsize,
+    /// Set while the world is being stopped: Ms give up their Ps.
+    pub gcwaiting: AtomicBool,
+    /// Ps still to stop before the world is stopped.
+    pub stopwait: AtomicI32,
+    /// Where the stopper sleeps until `stopwait` reaches 0.
+    pub stopnote: Note,
 }
 
 // SAFETY: `locked` is only touched with `lock` held; the rest are atomics.
@@ -506,6 +512,9 @@ pub static SCHED: Sched = Sched {
     ntimers: AtomicI64::new(0),
     gomaxprocs: AtomicI32::new(0),
     idlepmask: AtomicUsize::new(0),
+    gcwaiting: AtomicBool::new(false),
+    stopwait: AtomicI32::new(0),
+    stopnote: Note::new(),
 };
 
 /// A cell for the runtime's bootstrap statics (`m0`, `g0`) whose addresses

@@ -39,7 +39,11 @@ fn sysmon() {
         }
         std::thread::sleep(std::time::Duration::from_micros(delay_us));
         if SCHED.exiting.load(Ordering::Relaxed) {
-            return;
+            // The process is on its way out through exit(3): stay out of
+            // its way until it is gone.
+            loop {
+                std::thread::park();
+            }
         }
         let now = rt_sys::nanotime();
         if trace > 0 && (last_trace == i64::MIN || now - last_trace >= trace as i64 * 1_000_000) {

@@ -178,5 +178,5 @@ fn stdout_without_newline_is_flushed_at_exit() {
 fn a_thread_spawned_from_a_goroutine_is_not_an_m() {
     let o = run(RT0, ["thread"], &[]);
     assert_eq!(status(&o), 0, "{}", err(&o));
-    assert!(out(&o).contains("thread goid=0 mid=-1"));
+    assert!(out(&o).contains("thread goid=0 mid=-1 received=42"), "{}", out(&o));
 }

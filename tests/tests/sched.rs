@@ -87,3 +87,19 @@ fn scheddetail_lists_ps_ms_and_gs() {
     assert!(e.contains("  M0: p="), "{e}");
     assert!(e.contains("  G1: status="), "{e}");
 }
+
+#[test]
+fn select_with_default_timeout_and_closed_channels() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["select"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(out(&o), "a=300 b=200 default=true timeout=true\n", "{}", err(&o));
+        assert_eq!(status(&o), 0);
+    }
+}
+
+#[test]
+fn gomaxprocs_changes_at_run_time_without_losing_work() {
+    let o = run(RT0, ["gomaxprocs"], &[("GOMAXPROCS", "2")]);
+    assert_eq!(out(&o), "changes 2->1 1->4 4->2 2->3 3->1 1->2 total=160000\n", "{}", err(&o));
+    assert_eq!(status(&o), 0);
+}

@@ -17,6 +17,8 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("yield N", "two goroutines alternating with gosched N times"),
     ("chan N", "N messages through a buffered channel from 4 senders to 4 receivers, checked"),
     ("sleep", "timers fire in deadline order"),
+    ("select", "select over two producers, a timeout and a default case"),
+    ("gomaxprocs", "change the number of Ps while goroutines run; nothing is lost"),
     ("deadlock", "block main on a channel nobody sends to"),
     ("panic", "panic in a goroutine spawned without a handle"),
     ("joinpanic", "a panic returned by a join handle"),
@@ -87,6 +89,8 @@ pub fn main() -> i32 {
         b"yield" => scenarios::yield_(num(rest, 0, 100_000)),
         b"chan" => scenarios::chan(num(rest, 0, 1_000_000)),
         b"sleep" => scenarios::sleep(),
+        b"select" => scenarios::select(),
+        b"gomaxprocs" => scenarios::gomaxprocs(),
         b"deadlock" => scenarios::deadlock(),
         b"panic" => scenarios::panic(),
         b"joinpanic" => scenarios::joinpanic(),
@@ -224,6 +228,78 @@ mod scenarios {
         if order == [0, 10, 20, 30] { 0 } else { 1 }
     }
 
+    pub fn select() -> i32 {
+        let a = rt_sched::Chan::<u64>::new(0);
+        let b = rt_sched::Chan::<u64>::new(0);
+        let quit = rt_sched::Chan::<()>::new(0);
+        for (ch, n) in [(a.clone(), 300u64), (b.clone(), 200u64)] {
+            rt_sched::go(move || {
+                for i in 0..n {
+                    ch.send(i);
+                }
+                ch.close();
+            });
+        }
+        // Nothing is ready yet on `quit`: the default case fires.
+        let mut s = rt_sched::Select::new();
+        let _q = s.recv(&quit);
+        let defaulted = s.try_select().is_none();
+        let (mut na, mut nb) = (0u64, 0u64);
+        let (mut a_open, mut b_open) = (true, true);
+        while a_open || b_open {
+            let mut s = rt_sched::Select::new();
+            // A closed channel is always ready: leave it out once seen closed.
+            let ta = a_open.then(|| s.recv(&a));
+            let tb = b_open.then(|| s.recv(&b));
+            let i = s.select();
+            if let Some(ta) = ta.filter(|t| t.index == i) {
+                match s.received(ta) {
+                    Some(_) => na += 1,
+                    None => a_open = false,
+                }
+            } else if let Some(tb) = tb.filter(|t| t.index == i) {
+                match s.received(tb) {
+                    Some(_) => nb += 1,
+                    None => b_open = false,
+                }
+            }
+        }
+        // A timeout case: nobody sends on `quit`, `after` fires.
+        let timeout = rt_sched::after(std::time::Duration::from_millis(20));
+        let mut s = rt_sched::Select::new();
+        let tq = s.recv(&quit);
+        let tt = s.recv(&timeout);
+        let fired = s.select();
+        let timed_out = fired == tt.index && fired != tq.index;
+        println!("a={na} b={nb} default={defaulted} timeout={timed_out}");
+        if na == 300 && nb == 200 && defaulted && timed_out { 0 } else { 1 }
+    }
+
+    pub fn gomaxprocs() -> i32 {
+        let total = Arc::new(AtomicU64::new(0));
+        let wg = rt_sched::WaitGroup::new();
+        for _ in 0..8 {
+            wg.add(1);
+            let (t, wg) = (total.clone(), wg.clone());
+            rt_sched::go(move || {
+                for _ in 0..20_000 {
+                    t.fetch_add(1, Ordering::Relaxed);
+                    rt_sched::gosched();
+                }
+                wg.done();
+            });
+        }
+        let mut seen = Vec::new();
+        for n in [1, 4, 2, 3, 1, 2] {
+            let old = rt_sched::set_gomaxprocs(n);
+            seen.push(format!("{old}->{}", rt_sched::gomaxprocs()));
+            rt_sched::sleep(std::time::Duration::from_millis(5));
+        }
+        wg.wait();
+        println!("changes {} total={}", seen.join(" "), total.load(Ordering::Relaxed));
+        if total.load(Ordering::Relaxed) == 8 * 20_000 { 0 } else { 1 }
+    }
+
     pub fn deadlock() -> i32 {
         let ch = rt_sched::Chan::<()>::new(0);
         ch.recv();
@@ -306,16 +382,23 @@ mod scenarios {
 
     pub fn thread() -> i32 {
         let me = rt_sched::goid();
+        let ch = rt_sched::Chan::<u64>::new(0);
+        let rx = ch.clone();
         let t = std::thread::spawn(move || {
-            // Inherits the M's GS base but is not an M.
+            // Inherits the M's GS base but is not an M: allocation goes to a
+            // per-thread cache, and blocking parks the thread on a futex
+            // instead of mistaking it for a goroutine.
             let v: Vec<u64> = (0..1000).collect();
             let goid = rt_sched::goid();
             let mid = rt_sched::mid();
-            (v.iter().sum::<u64>(), goid, mid)
+            let got = rx.recv().unwrap_or(0);
+            (v.iter().sum::<u64>(), goid, mid, got)
         });
-        let (sum, goid, mid) = t.join().unwrap();
-        println!("goroutine {me} spawned a thread: sum={sum} thread goid={goid} mid={mid}");
-        if goid == 0 && mid == -1 && sum == 499500 { 0 } else { 1 }
+        rt_sched::sleep(std::time::Duration::from_millis(10));
+        ch.send(42);
+        let (sum, goid, mid, got) = t.join().unwrap();
+        println!("goroutine {me} spawned a thread: sum={sum} thread goid={goid} mid={mid} received={got}");
+        if goid == 0 && mid == -1 && sum == 499500 && got == 42 { 0 } else { 1 }
     }
 
     pub fn heap() -> i32 {
