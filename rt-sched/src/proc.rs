@@ -544,12 +544,22 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
     Ok(newg)
 }
 
-/// Lays out a fresh goroutine's stack top: 16-byte aligned `hi`, then the
-/// fake return address at `hi - 8`, so the entry function starts with
-/// rsp ≡ 8 (mod 16) as after a call, and "returns" into `rt_goexit`.
+/// Bytes kept free above a fresh goroutine's fake return address: the
+/// caller's outgoing-argument area as seen by the entry function. A
+/// function may read there — libc's variadic `syscall(2)` wrapper always
+/// loads its sixth argument from `8(%rsp)`, and the entry function can
+/// tail-call it — and right above `hi` lies the next stack's guard page
+/// (Go reserves `4*8` bytes here for the same reason).
+const STACK_TOP_RESERVE: usize = 64;
+
+/// Lays out a fresh goroutine's stack top: 16-byte aligned `hi`, a zeroed
+/// reserve, then the fake return address, so the entry function starts
+/// with rsp ≡ 8 (mod 16) as after a call, and "returns" into `rt_goexit`.
 fn init_stack_top(g: &mut G) {
     let top = g.stack.hi & !15;
-    let sp = top - 8;
+    let sp = top - STACK_TOP_RESERVE - 8;
+    // SAFETY: [sp, top) lies inside this G's own stack, unused until it runs.
+    unsafe { core::ptr::write_bytes((sp + 8) as *mut u8, 0, STACK_TOP_RESERVE) };
     // SAFETY: [lo, hi) is this G's own stack, unused until it first runs.
     unsafe { (sp as *mut usize).write(arch::goexit_pc()) };
     g.sched.sp = sp;
@@ -712,20 +722,19 @@ pub unsafe fn goready(gp: *mut G) {
 /// make sure it is itself resumed later.
 pub unsafe fn yield_to(next: *mut G) {
     let gp = getg();
-    // SAFETY: gp runs on this M; the wait fields are ours.
-    unsafe { (*(*gp).m).waitarg = next as usize };
-    mcall(yield_to_m);
-}
-
-extern "C" fn yield_to_m(gp: *mut G) -> ! {
-    let mp = current_m();
-    // SAFETY: on g0; gp saved; waitarg names the target (caller contract).
+    // SAFETY: gp runs on this M (caller contract for next).
     unsafe {
-        let next = core::mem::take(&mut (*mp).waitarg) as *mut G;
+        let mp = (*gp).m;
+        if (*next).sched.sp == 0 {
+            bind_stack((*mp).p.load(Ordering::Relaxed), next);
+        }
         (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
         (*gp).m = null_mut();
-        (*mp).curg = null_mut();
-        execute(next, true)
+        (*mp).curg = next;
+        (*next).m = mp;
+        (*next).atomicstatus.store(GRUNNING, Ordering::Release);
+        setg(next);
+        arch::switch(&mut (*gp).sched, &(*next).sched);
     }
 }
 

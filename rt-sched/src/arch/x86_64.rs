@@ -29,7 +29,8 @@
 //!
 //! ```text
 //!   ┌──────────────────────────┐ stack.hi (16-byte aligned)
-//!   │ (8 bytes padding)        │
+//!   │ 64 bytes, zeroed         │ the "caller's" argument area: readable,
+//!   │                          │ since the next stack's guard is above hi
 //!   │ rt_goexit + 1            │ ← gobuf.sp  (≡ 8 mod 16, as at any call entry)
 //!   └──────────────────────────┘
 //! ```
@@ -112,6 +113,33 @@ pub fn goexit_pc() -> usize {
     pc + 1
 }
 
+// Restores MXCSR and the x87 control word saved at [rsp] / [rsp+4] by the
+// switch-out path — only when they differ from the current values. Both are
+// callee-saved under the System V ABI, but `ldmxcsr` and especially `fldcw`
+// are slow (partially serialising), and goroutines almost never change
+// them, so comparing first keeps the common switch cheap. Clobbers eax,
+// ecx (caller-saved; the resumed code returns from a call, so they are dead).
+macro_rules! RESTORE_FP_CONTROL {
+    () => {
+        concat!(
+            "    sub rsp, 8\n",
+            "    stmxcsr [rsp]\n",            // current MXCSR
+            "    fnstcw [rsp + 4]\n",         // current x87 control word
+            "    mov eax, [rsp]\n",
+            "    movzx ecx, word ptr [rsp + 4]\n",
+            "    add rsp, 8\n",
+            "    cmp eax, [rsp]\n",
+            "    je 3f\n",
+            "    ldmxcsr [rsp]\n",            // differs: restore the saved one
+            "3:\n",
+            "    cmp cx, word ptr [rsp + 4]\n",
+            "    je 4f\n",
+            "    fldcw [rsp + 4]\n",
+            "4:"
+        )
+    };
+}
+
 // rt_goexit: the top frame of every goroutine.
 //
 // Entered by `ret` from the goroutine's entry function (the fake return
@@ -180,8 +208,7 @@ global_asm!(
     "    call rdx",                 // f(gp): never returns
     "    ud2",
     "2:",                           // resumed by rt_gogo(save)
-    "    ldmxcsr [rsp]",
-    "    fldcw [rsp + 4]",
+    RESTORE_FP_CONTROL!(),
     "    add rsp, 8",
     "    pop r15",
     "    pop r14",
@@ -214,6 +241,54 @@ unsafe extern "C" {
 pub unsafe fn gogo(buf: *const Gobuf) -> ! {
     // SAFETY: forwarded contract.
     unsafe { rt_gogo(buf) }
+}
+
+/// Saves the running goroutine's context into `save` and resumes `to`
+/// directly (no trip through g0).
+///
+/// # Safety
+/// As [`mcall`] for the saving side and [`gogo`] for `to`; the goroutine
+/// slot must already name `to`'s goroutine.
+///
+/// This one is inline assembly rather than a call into `rt_switch`: the
+/// resume point is a label inside the caller, reached by an indirect `jmp`,
+/// so no `call`/`ret` pair is left unmatched and the CPU's return-address
+/// predictor stays in step (a mismatched `ret` costs a full misprediction on
+/// every switch). Only rbx and rbp are saved by hand (LLVM reserves them);
+/// the other callee-saved registers are declared clobbered, so the compiler
+/// spills exactly the ones that are live.
+#[inline(always)]
+pub unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
+    // SAFETY: forwarded contract; the asm leaves through `to` and comes
+    // back at label 2 with the stack exactly as it left it.
+    unsafe {
+        asm!(
+            "push rbp",
+            "push rbx",
+            "sub rsp, 8",
+            "stmxcsr [rsp]",
+            "fnstcw [rsp + 4]",
+            "lea rax, [rip + 2f]",
+            "mov [rdi + {pc}], rax",    // save.pc = label 2 below
+            "mov [rdi + {sp}], rsp",    // save.sp
+            "mov rsp, [rsi + {sp}]",    // into the target's stack
+            "jmp qword ptr [rsi + {pc}]",
+            "2:",
+            RESTORE_FP_CONTROL!(),
+            "add rsp, 8",
+            "pop rbx",
+            "pop rbp",
+            sp = const offset_of!(Gobuf, sp),
+            pc = const offset_of!(Gobuf, pc),
+            in("rdi") save,
+            in("rsi") to,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
 }
 
 /// Saves the running goroutine's context into `save`, switches to the stack
