@@ -14,10 +14,19 @@
 
 use crate::runtime2::G;
 use core::ptr::null_mut;
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-/// Capacity of a local run queue.
+/// Capacity of a local run queue. Under the loom model it is 4, so the
+/// model reaches the full-queue and wrap-around cases in a few steps (as
+/// tokio's model of its queue does).
+#[cfg(not(loom))]
 pub const RUNQ_SIZE: usize = 256;
+/// Capacity of a local run queue (shrunk for the loom model).
+#[cfg(loom)]
+pub const RUNQ_SIZE: usize = 4;
 
 /// A P's local run queue.
 pub struct RunQueue {
@@ -50,11 +59,11 @@ pub struct Overflow {
 
 impl RunQueue {
     /// An empty queue.
-    pub const fn new() -> RunQueue {
+    pub fn new() -> RunQueue {
         RunQueue {
             head: AtomicU32::new(0),
             tail: AtomicU32::new(0),
-            buf: [const { AtomicPtr::new(null_mut()) }; RUNQ_SIZE],
+            buf: core::array::from_fn(|_| AtomicPtr::new(null_mut())),
         }
     }
 
@@ -174,7 +183,112 @@ impl RunQueue {
     }
 }
 
-#[cfg(test)]
+/// Model checks of the owner/stealer protocol (`RUSTFLAGS="--cfg loom"
+/// cargo test -p rt-sched --lib runq::loom_tests`, run by `cargo xtask test`):
+/// loom explores every interleaving of the atomics (bounded preemptions) and
+/// every G must come out exactly once.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn fake(i: usize) -> *mut G {
+        (0x1000 + i * 8) as *mut G
+    }
+
+    fn drain(q: &RunQueue, out: &mut Vec<usize>) {
+        loop {
+            let g = q.get();
+            if g.is_null() {
+                break;
+            }
+            out.push(g as usize);
+        }
+    }
+
+    fn check(mut got: Vec<usize>, n: usize) {
+        got.sort_unstable();
+        let want: Vec<usize> = (0..n).map(|i| fake(i) as usize).collect();
+        assert_eq!(got, want, "a G was lost or duplicated");
+    }
+
+    /// The owner pushes past capacity (overflow to the "global queue") and
+    /// pops while a stealer steals: nothing lost, nothing duplicated.
+    #[test]
+    fn owner_overflow_and_stealer() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let q = Arc::new(RunQueue::new());
+            let q2 = q.clone();
+            let thief = thread::spawn(move || {
+                let mine = RunQueue::new();
+                let mut got = Vec::new();
+                let g = q2.steal_into(&mine);
+                if !g.is_null() {
+                    got.push(g as usize);
+                    drain(&mine, &mut got);
+                }
+                got
+            });
+            let n = RUNQ_SIZE + 2;
+            let mut got = Vec::new();
+            for i in 0..n {
+                if let Some(o) = q.put(fake(i)) {
+                    got.extend(o.batch.iter().map(|g| *g as usize));
+                }
+            }
+            let g = q.get();
+            if !g.is_null() {
+                got.push(g as usize);
+            }
+            got.extend(thief.join().unwrap());
+            drain(&q, &mut got);
+            check(got, n);
+        });
+    }
+
+    /// Two stealers race each other and the owner's get.
+    #[test]
+    fn two_stealers() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let q = Arc::new(RunQueue::new());
+            for i in 0..3 {
+                assert!(q.put(fake(i)).is_none());
+            }
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let q = q.clone();
+                    thread::spawn(move || {
+                        let mine = RunQueue::new();
+                        let mut got = Vec::new();
+                        let g = q.steal_into(&mine);
+                        if !g.is_null() {
+                            got.push(g as usize);
+                            drain(&mine, &mut got);
+                        }
+                        got
+                    })
+                })
+                .collect();
+            let mut got = Vec::new();
+            let g = q.get();
+            if !g.is_null() {
+                got.push(g as usize);
+            }
+            for t in ts {
+                got.extend(t.join().unwrap());
+            }
+            drain(&q, &mut got);
+            check(got, 3);
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

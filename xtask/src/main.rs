@@ -4,7 +4,8 @@
 //!   the full boot with the trace on (`GODEBUG=inittrace=2` added to the
 //!   caller's GODEBUG); exits with the program's status.
 //! * `test` — everything CI runs: the fence lint, the generated-code check,
-//!   and the workspace's tests (without the bench-only crate).
+//!   the workspace's tests (without the bench-only crate), doc tests, and
+//!   the loom model check of the run queue.
 //! * `codegen [--check]` — (re)generate `rt-heap`'s size-class table.
 //! * `bench [--quick] [--only W,…]` — every workload beside Go and the Rust
 //!   peers (`rt-bench`), writing `target/bench/report.md` and the chart.
@@ -137,6 +138,13 @@ fn test() -> Result<(), String> {
     run(c)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "rt-bench", "--doc"]);
+    run(c)?;
+    // The run queue's model check: loom's atomics under `--cfg loom`, in a
+    // target directory of its own so the normal build is not invalidated.
+    let mut c = cargo();
+    c.env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root().join("target/loom"))
+        .args(["test", "--release", "-p", "rt-sched", "--lib", "runq::loom_tests"]);
     run(c)
 }
 
