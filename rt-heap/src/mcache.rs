@@ -398,14 +398,22 @@ pub fn thread_alloc_counters() -> (u64, u64) {
 /// spans are page aligned); above a page, the object is large.
 #[inline(always)]
 pub fn size_class(size: usize, align: usize) -> usize {
-    let c = if align <= 8 {
-        if size <= SMALL_SIZE_MAX {
+    let c = if align <= 16 {
+        let mut c = if size <= SMALL_SIZE_MAX {
             (SIZE_TO_CLASS8[(size + 7) >> 3] as usize).max(1)
         } else if size <= MAX_SMALL_SIZE {
             SIZE_TO_CLASS128[(size - SMALL_SIZE_MAX + 127) >> 7] as usize
         } else {
             0
+        };
+        // 16-byte alignment (u128, SIMD types) stays on the fast path: every
+        // class but 1 (8 B) and 3 (24 B) is a multiple of 16, and the class
+        // right after each of those (16 B, 32 B) is (checked by the
+        // `align16_classes` test). No table load: the class number decides.
+        if align == 16 {
+            c += (c == 1 || c == 3) as usize;
         }
+        c
     } else {
         size_class_aligned(size, align)
     };
@@ -626,6 +634,22 @@ unsafe fn flush_half(c: *mut MCache, class: usize) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn align16_classes() {
+        for c in 1..NUM_SIZE_CLASSES {
+            let odd = CLASS_TO_SIZE[c] % 16 != 0;
+            assert_eq!(odd, c == 1 || c == 3, "class {c}");
+            if odd {
+                assert_eq!(CLASS_TO_SIZE[c + 1] % 16, 0);
+            }
+        }
+        for size in 1..=MAX_SMALL_SIZE {
+            let c = size_class(size, 16);
+            assert!(CLASS_TO_SIZE[c] as usize >= size && CLASS_TO_SIZE[c] % 16 == 0, "size {size}");
+        }
+    }
+
     use super::*;
 
     #[test]
