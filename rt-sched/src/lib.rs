@@ -40,9 +40,9 @@ pub mod sysmon;
 pub mod time;
 
 pub use chan::{Chan, Select};
-pub use proc::{gosched, SpawnError};
+pub use proc::{gosched, lock_os_thread, unlock_os_thread, SpawnError};
 pub use runtime2::{Gobuf, Stack, G, M, P};
-pub use sync::WaitGroup;
+pub use sync::{Mutex, MutexGuard, WaitGroup};
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};

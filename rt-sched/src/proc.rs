@@ -616,6 +616,7 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
         (*mp).curg = null_mut();
         if (*gp).lockedm == mp {
             (*gp).lockedm = null_mut();
+            (*gp).lockedcount = 0;
             (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
         }
         SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
@@ -1273,7 +1274,7 @@ pub fn for_each_p(mut f: impl FnMut(*mut P)) {
 fn checkdead() {
     // SAFETY: lock held by the caller.
     let s = unsafe { SCHED.locked() };
-    let run = SCHED.mcount.load(Ordering::Relaxed) - s.nmidle - s.nmsys;
+    let run = SCHED.mcount.load(Ordering::Relaxed) - s.nmidle - s.nmidlelocked - s.nmsys;
     if run > 0 || SCHED.exiting.load(Ordering::Relaxed) {
         return;
     }
@@ -1332,6 +1333,14 @@ pub fn schedule() -> ! {
             gcstopm();
             continue;
         }
+        // An M locked to a goroutine runs only that goroutine: give the P
+        // away and wait until the goroutine is runnable again.
+        // SAFETY: mp is ours.
+        let locked = unsafe { (*mp).lockedg.load(Ordering::Relaxed) };
+        if !locked.is_null() {
+            stoplockedm();
+            execute(locked, false);
+        }
         let mut gp = null_mut();
         let mut inherit = false;
         // SAFETY: pp is ours.
@@ -1353,7 +1362,117 @@ pub fn schedule() -> ! {
         if unsafe { (*mp).spinning.load(Ordering::Relaxed) } {
             resetspinning();
         }
+        // SAFETY: gp is runnable and ours.
+        let lockedm = unsafe { (*gp).lockedm };
+        if !lockedm.is_null() && lockedm != mp {
+            // Only its own M may run a locked goroutine: hand it our P.
+            startlockedm(gp);
+            continue;
+        }
         execute(gp, inherit);
+    }
+}
+
+/// Parks an M whose locked goroutine is not running, after handing its P
+/// to someone else (Go's `stoplockedm`); returns holding the P that
+/// `startlockedm` handed over with the goroutine.
+fn stoplockedm() {
+    let mp = current_m();
+    // SAFETY: mp is ours.
+    unsafe {
+        (*mp).park.clear();
+        if !(*mp).p.load(Ordering::Relaxed).is_null() {
+            let pp = releasep();
+            handoffp(pp);
+        }
+        SCHED.lock.lock();
+        SCHED.locked().nmidlelocked += 1;
+        checkdead();
+        SCHED.lock.unlock();
+        (*mp).blocked.store(true, Ordering::Relaxed);
+        (*mp).park.sleep();
+        (*mp).blocked.store(false, Ordering::Relaxed);
+        SCHED.lock.lock();
+        SCHED.locked().nmidlelocked -= 1;
+        SCHED.lock.unlock();
+        let pp = (*mp).nextp.swap(null_mut(), Ordering::Acquire);
+        acquirep(pp);
+    }
+}
+
+/// Hands the caller's P and the runnable `gp` to the M `gp` is locked to,
+/// then parks the caller (Go's `startlockedm`).
+fn startlockedm(gp: *mut G) {
+    // SAFETY: gp is runnable and ours; its M is parked in stoplockedm.
+    unsafe {
+        let lm = (*gp).lockedm;
+        let pp = releasep();
+        (*lm).nextp.store(pp, Ordering::Release);
+        (*lm).park.wakeup();
+    }
+    stopm();
+}
+
+/// Gives a P that its M no longer uses to whoever can use it (Go's
+/// `handoffp`): an M if there is work, else the idle list.
+fn handoffp(pp: *mut P) {
+    // SAFETY: pp was just released by the caller and is ours to place.
+    let has_work = unsafe { !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Relaxed).is_null() }
+        || SCHED.runqsize.load(Ordering::Relaxed) > 0;
+    if has_work {
+        startm(pp, false);
+        return;
+    }
+    SCHED.lock.lock();
+    if SCHED.gcwaiting.load(Ordering::Acquire) {
+        // SAFETY: pp is ours; the stopper counts it as stopped.
+        unsafe { (*pp).status.store(PGCSTOP, Ordering::Release) };
+        if SCHED.stopwait.fetch_sub(1, Ordering::AcqRel) == 1 {
+            SCHED.stopnote.wakeup();
+        }
+        SCHED.lock.unlock();
+        return;
+    }
+    // SAFETY: lock held; pp idle.
+    unsafe { pidleput(pp) };
+    SCHED.lock.unlock();
+}
+
+/// Wires the calling goroutine to its current OS thread (Go's
+/// `runtime.LockOSThread`): until as many `unlock_os_thread` calls, it runs
+/// only on this M, and this M runs nothing else. Nests. A goroutine that
+/// exits while locked releases the thread.
+pub fn lock_os_thread() {
+    let gp = current_g();
+    if gp.is_null() {
+        return;
+    }
+    // SAFETY: gp runs on its M; these fields are the running goroutine's.
+    unsafe {
+        let mp = (*gp).m;
+        (*gp).lockedcount += 1;
+        (*gp).lockedm = mp;
+        (*mp).lockedg.store(gp, Ordering::Relaxed);
+    }
+}
+
+/// Undoes one `lock_os_thread`.
+pub fn unlock_os_thread() {
+    let gp = current_g();
+    if gp.is_null() {
+        return;
+    }
+    // SAFETY: as in lock_os_thread.
+    unsafe {
+        if (*gp).lockedcount == 0 {
+            return;
+        }
+        (*gp).lockedcount -= 1;
+        if (*gp).lockedcount == 0 {
+            let mp = (*gp).m;
+            (*gp).lockedm = null_mut();
+            (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
+        }
     }
 }
 

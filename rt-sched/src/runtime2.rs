@@ -100,6 +100,8 @@ pub struct G {
     pub foreign_stack: bool,
     /// The panic message of a goroutine that died by panicking.
     pub panicking: bool,
+    /// Nesting depth of `lock_os_thread`.
+    pub lockedcount: u32,
 }
 
 // SAFETY: a G is handed between threads only through the scheduler's queues,
@@ -126,6 +128,7 @@ impl G {
             in_allgs: false,
             foreign_stack: false,
             panicking: false,
+            lockedcount: 0,
         }
     }
 }
@@ -428,6 +431,8 @@ pub struct SchedLocked {
     pub ngfree: i32,
     /// Goroutines the deadlock check must not count (system ones).
     pub ngsys: i32,
+    /// Ms parked while locked to a goroutine that is not running.
+    pub nmidlelocked: i32,
 }
 
 /// The scheduler's global state (Go's `schedt`).
@@ -499,6 +504,7 @@ pub static SCHED: Sched = Sched {
         gfree: null_mut(),
         ngfree: 0,
         ngsys: 0,
+        nmidlelocked: 0,
     }),
     goidgen: AtomicU64::new(0),
     npidle: AtomicU32::new(0),

@@ -86,3 +86,180 @@ impl WaitGroup {
         unsafe { w.park(&self.inner.lock, "semacquire") };
     }
 }
+
+/// A mutual-exclusion lock for goroutines (Go's `sync.Mutex`, with a
+/// guard). A goroutine that finds it held parks instead of spinning the
+/// thread; on unlock the lock is handed straight to the longest waiter
+/// (FIFO hand-off), so no goroutine starves under contention — Go's
+/// starvation mode, always on once anyone waits. Uncontended lock and
+/// unlock are one CAS each.
+pub struct Mutex<T: ?Sized> {
+    /// 0 unlocked, 1 locked, 2 locked with waiters queued.
+    state: core::sync::atomic::AtomicU32,
+    waitlock: Lock,
+    waiters: UnsafeCell<std::collections::VecDeque<*const Waiter>>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is only reached through a guard, which exists for one
+// holder at a time; `waiters` only under `waitlock`.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+
+impl<T: ?Sized> core::fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Mutex").field("state", &self.state.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+/// Access to a [`Mutex`]'s data; unlocks when dropped.
+pub struct MutexGuard<'a, T: ?Sized> {
+    m: &'a Mutex<T>,
+}
+
+impl<T: ?Sized> core::fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MutexGuard").finish_non_exhaustive()
+    }
+}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex holding `v`.
+    pub fn new(v: T) -> Mutex<T> {
+        Mutex {
+            state: core::sync::atomic::AtomicU32::new(0),
+            waitlock: Lock::new(),
+            waiters: UnsafeCell::new(std::collections::VecDeque::new()),
+            data: UnsafeCell::new(v),
+        }
+    }
+
+    /// The data, consuming the mutex.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Locks, parking the goroutine (or blocking the thread) while held.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        // Acquire pairs with the Release of the previous unlock.
+        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_slow();
+        }
+        MutexGuard { m: self }
+    }
+
+    /// Locks if free.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| MutexGuard { m: self })
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        self.waitlock.lock();
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s == 0 {
+                if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    self.waitlock.unlock();
+                    return;
+                }
+                continue;
+            }
+            // Mark "waiters queued" so the holder's unlock takes the slow path.
+            if s == 2 || self.state.compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                break;
+            }
+        }
+        let w = Waiter::new();
+        // SAFETY: waitlock held.
+        unsafe { (*self.waiters.get()).push_back(&w) };
+        // SAFETY: waitlock held; w stays on this stack until woken, and the
+        // unlocker handed us the lock before waking us.
+        unsafe { w.park(&self.waitlock, "sync.Mutex.Lock") };
+        core::sync::atomic::fence(Ordering::Acquire);
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        self.waitlock.lock();
+        // SAFETY: waitlock held.
+        let q = unsafe { &mut *self.waiters.get() };
+        match q.pop_front() {
+            Some(w) => {
+                // Hand-off: the lock stays held, now by the woken waiter.
+                if q.is_empty() {
+                    self.state.store(1, Ordering::Release);
+                }
+                self.waitlock.unlock();
+                // SAFETY: dequeued under waitlock; woken once.
+                unsafe { Waiter::wake(w) };
+            }
+            None => {
+                self.state.store(0, Ordering::Release);
+                self.waitlock.unlock();
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.m.state.compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed).is_err() {
+            self.m.unlock_slow();
+        }
+    }
+}
+
+impl<T: ?Sized> core::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard is the lock's only holder.
+        unsafe { &*self.m.data.get() }
+    }
+}
+
+impl<T: ?Sized> core::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard is the lock's only holder.
+        unsafe { &mut *self.m.data.get() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutex_excludes_threads_and_hands_off() {
+        let m = Arc::new(Mutex::new(0u64));
+        let ts: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 40_000);
+        assert!(m.try_lock().is_some());
+    }
+
+    #[test]
+    fn waitgroup_on_threads() {
+        let wg = WaitGroup::new();
+        wg.add(3);
+        for _ in 0..3 {
+            let wg = wg.clone();
+            std::thread::spawn(move || wg.done());
+        }
+        wg.wait();
+    }
+}

@@ -103,3 +103,20 @@ fn gomaxprocs_changes_at_run_time_without_losing_work() {
     assert_eq!(out(&o), "changes 2->1 1->4 4->2 2->3 3->1 1->2 total=160000\n", "{}", err(&o));
     assert_eq!(status(&o), 0);
 }
+
+#[test]
+fn locked_goroutine_keeps_its_thread_to_itself() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["lockosthread"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(out(&o), "moved=0 intruders=0\n", "GOMAXPROCS={procs}: {}", err(&o));
+        assert_eq!(status(&o), 0);
+    }
+}
+
+#[test]
+fn mutex_contention_loses_nothing() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["mutex"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(out(&o), "count=80000\n", "GOMAXPROCS={procs}: {}", err(&o));
+    }
+}

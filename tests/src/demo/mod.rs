@@ -19,6 +19,8 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("sleep", "timers fire in deadline order"),
     ("select", "select over two producers, a timeout and a default case"),
     ("gomaxprocs", "change the number of Ps while goroutines run; nothing is lost"),
+    ("lockosthread", "a goroutine locked to its thread stays there and has the thread to itself"),
+    ("mutex", "goroutines contend on a Mutex; every increment survives"),
     ("deadlock", "block main on a channel nobody sends to"),
     ("panic", "panic in a goroutine spawned without a handle"),
     ("joinpanic", "a panic returned by a join handle"),
@@ -91,6 +93,8 @@ pub fn main() -> i32 {
         b"sleep" => scenarios::sleep(),
         b"select" => scenarios::select(),
         b"gomaxprocs" => scenarios::gomaxprocs(),
+        b"lockosthread" => scenarios::lockosthread(),
+        b"mutex" => scenarios::mutex(),
         b"deadlock" => scenarios::deadlock(),
         b"panic" => scenarios::panic(),
         b"joinpanic" => scenarios::joinpanic(),
@@ -298,6 +302,84 @@ mod scenarios {
         wg.wait();
         println!("changes {} total={}", seen.join(" "), total.load(Ordering::Relaxed));
         if total.load(Ordering::Relaxed) == 8 * 20_000 { 0 } else { 1 }
+    }
+
+    pub fn lockosthread() -> i32 {
+        use std::sync::atomic::AtomicI64;
+        let locked_m = Arc::new(AtomicI64::new(-1));
+        let intruders = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wg = rt_sched::WaitGroup::new();
+        // Busy goroutines that note which M they run on.
+        for _ in 0..4 {
+            wg.add(1);
+            let (lm, intr, stop, wg) = (locked_m.clone(), intruders.clone(), stop.clone(), wg.clone());
+            rt_sched::go(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if rt_sched::mid() == lm.load(Ordering::Relaxed) {
+                        intr.fetch_add(1, Ordering::Relaxed);
+                    }
+                    rt_sched::gosched();
+                }
+                wg.done();
+            });
+        }
+        let (lm, stop2) = (locked_m.clone(), stop.clone());
+        let h = rt_sched::spawn(move || {
+            rt_sched::lock_os_thread();
+            let me = rt_sched::mid();
+            lm.store(me, Ordering::Relaxed);
+            let ch = rt_sched::Chan::<u64>::new(0);
+            let tx = ch.clone();
+            rt_sched::go(move || {
+                for i in 0..100 {
+                    tx.send(i);
+                }
+            });
+            let mut moved = 0;
+            for _ in 0..100 {
+                rt_sched::gosched();
+                ch.recv();
+                rt_sched::sleep(std::time::Duration::from_micros(100));
+                if rt_sched::mid() != me {
+                    moved += 1;
+                }
+            }
+            lm.store(-1, Ordering::Relaxed);
+            rt_sched::unlock_os_thread();
+            stop2.store(true, Ordering::Relaxed);
+            moved
+        });
+        let moved = h.join().unwrap_or(-1);
+        wg.wait();
+        let intr = intruders.load(Ordering::Relaxed);
+        println!("moved={moved} intruders={intr}");
+        if moved == 0 && intr == 0 { 0 } else { 1 }
+    }
+
+    pub fn mutex() -> i32 {
+        let m = Arc::new(rt_sched::Mutex::new(0u64));
+        let wg = rt_sched::WaitGroup::new();
+        for _ in 0..16 {
+            wg.add(1);
+            let (m, wg) = (m.clone(), wg.clone());
+            rt_sched::go(move || {
+                for i in 0..5000 {
+                    let mut g = m.lock();
+                    *g += 1;
+                    if i % 7 == 0 {
+                        // Hold it across a yield: others must park, then be handed the lock.
+                        rt_sched::gosched();
+                    }
+                    drop(g);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        let v = *m.lock();
+        println!("count={v}");
+        if v == 16 * 5000 { 0 } else { 1 }
     }
 
     pub fn deadlock() -> i32 {
