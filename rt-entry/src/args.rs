@@ -55,7 +55,11 @@ pub enum AuxSource {
 
 /// Parses (tag, value) pairs until AT_NULL. `read_random` reads the 16
 /// bytes AT_RANDOM points at. Returns the number of pairs seen.
-pub fn parse_auxv(pairs: &[usize], info: &mut AuxInfo, read_random: impl Fn(usize) -> Option<[u8; 16]>) -> usize {
+pub fn parse_auxv(
+    pairs: &[usize],
+    info: &mut AuxInfo,
+    read_random: impl Fn(usize) -> Option<[u8; 16]>,
+) -> usize {
     let mut n = 0;
     for kv in pairs.chunks_exact(2) {
         let (tag, val) = (kv[0], kv[1]);
@@ -77,8 +81,10 @@ pub fn parse_auxv(pairs: &[usize], info: &mut AuxInfo, read_random: impl Fn(usiz
 
 /// Parses the bytes of `/proc/self/auxv` (native-endian words).
 pub fn parse_proc_auxv(bytes: &[u8], info: &mut AuxInfo) -> usize {
-    let words: Vec<usize> =
-        bytes.chunks_exact(8).map(|c| usize::from_ne_bytes(c.try_into().expect("8 bytes"))).collect();
+    let words: Vec<usize> = bytes
+        .chunks_exact(8)
+        .map(|c| usize::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect();
     // AT_RANDOM's address is in our own address space: still readable.
     parse_auxv(&words, info, |addr| {
         if addr == 0 {
@@ -97,7 +103,14 @@ pub fn probe_page_size() -> usize {
     const SIZE: usize = 256 << 10;
     // SAFETY: an anonymous private mapping; unmapped below.
     let p = unsafe {
-        libc::mmap(core::ptr::null_mut(), SIZE, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            core::ptr::null_mut(),
+            SIZE,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         return 4096;
@@ -220,7 +233,20 @@ mod tests {
     #[test]
     fn reads_the_entries_the_runtime_uses() {
         let rnd = [9u8; 16];
-        let pairs = [AT_PAGESZ, 4096, 99, 1, AT_RANDOM, rnd.as_ptr() as usize, AT_SYSINFO_EHDR, 0x7fff_0000, AT_HWCAP, 0xbfeb, AT_NULL, 0];
+        let pairs = [
+            AT_PAGESZ,
+            4096,
+            99,
+            1,
+            AT_RANDOM,
+            rnd.as_ptr() as usize,
+            AT_SYSINFO_EHDR,
+            0x7fff_0000,
+            AT_HWCAP,
+            0xbfeb,
+            AT_NULL,
+            0,
+        ];
         let mut info = AuxInfo::default();
         let n = parse_auxv(&pairs, &mut info, |a| Some(unsafe_read16(a)));
         assert_eq!(n, 5);

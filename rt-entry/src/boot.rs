@@ -93,7 +93,13 @@ pub extern "C" fn rt_check() {
     if let Err(e) = crate::check::run() {
         rt_sys::throw(e.0);
     }
-    inittrace::record(Trace::new("check", t0, rt_sys::nanotime(), (0, 0), "types, atomics, NaN rules".into()));
+    inittrace::record(Trace::new(
+        "check",
+        t0,
+        rt_sys::nanotime(),
+        (0, 0),
+        "types, atomics, NaN rules".into(),
+    ));
 }
 
 /// `args(argc, argv)`.
@@ -108,7 +114,11 @@ pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
         "argc={} pagesize={} random={} vdso={:#x} hwcap={:#x} auxv={:?}",
         argc,
         aux.page_size,
-        if aux.random.is_some() { "16 bytes" } else { "none" },
+        if aux.random.is_some() {
+            "16 bytes"
+        } else {
+            "none"
+        },
         aux.vdso,
         aux.hwcap,
         aux.source
@@ -128,7 +138,13 @@ pub extern "C" fn rt_osinit() {
         .filter(|n| n.is_power_of_two())
         .unwrap_or(0);
     HUGE_PAGE.store(huge, Ordering::Relaxed);
-    inittrace::record(Trace::new("osinit", t0, rt_sys::nanotime(), (0, 0), format!("ncpu={ncpu} hugepage={huge}")));
+    inittrace::record(Trace::new(
+        "osinit",
+        t0,
+        rt_sys::nanotime(),
+        (0, 0),
+        format!("ncpu={ncpu} hugepage={huge}"),
+    ));
 }
 
 /// The real `schedinit`: each crate's phase, composed.
@@ -192,7 +208,14 @@ impl phase::SchedPhases for RealBoot {
             }
         };
         rt_sched::proc::fastrandinit(seed);
-        self.detail = format!("seed from {}", if r.is_some() { "AT_RANDOM" } else { "getrandom" });
+        self.detail = format!(
+            "seed from {}",
+            if r.is_some() {
+                "AT_RANDOM"
+            } else {
+                "getrandom"
+            }
+        );
     }
     fn mcommoninit(&mut self) {
         // SAFETY: boot, on m0, once.
@@ -213,7 +236,7 @@ impl phase::SchedPhases for RealBoot {
         }
     }
     fn procresize(&mut self) {
-        let (dv, ncpu) = (with_state(|s| s.debug.clone()).unwrap_or_default(), ncpu());
+        let (dv, ncpu) = (with_state(|s| s.debug).unwrap_or_default(), ncpu());
         let limit = rt_env::cgroup_cpu_limit();
         let default = rt_env::default_procs(ncpu, limit, &dv);
         let env = rt_env::gogetenv(b"GOMAXPROCS").map(std::os::unix::ffi::OsStrExt::as_bytes);
@@ -222,7 +245,8 @@ impl phase::SchedPhases for RealBoot {
             stack_size: rt_stack::default_stack_size(),
             schedtrace: dv.schedtrace,
             scheddetail: dv.scheddetail,
-            lazy_stacks: rt_stack::stack_info().guard == rt_stack::GuardMechanism::MadviseGuardInstall,
+            lazy_stacks: rt_stack::stack_info().guard
+                == rt_stack::GuardMechanism::MadviseGuardInstall,
         });
         // SAFETY: boot, on m0, once; the world is stopped (only m0 exists).
         unsafe { rt_sched::proc::procresize_boot(procs) };
@@ -231,7 +255,9 @@ impl phase::SchedPhases for RealBoot {
             "gomaxprocs={} (ncpu={}, cgroup limit={}) P0 running on m0, {} idle",
             procs,
             ncpu,
-            limit.map(|l| format!("{l}")).unwrap_or_else(|| "none".into()),
+            limit
+                .map(|l| format!("{l}"))
+                .unwrap_or_else(|| "none".into()),
             procs - 1
         );
     }
@@ -258,11 +284,20 @@ impl phase::EnvPhases for RealBoot {
     }
     fn parsedebugvars(&mut self) {
         let dv = rt_env::debugvars_from_env();
-        let tb = rt_env::parse_gotraceback(rt_env::gogetenv(b"GOTRACEBACK").map(std::os::unix::ffi::OsStrExt::as_bytes));
+        let tb = rt_env::parse_gotraceback(
+            rt_env::gogetenv(b"GOTRACEBACK").map(std::os::unix::ffi::OsStrExt::as_bytes),
+        );
         rt_sched::dump::set_traceback_bits(tb.bits());
-        rt_signal::set_traceback(rt_signal::Traceback { level: tb.level, all: tb.all, crash: tb.crash });
+        rt_signal::set_traceback(rt_signal::Traceback {
+            level: tb.level,
+            all: tb.all,
+            crash: tb.crash,
+        });
         inittrace::set_level(dv.inittrace);
-        self.detail = format!("inittrace={} schedtrace={} traceback level={} all={} crash={}", dv.inittrace, dv.schedtrace, tb.level, tb.all, tb.crash);
+        self.detail = format!(
+            "inittrace={} schedtrace={} traceback level={} all={} crash={}",
+            dv.inittrace, dv.schedtrace, tb.level, tb.all, tb.crash
+        );
         with_state(|s| {
             s.debug = Some(dv);
             s.traceback = Some(tb);
@@ -275,17 +310,30 @@ impl phase::EntryPhases for RealBoot {
         // The Rust meaning: the runtime's own static tables are well-formed.
         let order: Vec<phase::PhaseId> = phase::SCHEDINIT.iter().map(|p| p.id).collect();
         if let Err((p, d)) = phase::validate(&order) {
-            rt_sys::fatal!("moduledataverify: phase {:?} runs before its dependency {:?}", p, d);
+            rt_sys::fatal!(
+                "moduledataverify: phase {:?} runs before its dependency {:?}",
+                p,
+                d
+            );
         }
         self.detail = format!("phase table ({} phases) ordered", order.len());
     }
     fn cpuinit(&mut self) {
         let f = cpu::cpuinit(args::raw_getenv(b"GODEBUG"));
         with_state(|s| s.features = f);
-        let on: Vec<&str> = f.list().iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        let on: Vec<&str> = f
+            .list()
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
         self.detail = format!(
             "vendor={} processorVersionInfo={:#x} features={}",
-            if cpu::IS_INTEL.load(Ordering::Relaxed) { "GenuineIntel" } else { "other" },
+            if cpu::IS_INTEL.load(Ordering::Relaxed) {
+                "GenuineIntel"
+            } else {
+                "other"
+            },
             cpu::PROCESSOR_VERSION_INFO.load(Ordering::Relaxed),
             on.join(",")
         );
@@ -314,7 +362,10 @@ impl Boot for RealBoot {
     }
     fn after(&mut self, p: &Phase) {
         let a = rt_heap::thread_alloc_counters();
-        let delta = (a.0.saturating_sub(self.alloc0.0), a.1.saturating_sub(self.alloc0.1));
+        let delta = (
+            a.0.saturating_sub(self.alloc0.0),
+            a.1.saturating_sub(self.alloc0.1),
+        );
         let detail = match p.skipped {
             Some(why) => format!("skipped: {why}"),
             None => core::mem::take(&mut self.detail),
@@ -328,7 +379,11 @@ impl Boot for RealBoot {
 
 /// `schedinit`.
 pub extern "C" fn rt_schedinit() {
-    let mut b = RealBoot { t0: 0, alloc0: (0, 0), detail: String::new() };
+    let mut b = RealBoot {
+        t0: 0,
+        alloc0: (0, 0),
+        detail: String::new(),
+    };
     rt_sched::panic::install_hook();
     phase::schedinit(&mut b);
     inittrace::flush(BOOT_START.load(Ordering::Relaxed));
@@ -348,7 +403,16 @@ pub extern "C" fn rt_newproc_main(main: MainFn) {
     // m0 exists, and it is here).
     let (goid, st) = unsafe { ((*gp).goid, (*gp).stack) };
     inittrace::live(
-        Trace::new("newproc", t0, rt_sys::nanotime(), (0, 0), format!("main goroutine goid={} stack=[{:#x}, {:#x})", goid, st.lo, st.hi)),
+        Trace::new(
+            "newproc",
+            t0,
+            rt_sys::nanotime(),
+            (0, 0),
+            format!(
+                "main goroutine goid={} stack=[{:#x}, {:#x})",
+                goid, st.lo, st.hi
+            ),
+        ),
         BOOT_START.load(Ordering::Relaxed),
     );
 }
@@ -366,7 +430,11 @@ pub extern "C" fn rt_mstart() -> ! {
             format!(
                 "m0 switches from g0 (getg()==g0: {}) to goroutine 1; goroutine slot in {}",
                 rt_sched::proc::on_g0(),
-                if rt_sched::proc::gs_tls_in_use() { "GS base" } else { "thread_local fallback" }
+                if rt_sched::proc::gs_tls_in_use() {
+                    "GS base"
+                } else {
+                    "thread_local fallback"
+                }
             ),
         ),
         BOOT_START.load(Ordering::Relaxed),

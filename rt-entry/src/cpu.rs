@@ -13,7 +13,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// Set by `rt0_go` when CPUID's vendor is "GenuineIntel" (`runtime.isIntel`).
 pub static IS_INTEL: AtomicBool = AtomicBool::new(false);
 /// CPUID(1).EAX, stored by `rt0_go` (`runtime.processorVersionInfo`).
-pub static PROCESSOR_VERSION_INFO: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+pub static PROCESSOR_VERSION_INFO: core::sync::atomic::AtomicU32 =
+    core::sync::atomic::AtomicU32::new(0);
 
 /// The amd64 features Go's runtime cares about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,8 +139,12 @@ pub fn detect() -> X86Features {
 /// value. Other fields and malformed options are ignored, as in Go.
 pub fn apply_godebug(f: &mut X86Features, godebug: &[u8]) {
     for field in godebug.split(|&c| c == b',') {
-        let Some(rest) = field.strip_prefix(b"cpu.") else { continue };
-        let Some(eq) = rest.iter().position(|&c| c == b'=') else { continue };
+        let Some(rest) = field.strip_prefix(b"cpu.") else {
+            continue;
+        };
+        let Some(eq) = rest.iter().position(|&c| c == b'=') else {
+            continue;
+        };
         let (name, val) = (&rest[..eq], &rest[eq + 1..]);
         let on = match val {
             b"on" => true,
@@ -159,7 +164,10 @@ pub fn apply_godebug(f: &mut X86Features, godebug: &[u8]) {
 static FEATURES: AtomicU64 = AtomicU64::new(0);
 
 fn pack(f: &X86Features) -> u64 {
-    f.list().iter().enumerate().fold(1 << 63, |acc, (i, (_, on))| acc | ((*on as u64) << i))
+    f.list()
+        .iter()
+        .enumerate()
+        .fold(1 << 63, |acc, (i, (_, on))| acc | ((*on as u64) << i))
 }
 
 /// The features `cpuinit` settled on (after GODEBUG options).
@@ -267,8 +275,16 @@ mod tests {
 
     #[test]
     fn godebug_turns_features_off_only() {
-        let mut f = X86Features { aes: true, avx2: true, sse41: true, ..Default::default() };
-        apply_godebug(&mut f, b"cpu.aes=off,cpu.fma=on,junk,cpu.avx2=maybe,cpu.=off");
+        let mut f = X86Features {
+            aes: true,
+            avx2: true,
+            sse41: true,
+            ..Default::default()
+        };
+        apply_godebug(
+            &mut f,
+            b"cpu.aes=off,cpu.fma=on,junk,cpu.avx2=maybe,cpu.=off",
+        );
         assert!(!f.aes && f.avx2 && f.sse41 && !f.fma);
         apply_godebug(&mut f, b"cpu.all=off");
         assert_eq!(f, X86Features::default());
@@ -276,10 +292,20 @@ mod tests {
 
     #[test]
     fn fallback_keys_are_odd_and_aes_needs_all_three() {
-        let f = X86Features { aes: true, ssse3: true, sse41: false, ..Default::default() };
+        let f = X86Features {
+            aes: true,
+            ssse3: true,
+            sse41: false,
+            ..Default::default()
+        };
         assert_eq!(alginit(&f, &[7; 16]), HashKind::Fallback);
         assert!(hashkey().iter().all(|k| k & 1 == 1));
-        let f = X86Features { aes: true, ssse3: true, sse41: true, ..Default::default() };
+        let f = X86Features {
+            aes: true,
+            ssse3: true,
+            sse41: true,
+            ..Default::default()
+        };
         assert_eq!(alginit(&f, &[7; 16]), HashKind::Aes);
     }
 

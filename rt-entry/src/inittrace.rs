@@ -42,8 +42,23 @@ pub struct Trace {
 
 impl Trace {
     /// A record.
-    pub fn new(name: &'static str, start: i64, end: i64, (bytes, allocs): (u64, u64), detail: String) -> Trace {
-        Trace { name, start, end, bytes, allocs, detail, skipped: false, owner: "rt-entry" }
+    pub fn new(
+        name: &'static str,
+        start: i64,
+        end: i64,
+        (bytes, allocs): (u64, u64),
+        detail: String,
+    ) -> Trace {
+        Trace {
+            name,
+            start,
+            end,
+            bytes,
+            allocs,
+            detail,
+            skipped: false,
+            owner: "rt-entry",
+        }
     }
 }
 

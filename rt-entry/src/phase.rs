@@ -99,17 +99,65 @@ use PhaseId::*;
 
 /// `schedinit` in Go 1.17's order.
 pub const SCHEDINIT: &[Phase] = &[
-    Phase { id: Maxmcount, owner: Owner::Sched, go_name: "maxmcount", deps: &[], skipped: None },
-    Phase { id: Moduledataverify, owner: Owner::Entry, go_name: "moduledataverify", deps: &[], skipped: None },
+    Phase {
+        id: Maxmcount,
+        owner: Owner::Sched,
+        go_name: "maxmcount",
+        deps: &[],
+        skipped: None,
+    },
+    Phase {
+        id: Moduledataverify,
+        owner: Owner::Entry,
+        go_name: "moduledataverify",
+        deps: &[],
+        skipped: None,
+    },
     // Stack lists first, heap second, as in Go: the pool's init allocates nothing.
-    Phase { id: Stackinit, owner: Owner::Stack, go_name: "stackinit", deps: &[], skipped: None },
-    Phase { id: Mallocinit, owner: Owner::Heap, go_name: "mallocinit", deps: &[], skipped: None },
-    Phase { id: Fastrandinit, owner: Owner::Sched, go_name: "fastrandinit", deps: &[], skipped: None },
+    Phase {
+        id: Stackinit,
+        owner: Owner::Stack,
+        go_name: "stackinit",
+        deps: &[],
+        skipped: None,
+    },
+    Phase {
+        id: Mallocinit,
+        owner: Owner::Heap,
+        go_name: "mallocinit",
+        deps: &[],
+        skipped: None,
+    },
+    Phase {
+        id: Fastrandinit,
+        owner: Owner::Sched,
+        go_name: "fastrandinit",
+        deps: &[],
+        skipped: None,
+    },
     // m0's PRNG is seeded from fastrandseed; its gsignal stack comes from the pool.
-    Phase { id: Mcommoninit, owner: Owner::Sched, go_name: "mcommoninit", deps: &[Maxmcount, Stackinit, Mallocinit, Fastrandinit], skipped: None },
-    Phase { id: Cpuinit, owner: Owner::Entry, go_name: "cpuinit", deps: &[], skipped: None },
+    Phase {
+        id: Mcommoninit,
+        owner: Owner::Sched,
+        go_name: "mcommoninit",
+        deps: &[Maxmcount, Stackinit, Mallocinit, Fastrandinit],
+        skipped: None,
+    },
+    Phase {
+        id: Cpuinit,
+        owner: Owner::Entry,
+        go_name: "cpuinit",
+        deps: &[],
+        skipped: None,
+    },
     // The hash choice depends on the AES/SSSE3/SSE4.1 bits cpuinit settled.
-    Phase { id: Alginit, owner: Owner::Entry, go_name: "alginit", deps: &[Cpuinit], skipped: None },
+    Phase {
+        id: Alginit,
+        owner: Owner::Entry,
+        go_name: "alginit",
+        deps: &[Cpuinit],
+        skipped: None,
+    },
     Phase {
         id: Modulesinit,
         owner: Owner::Entry,
@@ -124,15 +172,51 @@ pub const SCHEDINIT: &[Phase] = &[
         deps: &[Modulesinit],
         skipped: Some("no Go type links to de-duplicate"),
     },
-    Phase { id: Itabsinit, owner: Owner::Entry, go_name: "itabsinit", deps: &[Modulesinit], skipped: Some("no Go itabs") },
+    Phase {
+        id: Itabsinit,
+        owner: Owner::Entry,
+        go_name: "itabsinit",
+        deps: &[Modulesinit],
+        skipped: Some("no Go itabs"),
+    },
     // New Ms start from the mask saved here; m0 must exist to hold it.
-    Phase { id: Sigsave, owner: Owner::Signal, go_name: "sigsave", deps: &[Mcommoninit], skipped: None },
-    Phase { id: Goargs, owner: Owner::Env, go_name: "goargs", deps: &[Mallocinit], skipped: None },
-    Phase { id: Goenvs, owner: Owner::Env, go_name: "goenvs", deps: &[Mallocinit], skipped: None },
+    Phase {
+        id: Sigsave,
+        owner: Owner::Signal,
+        go_name: "sigsave",
+        deps: &[Mcommoninit],
+        skipped: None,
+    },
+    Phase {
+        id: Goargs,
+        owner: Owner::Env,
+        go_name: "goargs",
+        deps: &[Mallocinit],
+        skipped: None,
+    },
+    Phase {
+        id: Goenvs,
+        owner: Owner::Env,
+        go_name: "goenvs",
+        deps: &[Mallocinit],
+        skipped: None,
+    },
     // GODEBUG and GOTRACEBACK come from the environment goenvs captured.
-    Phase { id: Parsedebugvars, owner: Owner::Env, go_name: "parsedebugvars", deps: &[Goenvs], skipped: None },
+    Phase {
+        id: Parsedebugvars,
+        owner: Owner::Env,
+        go_name: "parsedebugvars",
+        deps: &[Goenvs],
+        skipped: None,
+    },
     // The scavenger's trace setting is a GODEBUG key.
-    Phase { id: Gcinit, owner: Owner::Heap, go_name: "gcinit", deps: &[Mallocinit, Parsedebugvars], skipped: None },
+    Phase {
+        id: Gcinit,
+        owner: Owner::Heap,
+        go_name: "gcinit",
+        deps: &[Mallocinit, Parsedebugvars],
+        skipped: None,
+    },
     // GOMAXPROCS is read from the environment; each P gets an mcache and a stack cache; P0 goes to m0.
     Phase {
         id: Procresize,
@@ -191,7 +275,9 @@ pub trait EntryPhases {
 }
 
 /// Everything `schedinit` needs: one implementation per crate, composed.
-pub trait Boot: StackPhases + HeapPhases + SchedPhases + SignalPhases + EnvPhases + EntryPhases {
+pub trait Boot:
+    StackPhases + HeapPhases + SchedPhases + SignalPhases + EnvPhases + EntryPhases
+{
     /// Called before each phase runs (tracing).
     fn before(&mut self, _p: &Phase) {}
     /// Called after each phase ran (or was skipped).
@@ -234,7 +320,10 @@ pub fn schedinit<B: Boot + ?Sized>(b: &mut B) {
 /// appears, and earlier. Returns the first violation.
 pub fn validate(order: &[PhaseId]) -> Result<(), (PhaseId, PhaseId)> {
     for (i, id) in order.iter().enumerate() {
-        let row = SCHEDINIT.iter().find(|p| p.id == *id).expect("phase in table");
+        let row = SCHEDINIT
+            .iter()
+            .find(|p| p.id == *id)
+            .expect("phase in table");
         for d in row.deps {
             match order.iter().position(|x| x == d) {
                 Some(j) if j < i => {}
@@ -347,7 +436,12 @@ mod tests {
             ]
         );
         // Skipped phases are traced, never run, and never silently dropped.
-        let traced: Vec<PhaseId> = r.traced.iter().filter(|(_, after)| *after).map(|(id, _)| *id).collect();
+        let traced: Vec<PhaseId> = r
+            .traced
+            .iter()
+            .filter(|(_, after)| *after)
+            .map(|(id, _)| *id)
+            .collect();
         assert_eq!(traced, SCHEDINIT.iter().map(|p| p.id).collect::<Vec<_>>());
         for p in SCHEDINIT.iter().filter(|p| p.skipped.is_some()) {
             assert!(!r.log.contains(&p.go_name));
@@ -369,9 +463,15 @@ mod tests {
     fn moving_a_dependency_after_its_user_is_rejected() {
         for p in SCHEDINIT {
             for d in p.deps {
-                let mut order: Vec<PhaseId> = SCHEDINIT.iter().map(|p| p.id).filter(|x| x != d).collect();
+                let mut order: Vec<PhaseId> =
+                    SCHEDINIT.iter().map(|p| p.id).filter(|x| x != d).collect();
                 order.push(*d);
-                assert!(validate(&order).is_err(), "{:?} after {:?} accepted", d, p.id);
+                assert!(
+                    validate(&order).is_err(),
+                    "{:?} after {:?} accepted",
+                    d,
+                    p.id
+                );
             }
         }
     }

@@ -74,9 +74,9 @@ pub unsafe fn goargs(argc: usize, argv: *const *const u8) {
                 v.push(OsStr::new(""));
                 continue;
             }
-            // SAFETY: `p` is a NUL-terminated string that the caller
-            // guarantees lives, unmodified, for the rest of the process, so a
-            // `'static` view of it is sound.
+            // `p` is a NUL-terminated string that the caller guarantees
+            // lives, unmodified, for the rest of the process.
+            // SAFETY: so a `'static` view of it is sound.
             let bytes: &'static [u8] = unsafe { CStr::from_ptr(p.cast()) }.to_bytes();
             v.push(OsStr::from_bytes(bytes));
         }
@@ -124,12 +124,12 @@ pub fn process_env() -> &'static Env {
         // SAFETY: reading the `environ` pointer itself is a plain load of a
         // libc global that is always initialised (possibly to null).
         let envp = unsafe { environ };
-        // SAFETY: libc keeps `environ` a null-terminated array of
-        // NUL-terminated strings; it is only changed by setenv/putenv, which
-        // this crate never calls and which Rust's std serialises with its own
-        // environment lock (not taken here: a program that mutates its
-        // environment from another thread during this first lookup races
-        // exactly as a C program calling getenv would).
+        // `environ` is only changed by setenv/putenv, which this crate never
+        // calls and which Rust's std serialises with its own environment lock
+        // (not taken here: a program that mutates its environment from
+        // another thread during this first lookup races exactly as a C
+        // program calling getenv would).
+        // SAFETY: libc keeps `environ` a NULL-terminated array of C strings.
         unsafe { Env::from_envp(envp.cast()) }
     })
 }

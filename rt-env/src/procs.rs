@@ -18,10 +18,9 @@ const AFFINITY_MASK_BYTES: usize = 8192;
 /// filled). 1 when the call fails or reports no CPU, so never below 1.
 pub fn affinity_cpus() -> i32 {
     let mut mask = [0u64; AFFINITY_MASK_BYTES / 8];
-    // SAFETY: the raw syscall writes at most `AFFINITY_MASK_BYTES` bytes into
-    // `mask`, which is exactly that large and lives across the call. The raw
-    // form is used because it returns the number of bytes written (glibc's
-    // wrapper returns 0).
+    // The raw form is used because it returns the number of bytes written
+    // (glibc's wrapper returns 0).
+    // SAFETY: writes at most `AFFINITY_MASK_BYTES` bytes into `mask`, which is exactly that large.
     let r = unsafe {
         libc::syscall(
             libc::SYS_sched_getaffinity,

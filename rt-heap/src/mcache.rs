@@ -417,10 +417,11 @@ pub fn size_class(size: usize, align: usize) -> usize {
     } else {
         size_class_aligned(size, align)
     };
-    // SAFETY: the generated lookup tables hold only class numbers below
+    // The generated lookup tables hold only class numbers below
     // NUM_SIZE_CLASSES (checked by the `tables_hold_valid_classes` test and
     // by construction in the generator), and `size_class_aligned` stops at
     // the last class. This lets the hot paths index `lists` unchecked.
+    // SAFETY: c < NUM_SIZE_CLASSES for every input, as just argued.
     unsafe { core::hint::assert_unchecked(c < NUM_SIZE_CLASSES) };
     c
 }
@@ -646,7 +647,10 @@ mod tests {
         }
         for size in 1..=MAX_SMALL_SIZE {
             let c = size_class(size, 16);
-            assert!(CLASS_TO_SIZE[c] as usize >= size && CLASS_TO_SIZE[c] % 16 == 0, "size {size}");
+            assert!(
+                CLASS_TO_SIZE[c] as usize >= size && CLASS_TO_SIZE[c] % 16 == 0,
+                "size {size}"
+            );
         }
     }
 

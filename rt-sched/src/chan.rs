@@ -43,7 +43,13 @@ struct Sudog<T> {
 
 impl<T> Sudog<T> {
     fn new(w: *const Waiter, sel: *const AtomicU32, case: usize, elem: Option<T>) -> Sudog<T> {
-        Sudog { w, sel, case, elem: UnsafeCell::new(elem), success: Cell::new(false) }
+        Sudog {
+            w,
+            sel,
+            case,
+            elem: UnsafeCell::new(elem),
+            success: Cell::new(false),
+        }
     }
 }
 
@@ -62,8 +68,11 @@ fn dequeue<T>(q: &mut VecDeque<*const Sudog<T>>) -> Option<*const Sudog<T>> {
     while let Some(sg) = q.pop_front() {
         // SAFETY: queued sudogs are live until woken or dequeued by their owner.
         let sel = unsafe { (*sg).sel };
-        // SAFETY: a select's done flag lives as long as its sudogs.
-        if !sel.is_null() && unsafe { (*sel).compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) }.is_err() {
+        if !sel.is_null()
+            // SAFETY: a select's done flag lives as long as its sudogs.
+            && unsafe { (*sel).compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) }
+                .is_err()
+        {
             continue;
         }
         return Some(sg);
@@ -541,7 +550,9 @@ pub struct Select<'a> {
 
 impl core::fmt::Debug for Select<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Select").field("cases", &self.cases.len()).finish()
+        f.debug_struct("Select")
+            .field("cases", &self.cases.len())
+            .finish()
     }
 }
 
@@ -554,19 +565,34 @@ impl Default for Select<'_> {
 impl<'a> Select<'a> {
     /// A select with no cases.
     pub fn new() -> Select<'a> {
-        Select { cases: Vec::new(), recv_values: Vec::new() }
+        Select {
+            cases: Vec::new(),
+            recv_values: Vec::new(),
+        }
     }
 
     /// Adds a receive case.
     pub fn recv<T: Send + 'static>(&mut self, ch: &'a Chan<T>) -> RecvToken<T> {
-        self.cases.push(Box::new(RecvCase { ch, sg: None, got: None }));
+        self.cases.push(Box::new(RecvCase {
+            ch,
+            sg: None,
+            got: None,
+        }));
         self.recv_values.push(None);
-        RecvToken { index: self.cases.len() - 1, _t: core::marker::PhantomData }
+        RecvToken {
+            index: self.cases.len() - 1,
+            _t: core::marker::PhantomData,
+        }
     }
 
     /// Adds a send case; returns its index.
     pub fn send<T: Send + 'static>(&mut self, ch: &'a Chan<T>, v: T) -> usize {
-        self.cases.push(Box::new(SendCase { ch, v: Some(v), sg: None, closed: false }));
+        self.cases.push(Box::new(SendCase {
+            ch,
+            v: Some(v),
+            sg: None,
+            closed: false,
+        }));
         self.recv_values.push(None);
         self.cases.len() - 1
     }
@@ -578,7 +604,9 @@ impl<'a> Select<'a> {
         // SAFETY: the token was made by `recv` for this index with this T, so
         // the case is a RecvCase<T>.
         let rc = unsafe { &mut *(any as *mut RecvCase<'a, T>) };
-        rc.got.take().expect("select: this receive case did not fire")
+        rc.got
+            .take()
+            .expect("select: this receive case did not fire")
     }
 
     /// Locks every channel once, in address order; returns the order.

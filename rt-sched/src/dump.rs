@@ -9,6 +9,24 @@ use crate::runtime2::*;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
+/// `gp`'s goid, or -1 for none (Go's trace convention).
+fn goid_or_minus1(gp: *mut G) -> i64 {
+    if gp.is_null() {
+        return -1;
+    }
+    // SAFETY: Gs are never freed; goid is set before a G is published.
+    unsafe { (*gp).goid }
+}
+
+/// `mp`'s id, or -1 for none.
+fn mid_or_minus1(mp: *mut M) -> i64 {
+    if mp.is_null() {
+        return -1;
+    }
+    // SAFETY: Ms are never freed; id is set before an M is published.
+    unsafe { (*mp).id }
+}
+
 /// Go's name for a status in `goroutine N [<status>]:`.
 pub fn status_string(gp: &G) -> &'static str {
     match gp.atomicstatus.load(Ordering::Relaxed) {
@@ -37,7 +55,7 @@ pub fn set_traceback_bits(bits: u32) {
 }
 
 /// Writes the section of one goroutine (header and what we know of it).
-pub fn write_goroutine(w: &mut dyn Write, gp: *mut G) {
+pub(crate) fn write_goroutine(w: &mut dyn Write, gp: *mut G) {
     // SAFETY: Gs are never freed; fields are read as a racy snapshot.
     let g = unsafe { &*gp };
     let _ = writeln!(w, "goroutine {} [{}]:", g.goid, status_string(g));
@@ -70,7 +88,7 @@ pub fn write_all(w: &mut dyn Write, skip_goid: i64, level: u32) {
 }
 
 /// After an unrecovered panic: the other goroutines, if GOTRACEBACK asks.
-pub fn dump_others(gp: *mut G) {
+pub(crate) fn dump_others(gp: *mut G) {
     let bits = TRACEBACK.load(Ordering::Relaxed);
     if bits & 2 != 0 {
         let mut w = rt_sys::FdWriter(2);
@@ -164,11 +182,8 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             let p = m.p.load(Ordering::Relaxed);
             // SAFETY: Ps are never freed.
             let pid = if p.is_null() { -1 } else { unsafe { (*p).id } };
-            // SAFETY: curg, if any, is live.
-            let curg = if m.curg.is_null() { -1 } else { unsafe { (*m.curg).goid } };
-            let lg = m.lockedg.load(Ordering::Relaxed);
-            // SAFETY: as above.
-            let lockedg = if lg.is_null() { -1 } else { unsafe { (*lg).goid } };
+            let curg = goid_or_minus1(m.curg);
+            let lockedg = goid_or_minus1(m.lockedg.load(Ordering::Relaxed));
             let _ = writeln!(
                 w,
                 "  M{}: p={} curg={} mallocing={} throwing={} preemptoff={} locks={} dying={} spinning={} blocked={} lockedg={}",
@@ -190,16 +205,18 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             for &g in all.iter() {
                 // SAFETY: Gs are never freed.
                 let g = unsafe { &*(g as *mut G) };
-                // SAFETY: as above.
-                let mid = if g.m.is_null() { -1 } else { unsafe { (*g.m).id } };
-                // SAFETY: as above.
-                let lockedm = if g.lockedm.is_null() { -1 } else { unsafe { (*g.lockedm).id } };
+                let mid = mid_or_minus1(g.m);
+                let lockedm = mid_or_minus1(g.lockedm);
                 let _ = writeln!(
                     w,
                     "  G{}: status={}({}) m={} lockedm={}",
                     g.goid,
                     g.atomicstatus.load(Ordering::Relaxed),
-                    if g.atomicstatus.load(Ordering::Relaxed) == GWAITING { g.waitreason } else { "" },
+                    if g.atomicstatus.load(Ordering::Relaxed) == GWAITING {
+                        g.waitreason
+                    } else {
+                        ""
+                    },
                     mid,
                     lockedm
                 );

@@ -70,7 +70,9 @@ pub struct JoinHandle<T> {
 
 impl<T> core::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("JoinHandle").field("goid", &self.goid).finish()
+        f.debug_struct("JoinHandle")
+            .field("goid", &self.goid)
+            .finish()
     }
 }
 

@@ -19,7 +19,9 @@ pub struct Lock {
 impl Lock {
     /// An unlocked lock.
     pub const fn new() -> Lock {
-        Lock { key: AtomicU32::new(UNLOCKED) }
+        Lock {
+            key: AtomicU32::new(UNLOCKED),
+        }
     }
 
     /// Acquires the lock.
@@ -27,7 +29,11 @@ impl Lock {
     pub fn lock(&self) {
         // Acquire pairs with the Release in `unlock`: everything written
         // under the lock by the previous holder is visible to us.
-        if self.key.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .key
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
         self.lock_slow();
@@ -43,13 +49,21 @@ impl Lock {
                 for _ in 0..30 {
                     core::hint::spin_loop();
                 }
-                if self.key.compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                if self
+                    .key
+                    .compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
                     return;
                 }
             }
             // SAFETY-free: sched_yield has no preconditions.
             std::thread::yield_now();
-            if self.key.compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if self
+                .key
+                .compare_exchange(UNLOCKED, wait, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 return;
             }
             if self.key.swap(SLEEPING, Ordering::Acquire) == UNLOCKED {
@@ -70,7 +84,9 @@ impl Lock {
 
     /// Tries to acquire without blocking.
     pub fn try_lock(&self) -> bool {
-        self.key.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.key
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -87,7 +103,10 @@ mod tests {
         }
         // SAFETY: `n` is only touched with `lock` held.
         unsafe impl Sync for Shared {}
-        let s = Arc::new(Shared { lock: Lock::new(), n: core::cell::UnsafeCell::new(0) });
+        let s = Arc::new(Shared {
+            lock: Lock::new(),
+            n: core::cell::UnsafeCell::new(0),
+        });
         let hs: Vec<_> = (0..4)
             .map(|_| {
                 let s = s.clone();

@@ -34,7 +34,10 @@ pub fn install_hook() {
             return;
         }
         let msg = payload_str(info.payload());
-        let loc = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        let loc = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
         LAST.with(|c| *c.borrow_mut() = Some((msg, loc)));
     }));
 }
@@ -55,12 +58,18 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Ends the program for a panic nobody recovered (see the module docs).
-pub fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) -> ! {
+pub(crate) fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) -> ! {
     // SAFETY: gp is the running goroutine.
     unsafe { (*gp).panicking = true };
-    let (msg, loc) = LAST.with(|c| c.borrow_mut().take()).unwrap_or_else(|| (payload_str(&*payload), String::new()));
+    let (msg, loc) = LAST
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(|| (payload_str(&*payload), String::new()));
     let mut out = String::new();
-    let _ = write!(out, "panic: {msg}\n\ngoroutine {} [running]:\n", goid_of(gp));
+    let _ = write!(
+        out,
+        "panic: {msg}\n\ngoroutine {} [running]:\n",
+        goid_of(gp)
+    );
     if !loc.is_empty() {
         let _ = writeln!(out, "\t{loc}");
     }

@@ -56,8 +56,17 @@ pub fn on_goroutine() -> bool {
 impl Waiter {
     /// A waiter for the calling goroutine or thread.
     pub fn new() -> Waiter {
-        let gp = if on_goroutine() { getg_checked() } else { null_mut() };
-        Waiter { g: gp, futex: AtomicU32::new(0), success: false, fired: core::sync::atomic::AtomicUsize::new(0) }
+        let gp = if on_goroutine() {
+            getg_checked()
+        } else {
+            null_mut()
+        };
+        Waiter {
+            g: gp,
+            futex: AtomicU32::new(0),
+            success: false,
+            fired: core::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     /// Releases `lock` and blocks until [`wake`](Self::wake). `reason` is the

@@ -274,7 +274,10 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
         let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
         if count > s.maxmcount {
             SCHED.lock.unlock();
-            rt_sys::fatal!("thread exhaustion: runtime: program exceeds {}-thread limit", s.maxmcount);
+            rt_sys::fatal!(
+                "thread exhaustion: runtime: program exceeds {}-thread limit",
+                s.maxmcount
+            );
         }
         let seed = FASTRAND_SEED.load(Ordering::Relaxed);
         let a = mix64(((*mp).id as u64) ^ seed);
@@ -337,11 +340,18 @@ fn malg_system(size: usize) -> *mut G {
     let gp = alloc_g();
     let st = match rt_stack::stackalloc(None, size) {
         Ok(s) => s,
-        Err(e) => rt_sys::fatal!("runtime: cannot allocate a {} byte system stack: {}", size, e),
+        Err(e) => rt_sys::fatal!(
+            "runtime: cannot allocate a {} byte system stack: {}",
+            size,
+            e
+        ),
     };
     // SAFETY: gp is fresh.
     unsafe {
-        (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+        (*gp).stack = Stack {
+            lo: st.lo,
+            hi: st.hi,
+        };
         (*gp).stackguard0 = st.lo + STACK_GUARD;
         (*gp).stackguard1 = usize::MAX;
         (*gp).system = true;
@@ -371,7 +381,10 @@ fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
     let gp = alloc_g();
     // SAFETY: gp is fresh.
     unsafe {
-        (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+        (*gp).stack = Stack {
+            lo: st.lo,
+            hi: st.hi,
+        };
         (*gp).stackguard0 = st.lo + STACK_GUARD;
         (*gp).stackguard1 = usize::MAX;
         (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
@@ -409,7 +422,10 @@ unsafe fn gfput(pp: *mut P, gp: *mut G) {
             // Not the default size: give the stack back instead of caching it.
             rt_stack::stackfree(
                 Some(&mut (*pp).stackcache),
-                rt_stack::Stack { lo: (*gp).stack.lo, hi: (*gp).stack.hi },
+                rt_stack::Stack {
+                    lo: (*gp).stack.lo,
+                    hi: (*gp).stack.hi,
+                },
             );
             (*gp).stack = Stack::default();
         }
@@ -462,7 +478,10 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
         if (*gp).stack.lo == 0 && !lazy_stacks() {
             match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
                 Ok(st) => {
-                    (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+                    (*gp).stack = Stack {
+                        lo: st.lo,
+                        hi: st.hi,
+                    };
                     (*gp).stackguard0 = st.lo + STACK_GUARD;
                 }
                 Err(_) => {
@@ -513,7 +532,11 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         g.waitreason = "";
         g.param = 0;
         g.lockedm = null_mut();
-        g.sched = Gobuf { sp: 0, pc: goroutine_entry as extern "C" fn() as usize, g: newg };
+        g.sched = Gobuf {
+            sp: 0,
+            pc: goroutine_entry as extern "C" fn() as usize,
+            g: newg,
+        };
         if g.stack.lo != 0 {
             init_stack_top(g);
         }
@@ -576,12 +599,19 @@ unsafe fn bind_stack(pp: *mut P, gp: *mut G) {
     unsafe {
         match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
             Ok(st) => {
-                (*gp).stack = Stack { lo: st.lo, hi: st.hi };
+                (*gp).stack = Stack {
+                    lo: st.lo,
+                    hi: st.hi,
+                };
                 (*gp).stackguard0 = st.lo + STACK_GUARD;
                 (*gp).stackguard1 = usize::MAX;
                 init_stack_top(&mut *gp);
             }
-            Err(e) => rt_sys::fatal!("runtime: cannot allocate a stack for goroutine {}: {}", (*gp).goid, e),
+            Err(e) => rt_sys::fatal!(
+                "runtime: cannot allocate a stack for goroutine {}: {}",
+                (*gp).goid,
+                e
+            ),
         }
     }
 }
@@ -624,7 +654,13 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
         if lazy_stacks() && (*gp).stack.lo != 0 {
             // Back to the P's cache (LIFO): the next goroutine to start on
             // this P runs on the same, already-committed stack.
-            rt_stack::stackfree(Some(&mut (*pp).stackcache), rt_stack::Stack { lo: (*gp).stack.lo, hi: (*gp).stack.hi });
+            rt_stack::stackfree(
+                Some(&mut (*pp).stackcache),
+                rt_stack::Stack {
+                    lo: (*gp).stack.lo,
+                    hi: (*gp).stack.hi,
+                },
+            );
             (*gp).stack = Stack::default();
         }
         gfput(pp, gp);
@@ -698,10 +734,17 @@ pub unsafe fn goready(gp: *mut G) {
             .compare_exchange(GWAITING, GRUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
-            rt_sys::fatal!("goready: bad g status {}", (*gp).atomicstatus.load(Ordering::Relaxed));
+            rt_sys::fatal!(
+                "goready: bad g status {}",
+                (*gp).atomicstatus.load(Ordering::Relaxed)
+            );
         }
         let mp = current_m();
-        let pp = if mp.is_null() { null_mut() } else { (*mp).p.load(Ordering::Relaxed) };
+        let pp = if mp.is_null() {
+            null_mut()
+        } else {
+            (*mp).p.load(Ordering::Relaxed)
+        };
         if pp.is_null() {
             globrunqput(gp);
         } else {
@@ -831,7 +874,9 @@ pub unsafe fn runqput(pp: *mut P, gp: *mut G, next: bool) {
                 s.runq.push_back(g);
             }
         }
-        SCHED.runqsize.fetch_add(o.batch.len() as i32, Ordering::Relaxed);
+        SCHED
+            .runqsize
+            .fetch_add(o.batch.len() as i32, Ordering::Relaxed);
         SCHED.lock.unlock();
     }
 }
@@ -844,14 +889,18 @@ unsafe fn runqget(pp: *mut P) -> (*mut G, bool) {
     // SAFETY: caller contract.
     let p = unsafe { &*pp };
     let next = p.runnext.load(Ordering::Relaxed);
-    if !next.is_null() && p.runnext.compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+    if !next.is_null()
+        && p.runnext
+            .compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
         return (next, true);
     }
     (p.runq.get(), false)
 }
 
 /// Puts `gp` on the global run queue.
-pub fn globrunqput(gp: *mut G) {
+pub(crate) fn globrunqput(gp: *mut G) {
     SCHED.lock.lock();
     // SAFETY: lock held; gp is runnable and in no queue.
     unsafe { SCHED.locked().runq.push_back(gp) };
@@ -882,17 +931,18 @@ unsafe fn globrunqget(pp: *mut P, max: i32) -> *mut G {
     // SAFETY: the queue holds live Gs.
     let gp = unsafe { s.runq.pop() };
     for _ in 1..n {
-        // SAFETY: as above; pp is ours and its queue has room for half a ring
-        // only if not full — runqput handles overflow by taking the lock,
-        // which we hold, so put straight into the ring and fall back to the
-        // global queue on overflow.
+        // runqput would take sched.lock for an overflow, which we hold: put
+        // straight into the ring and move an overflow batch ourselves.
+        // SAFETY: lock held (caller); pp is ours; the queue holds live Gs.
         unsafe {
             let g = s.runq.pop();
             if let Some(o) = (*pp).runq.put(g) {
                 for &g in o.batch.iter() {
                     s.runq.push_back(g);
                 }
-                SCHED.runqsize.fetch_add(o.batch.len() as i32, Ordering::Relaxed);
+                SCHED
+                    .runqsize
+                    .fetch_add(o.batch.len() as i32, Ordering::Relaxed);
             }
         }
     }
@@ -940,7 +990,9 @@ unsafe fn pidleput(pp: *mut P) {
         let s = SCHED.locked();
         (*pp).link = s.pidle;
         s.pidle = pp;
-        SCHED.idlepmask.fetch_or(1usize.wrapping_shl((*pp).id as u32 % 64), Ordering::Relaxed);
+        SCHED
+            .idlepmask
+            .fetch_or(1usize.wrapping_shl((*pp).id as u32 % 64), Ordering::Relaxed);
     }
     SCHED.npidle.fetch_add(1, Ordering::AcqRel);
 }
@@ -953,7 +1005,10 @@ unsafe fn pidleget() -> *mut P {
         let pp = s.pidle;
         if !pp.is_null() {
             s.pidle = (*pp).link;
-            SCHED.idlepmask.fetch_and(!1usize.wrapping_shl((*pp).id as u32 % 64), Ordering::Relaxed);
+            SCHED.idlepmask.fetch_and(
+                !1usize.wrapping_shl((*pp).id as u32 % 64),
+                Ordering::Relaxed,
+            );
             SCHED.npidle.fetch_sub(1, Ordering::AcqRel);
         }
         pp
@@ -993,7 +1048,10 @@ pub fn wakep() {
     }
     // Be conservative about spinning threads: only one at a time.
     if SCHED.nmspinning.load(Ordering::Acquire) != 0
-        || SCHED.nmspinning.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        || SCHED
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
     {
         return;
     }
@@ -1116,7 +1174,10 @@ unsafe fn mstart_thread(mp: *mut M) -> ! {
         // g0 runs on this thread's own stack: approximate its bounds from
         // where we are and the size we asked for.
         let sp = arch::current_sp();
-        (*g0).stack = Stack { lo: sp.saturating_sub(G0_STACK - 16 * 1024), hi: sp + 1024 };
+        (*g0).stack = Stack {
+            lo: sp.saturating_sub(G0_STACK - 16 * 1024),
+            hi: sp + 1024,
+        };
         (*g0).stackguard0 = (*g0).stack.lo + STACK_GUARD;
         (*g0).stackguard1 = (*g0).stackguard0;
         run_minit_hook(mp);
@@ -1417,8 +1478,9 @@ fn startlockedm(gp: *mut G) {
 /// `handoffp`): an M if there is work, else the idle list.
 fn handoffp(pp: *mut P) {
     // SAFETY: pp was just released by the caller and is ours to place.
-    let has_work = unsafe { !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Relaxed).is_null() }
-        || SCHED.runqsize.load(Ordering::Relaxed) > 0;
+    let has_work =
+        unsafe { !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Relaxed).is_null() }
+            || SCHED.runqsize.load(Ordering::Relaxed) > 0;
     if has_work {
         startm(pp, false);
         return;
@@ -1569,7 +1631,10 @@ fn findrunnable() -> (*mut G, bool) {
         let procs = SCHED.gomaxprocs.load(Ordering::Relaxed) as u32;
         // SAFETY: mp ours.
         let spinning = unsafe { (*mp).spinning.load(Ordering::Relaxed) };
-        if spinning || 2 * SCHED.nmspinning.load(Ordering::Relaxed) < procs - SCHED.npidle.load(Ordering::Relaxed) {
+        if spinning
+            || 2 * SCHED.nmspinning.load(Ordering::Relaxed)
+                < procs - SCHED.npidle.load(Ordering::Relaxed)
+        {
             if !spinning {
                 // SAFETY: mp ours.
                 unsafe { (*mp).spinning.store(true, Ordering::Relaxed) };
@@ -1667,7 +1732,11 @@ fn steal_work(pp: *mut P) -> *mut G {
                             // (Go sleeps 3 µs here).
                             libc::usleep(3);
                         }
-                        if (*p2).runnext.compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                        if (*p2)
+                            .runnext
+                            .compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                        {
                             return next;
                         }
                     }
@@ -1760,7 +1829,6 @@ pub fn on_g0() -> bool {
     !gp.is_null() && unsafe { (*(*gp).m).g0 == gp }
 }
 
-
 /// Ends the process with `code` (Go's `exit` after `main.main` returns):
 /// flushes what Rust buffered on stdout first, then `exit(3)` so C stdio
 /// and atexit handlers run too. Other Ms stop scheduling.
@@ -1773,14 +1841,17 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// The goid of `gp`.
-pub fn goid_of(gp: *mut G) -> i64 {
+pub(crate) fn goid_of(gp: *mut G) -> i64 {
     // SAFETY: Gs are never freed; goid is written before publication.
     unsafe { (*gp).goid }
 }
 
 /// `(schedtrace, scheddetail)` from the boot configuration.
 pub fn trace_config() -> (i32, i32) {
-    (SCHEDTRACE.load(Ordering::Relaxed), SCHEDDETAIL.load(Ordering::Relaxed))
+    (
+        SCHEDTRACE.load(Ordering::Relaxed),
+        SCHEDDETAIL.load(Ordering::Relaxed),
+    )
 }
 
 // ---------------------------------------------------------------------------

@@ -14,10 +14,10 @@
 
 use crate::runtime2::G;
 use core::ptr::null_mut;
-#[cfg(loom)]
-use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// Capacity of a local run queue. Under the loom model it is 4, so the
 /// model reaches the full-queue and wrap-around cases in a few steps (as
@@ -40,7 +40,9 @@ pub struct RunQueue {
 
 impl core::fmt::Debug for RunQueue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("RunQueue").field("len", &self.len()).finish()
+        f.debug_struct("RunQueue")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -107,12 +109,19 @@ impl RunQueue {
     fn put_slow(&self, gp: *mut G, h: u32, t: u32) -> Option<Box<Overflow>> {
         let n = t.wrapping_sub(h) / 2;
         debug_assert_eq!(n as usize, RUNQ_SIZE / 2, "runqputslow: queue is not full");
-        let mut o = Box::new(Overflow { batch: [null_mut(); RUNQ_SIZE / 2 + 1] });
+        let mut o = Box::new(Overflow {
+            batch: [null_mut(); RUNQ_SIZE / 2 + 1],
+        });
         for i in 0..n {
-            o.batch[i as usize] = self.buf[h.wrapping_add(i) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+            o.batch[i as usize] =
+                self.buf[h.wrapping_add(i) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
         }
         // Claim the copied half; fails if a stealer got there first.
-        if self.head.compare_exchange(h, h.wrapping_add(n), Ordering::Release, Ordering::Relaxed).is_err() {
+        if self
+            .head
+            .compare_exchange(h, h.wrapping_add(n), Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
             return None;
         }
         o.batch[n as usize] = gp;
@@ -130,7 +139,11 @@ impl RunQueue {
             let gp = self.buf[h as usize % RUNQ_SIZE].load(Ordering::Relaxed);
             // Release on success: our read of the slot happens before the
             // owner may reuse it after seeing the new head.
-            if self.head.compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed).is_ok() {
+            if self
+                .head
+                .compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
                 return gp;
             }
         }
@@ -176,7 +189,11 @@ impl RunQueue {
                 let g = self.buf[h.wrapping_add(i) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
                 dst.buf[dst_tail.wrapping_add(i) as usize % RUNQ_SIZE].store(g, Ordering::Relaxed);
             }
-            if self.head.compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if self
+                .head
+                .compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 return n;
             }
         }

@@ -13,7 +13,9 @@ use crate::lock::Lock;
 use crate::runq::RunQueue;
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
+};
 
 // --- G status (Go's values, so `scheddetail` output reads the same) ---
 /// Just allocated, not yet initialised.
@@ -115,7 +117,11 @@ impl G {
             stack: Stack { lo: 0, hi: 0 },
             stackguard0: 0,
             stackguard1: 0,
-            sched: Gobuf { sp: 0, pc: 0, g: null_mut() },
+            sched: Gobuf {
+                sp: 0,
+                pc: 0,
+                g: null_mut(),
+            },
             m: null_mut(),
             atomicstatus: AtomicU32::new(GIDLE),
             goid: 0,
@@ -158,7 +164,9 @@ pub struct Note {
 impl Note {
     /// A cleared note.
     pub const fn new() -> Note {
-        Note { key: AtomicU32::new(0) }
+        Note {
+            key: AtomicU32::new(0),
+        }
     }
     /// Resets the note before the next sleep.
     pub fn clear(&self) {
@@ -301,7 +309,9 @@ impl Default for M {
 
 impl core::fmt::Debug for M {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("M").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("M")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -348,7 +358,10 @@ unsafe impl Sync for P {}
 
 impl core::fmt::Debug for P {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("P").field("id", &self.id).field("status", &self.status).finish_non_exhaustive()
+        f.debug_struct("P")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }
 
@@ -364,7 +377,10 @@ pub struct GQueue {
 impl GQueue {
     /// The empty queue.
     pub const fn new() -> GQueue {
-        GQueue { head: null_mut(), tail: null_mut() }
+        GQueue {
+            head: null_mut(),
+            tail: null_mut(),
+        }
     }
     /// True when empty.
     pub fn is_empty(&self) -> bool {

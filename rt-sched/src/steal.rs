@@ -19,7 +19,10 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 impl StealOrder {
     /// The order for `n` Ps.
     pub fn new(n: u32) -> StealOrder {
-        StealOrder { count: n, coprimes: (1..=n).filter(|&i| gcd(i, n) == 1).collect() }
+        StealOrder {
+            count: n,
+            coprimes: (1..=n).filter(|&i| gcd(i, n) == 1).collect(),
+        }
     }
 
     /// The strides used.

@@ -27,7 +27,9 @@ pub struct WaitGroup {
 
 impl core::fmt::Debug for WaitGroup {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("WaitGroup").field("count", &self.inner.count.load(Ordering::Relaxed)).finish()
+        f.debug_struct("WaitGroup")
+            .field("count", &self.inner.count.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
@@ -40,7 +42,13 @@ impl Default for WaitGroup {
 impl WaitGroup {
     /// A group with a zero counter.
     pub fn new() -> WaitGroup {
-        WaitGroup { inner: Arc::new(Inner { count: AtomicI64::new(0), lock: Lock::new(), waiters: UnsafeCell::new(Vec::new()) }) }
+        WaitGroup {
+            inner: Arc::new(Inner {
+                count: AtomicI64::new(0),
+                lock: Lock::new(),
+                waiters: UnsafeCell::new(Vec::new()),
+            }),
+        }
     }
 
     /// Adds `delta` to the counter.
@@ -109,7 +117,9 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 
 impl<T: ?Sized> core::fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Mutex").field("state", &self.state.load(Ordering::Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Mutex")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,7 +155,11 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks, parking the goroutine (or blocking the thread) while held.
     pub fn lock(&self) -> MutexGuard<'_, T> {
         // Acquire pairs with the Release of the previous unlock.
-        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             self.lock_slow();
         }
         MutexGuard { m: self }
@@ -153,7 +167,10 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks if free.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| MutexGuard { m: self })
+        self.state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| MutexGuard { m: self })
     }
 
     #[cold]
@@ -162,14 +179,23 @@ impl<T: ?Sized> Mutex<T> {
         loop {
             let s = self.state.load(Ordering::Relaxed);
             if s == 0 {
-                if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                if self
+                    .state
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
                     self.waitlock.unlock();
                     return;
                 }
                 continue;
             }
             // Mark "waiters queued" so the holder's unlock takes the slow path.
-            if s == 2 || self.state.compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            if s == 2
+                || self
+                    .state
+                    .compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
                 break;
             }
         }
@@ -207,7 +233,12 @@ impl<T: ?Sized> Mutex<T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if self.m.state.compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed).is_err() {
+        if self
+            .m
+            .state
+            .compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
             self.m.unlock_slow();
         }
     }

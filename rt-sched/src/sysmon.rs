@@ -12,7 +12,8 @@ use crate::runtime2::SCHED;
 use core::sync::atomic::Ordering;
 
 /// Hook sysmon calls about every 10 ms (the heap scavenger); wired at boot.
-static TICK_HOOK: core::sync::atomic::AtomicPtr<()> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+static TICK_HOOK: core::sync::atomic::AtomicPtr<()> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
 /// Installs the periodic hook.
 pub fn set_tick_hook(f: fn()) {

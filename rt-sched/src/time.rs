@@ -42,7 +42,11 @@ impl Default for TimerHeap {
 impl TimerHeap {
     /// No timers.
     pub const fn new() -> TimerHeap {
-        TimerHeap { lock: Lock::new(), heap: UnsafeCell::new(BinaryHeap::new()), seq: UnsafeCell::new(0) }
+        TimerHeap {
+            lock: Lock::new(),
+            heap: UnsafeCell::new(BinaryHeap::new()),
+            seq: UnsafeCell::new(0),
+        }
     }
 
     /// Adds a timer waking `gp` at monotonic time `when`.
@@ -52,7 +56,11 @@ impl TimerHeap {
         unsafe {
             let seq = &mut *self.seq.get();
             *seq += 1;
-            (*self.heap.get()).push(Reverse(Timer { when, seq: *seq, g: gp as usize }));
+            (*self.heap.get()).push(Reverse(Timer {
+                when,
+                seq: *seq,
+                g: gp as usize,
+            }));
         }
         self.lock.unlock();
         SCHED.ntimers.fetch_add(1, Ordering::AcqRel);

@@ -58,7 +58,11 @@ pub struct StackBuf<const N: usize> {
 impl<const N: usize> StackBuf<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        StackBuf { buf: [0; N], len: 0, overflowed: false }
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+            overflowed: false,
+        }
     }
     /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
@@ -89,7 +93,9 @@ impl<const N: usize> Default for StackBuf<N> {
 
 impl<const N: usize> fmt::Debug for StackBuf<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StackBuf").field("text", &self.as_str()).finish()
+        f.debug_struct("StackBuf")
+            .field("text", &self.as_str())
+            .finish()
     }
 }
 
@@ -227,16 +233,24 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access memory
     // beyond identifying the futex by address.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, n);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
     }
 }
 
 /// Monotonic clock in nanoseconds (`nanotime`). Goes through the vDSO via libc.
 pub fn nanotime() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a live timespec that clock_gettime fills in.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// The kernel thread id of the calling thread (`gettid`).
@@ -262,7 +276,8 @@ mod tests {
     #[test]
     fn stackbuf_formats_numbers() {
         let mut b = StackBuf::<64>::new();
-        write!(b, "goroutine {} [{}]:", 17, "running").unwrap();
+        let status = "running";
+        write!(b, "goroutine {} [{status}]:", 17).unwrap();
         assert_eq!(b.as_str(), "goroutine 17 [running]:");
         assert!(!b.overflowed);
     }

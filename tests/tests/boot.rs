@@ -53,19 +53,26 @@ fn inittrace_lists_every_phase_in_order_in_gos_format() {
         let o = run(bin, ["hello"], &[("GODEBUG", "inittrace=1")]);
         assert_eq!(status(&o), 0);
         let e = err(&o);
-        let names: Vec<&str> = e.lines().map(|l| {
-            assert!(l.starts_with("init "), "{l}");
-            // init <phase> @<ms> ms, <ms> ms clock, <n> bytes, <n> allocs
-            let parts: Vec<&str> = l.split(' ').collect();
-            assert_eq!(parts.len(), 11, "{l}");
-            assert!(parts[2].starts_with('@'));
-            assert_eq!((parts[3], parts[5], parts[6], parts[8], parts[10]), ("ms,", "ms", "clock,", "bytes,", "allocs"), "{l}");
-            parts[2][1..].parse::<f64>().expect("start ms");
-            parts[4].parse::<f64>().expect("clock ms");
-            parts[7].parse::<u64>().expect("bytes");
-            parts[9].parse::<u64>().expect("allocs");
-            parts[1]
-        }).collect();
+        let names: Vec<&str> = e
+            .lines()
+            .map(|l| {
+                assert!(l.starts_with("init "), "{l}");
+                // init <phase> @<ms> ms, <ms> ms clock, <n> bytes, <n> allocs
+                let parts: Vec<&str> = l.split(' ').collect();
+                assert_eq!(parts.len(), 11, "{l}");
+                assert!(parts[2].starts_with('@'));
+                assert_eq!(
+                    (parts[3], parts[5], parts[6], parts[8], parts[10]),
+                    ("ms,", "ms", "clock,", "bytes,", "allocs"),
+                    "{l}"
+                );
+                parts[2][1..].parse::<f64>().expect("start ms");
+                parts[4].parse::<f64>().expect("clock ms");
+                parts[7].parse::<u64>().expect("bytes");
+                parts[9].parse::<u64>().expect("allocs");
+                parts[1]
+            })
+            .collect();
         assert_eq!(names, PHASES, "{bin}");
     }
 }
@@ -75,10 +82,19 @@ fn inittrace_2_names_skipped_phases_and_details() {
     let o = run(RT0, ["hello"], &[("GODEBUG", "inittrace=2")]);
     let e = err(&o);
     for skipped in ["modulesinit", "typelinksinit", "itabsinit"] {
-        assert!(e.contains(&format!("boot {skipped} [rt-entry]: skipped: ")), "{e}");
+        assert!(
+            e.contains(&format!("boot {skipped} [rt-entry]: skipped: ")),
+            "{e}"
+        );
     }
-    assert!(e.contains("boot mstart [rt-entry]: m0 switches from g0 (getg()==g0: true) to goroutine 1"), "{e}");
-    assert!(e.contains("boot newproc [rt-entry]: main goroutine goid=1"), "{e}");
+    assert!(
+        e.contains("boot mstart [rt-entry]: m0 switches from g0 (getg()==g0: true) to goroutine 1"),
+        "{e}"
+    );
+    assert!(
+        e.contains("boot newproc [rt-entry]: main goroutine goid=1"),
+        "{e}"
+    );
     assert!(e.contains("boot mcommoninit [rt-sched]: m0 id=0"), "{e}");
     assert!(e.contains("(32 KiB)"), "gsignal stack is 32 KiB: {e}");
     assert!(e.contains("goroutine slot in GS base"), "{e}");
@@ -130,8 +146,17 @@ fn env_lookup_and_missing() {
 #[test]
 fn gomaxprocs_from_the_environment() {
     // SAFETY: sysconf has no preconditions.
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    for (v, want) in [("1", "1".to_string()), ("2", "2".to_string()), ("7", "7".to_string()), ("abc", String::new()), ("0", String::new()), ("-1", String::new())] {
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    for (v, want) in [
+        ("1", "1".to_string()),
+        ("2", "2".to_string()),
+        ("7", "7".to_string()),
+        ("abc", String::new()),
+        ("0", String::new()),
+        ("-1", String::new()),
+    ] {
         let o = run(RT0, ["procs"], &[("GOMAXPROCS", v)]);
         assert_eq!(status(&o), 0);
         let got = out(&o).trim().to_string();
@@ -154,7 +179,14 @@ fn unknown_scenario_lists_them_and_exits_2() {
 
 #[test]
 fn debugvars_prints_sorted_settings() {
-    let o = run(RT0, ["debugvars"], &[("GODEBUG", "schedtrace=5,bogus=1,inittrace=x"), ("GOTRACEBACK", "all")]);
+    let o = run(
+        RT0,
+        ["debugvars"],
+        &[
+            ("GODEBUG", "schedtrace=5,bogus=1,inittrace=x"),
+            ("GOTRACEBACK", "all"),
+        ],
+    );
     assert_eq!(status(&o), 0);
     let s = out(&o);
     let keys: Vec<&str> = s.lines().map(|l| l.split('=').next().unwrap()).collect();
@@ -178,5 +210,9 @@ fn stdout_without_newline_is_flushed_at_exit() {
 fn a_thread_spawned_from_a_goroutine_is_not_an_m() {
     let o = run(RT0, ["thread"], &[]);
     assert_eq!(status(&o), 0, "{}", err(&o));
-    assert!(out(&o).contains("thread goid=0 mid=-1 received=42"), "{}", out(&o));
+    assert!(
+        out(&o).contains("thread goid=0 mid=-1 received=42"),
+        "{}",
+        out(&o)
+    );
 }

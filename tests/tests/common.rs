@@ -20,7 +20,10 @@ where
     S: AsRef<OsStr>,
 {
     let mut c = Command::new(bin);
-    c.args(args).env_remove("GODEBUG").env_remove("GOMAXPROCS").env_remove("GOTRACEBACK");
+    c.args(args)
+        .env_remove("GODEBUG")
+        .env_remove("GOMAXPROCS")
+        .env_remove("GOTRACEBACK");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -39,5 +42,7 @@ pub fn err(o: &Output) -> String {
 
 /// Exit code, or 128 + signal.
 pub fn status(o: &Output) -> i32 {
-    o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
+    o.status
+        .code()
+        .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
 }

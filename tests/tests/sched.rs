@@ -40,7 +40,12 @@ fn deadlock_is_reported_like_go() {
     let o = run(RT0, ["deadlock"], &[]);
     assert_eq!(status(&o), 2);
     let e = err(&o);
-    assert!(e.starts_with("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n"), "{e}");
+    assert!(
+        e.starts_with(
+            "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -48,7 +53,10 @@ fn unrecovered_goroutine_panic_ends_the_program() {
     let o = run(RT0, ["panic"], &[]);
     assert_eq!(status(&o), 2);
     let e = err(&o);
-    assert!(e.starts_with("panic: boom from a goroutine\n\ngoroutine "), "{e}");
+    assert!(
+        e.starts_with("panic: boom from a goroutine\n\ngoroutine "),
+        "{e}"
+    );
     assert!(e.contains(" [running]:\n"), "{e}");
 }
 
@@ -62,15 +70,23 @@ fn join_handle_returns_the_panic() {
 
 #[test]
 fn schedtrace_prints_gos_sched_lines() {
-    let o = run(RT0, ["schedtrace"], &[("GODEBUG", "schedtrace=50"), ("GOMAXPROCS", "2")]);
+    let o = run(
+        RT0,
+        ["schedtrace"],
+        &[("GODEBUG", "schedtrace=50"), ("GOMAXPROCS", "2")],
+    );
     assert_eq!(status(&o), 0);
     let e = err(&o);
     let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("SCHED ")).collect();
     assert!(lines.len() >= 2, "{e}");
     for l in lines {
         // SCHED 0ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=1 idlethreads=0 runqueue=0 [2 0]
-        let re_ok = l.contains("ms: gomaxprocs=2 idleprocs=") && l.contains(" threads=") && l.contains(" spinningthreads=")
-            && l.contains(" idlethreads=") && l.contains(" runqueue=") && l.ends_with(']');
+        let re_ok = l.contains("ms: gomaxprocs=2 idleprocs=")
+            && l.contains(" threads=")
+            && l.contains(" spinningthreads=")
+            && l.contains(" idlethreads=")
+            && l.contains(" runqueue=")
+            && l.ends_with(']');
         assert!(re_ok, "{l}");
         let bracket = &l[l.find('[').unwrap() + 1..l.len() - 1];
         assert_eq!(bracket.split(' ').count(), 2, "{l}");
@@ -79,9 +95,19 @@ fn schedtrace_prints_gos_sched_lines() {
 
 #[test]
 fn scheddetail_lists_ps_ms_and_gs() {
-    let o = run(RT0, ["schedtrace"], &[("GODEBUG", "schedtrace=100,scheddetail=1"), ("GOMAXPROCS", "2")]);
+    let o = run(
+        RT0,
+        ["schedtrace"],
+        &[
+            ("GODEBUG", "schedtrace=100,scheddetail=1"),
+            ("GOMAXPROCS", "2"),
+        ],
+    );
     let e = err(&o);
-    assert!(e.contains(" gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0\n"), "{e}");
+    assert!(
+        e.contains(" gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0\n"),
+        "{e}"
+    );
     assert!(e.contains("  P0: status="), "{e}");
     assert!(e.contains("  P1: status="), "{e}");
     assert!(e.contains("  M0: p="), "{e}");
@@ -92,7 +118,12 @@ fn scheddetail_lists_ps_ms_and_gs() {
 fn select_with_default_timeout_and_closed_channels() {
     for procs in ["1", "2"] {
         let o = run(RT0, ["select"], &[("GOMAXPROCS", procs)]);
-        assert_eq!(out(&o), "a=300 b=200 default=true timeout=true\n", "{}", err(&o));
+        assert_eq!(
+            out(&o),
+            "a=300 b=200 default=true timeout=true\n",
+            "{}",
+            err(&o)
+        );
         assert_eq!(status(&o), 0);
     }
 }
@@ -100,7 +131,12 @@ fn select_with_default_timeout_and_closed_channels() {
 #[test]
 fn gomaxprocs_changes_at_run_time_without_losing_work() {
     let o = run(RT0, ["gomaxprocs"], &[("GOMAXPROCS", "2")]);
-    assert_eq!(out(&o), "changes 2->1 1->4 4->2 2->3 3->1 1->2 total=160000\n", "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "changes 2->1 1->4 4->2 2->3 3->1 1->2 total=160000\n",
+        "{}",
+        err(&o)
+    );
     assert_eq!(status(&o), 0);
 }
 
@@ -108,7 +144,12 @@ fn gomaxprocs_changes_at_run_time_without_losing_work() {
 fn locked_goroutine_keeps_its_thread_to_itself() {
     for procs in ["1", "2"] {
         let o = run(RT0, ["lockosthread"], &[("GOMAXPROCS", procs)]);
-        assert_eq!(out(&o), "moved=0 intruders=0\n", "GOMAXPROCS={procs}: {}", err(&o));
+        assert_eq!(
+            out(&o),
+            "moved=0 intruders=0\n",
+            "GOMAXPROCS={procs}: {}",
+            err(&o)
+        );
         assert_eq!(status(&o), 0);
     }
 }

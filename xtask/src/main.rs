@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -52,7 +55,9 @@ fn usage() -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(task) = args.first() else { return usage() };
+    let Some(task) = args.first() else {
+        return usage();
+    };
     let rest = &args[1..];
     let r = match task.as_str() {
         "boot" => return boot(rest),
@@ -101,7 +106,15 @@ fn boot(rest: &[String]) -> ExitCode {
         }
     };
     let mut b = cargo();
-    b.args(["build", "--release", "--quiet", "-p", "rt-tests", "--bin", bin]);
+    b.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "rt-tests",
+        "--bin",
+        bin,
+    ]);
     if let Err(e) = run(b) {
         eprintln!("xtask boot: {e}");
         return ExitCode::FAILURE;
@@ -111,8 +124,20 @@ fn boot(rest: &[String]) -> ExitCode {
         Ok(g) if !g.is_empty() => format!("inittrace=2,{g}"),
         _ => "inittrace=2".to_string(),
     };
-    eprintln!("xtask boot: {} (entry {}) with GODEBUG={godebug}", exe.display(), if bin == "rt-demo" { "_rt0_amd64" } else { "libc → main" });
-    let st = match Command::new(&exe).args(&prog_args).env("GODEBUG", godebug).status() {
+    eprintln!(
+        "xtask boot: {} (entry {}) with GODEBUG={godebug}",
+        exe.display(),
+        if bin == "rt-demo" {
+            "_rt0_amd64"
+        } else {
+            "libc → main"
+        }
+    );
+    let st = match Command::new(&exe)
+        .args(&prog_args)
+        .env("GODEBUG", godebug)
+        .status()
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("xtask boot: cannot run {}: {e}", exe.display());
@@ -134,7 +159,13 @@ fn test() -> Result<(), String> {
     lint_fences()?;
     codegen::run(true)?;
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "rt-bench", "--no-fail-fast"]);
+    c.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "rt-bench",
+        "--no-fail-fast",
+    ]);
     run(c)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "rt-bench", "--doc"]);
@@ -144,13 +175,29 @@ fn test() -> Result<(), String> {
     let mut c = cargo();
     c.env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
-        .args(["test", "--release", "-p", "rt-sched", "--lib", "runq::loom_tests"]);
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "rt-sched",
+            "--lib",
+            "runq::loom_tests",
+        ]);
     run(c)
 }
 
 fn bench(rest: &[String]) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["build", "--release", "--quiet", "-p", "rt-bench", "-p", "rt-tests", "--bins"]);
+    c.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "rt-bench",
+        "-p",
+        "rt-tests",
+        "--bins",
+    ]);
     run(c)?;
     let mut h = Command::new(root().join("target/release/rt-bench"));
     h.current_dir(root()).args(rest);
@@ -162,7 +209,17 @@ fn stress(rest: &[String]) -> Result<(), String> {
         Some("stacks") => {
             let n = rest.get(1).cloned().unwrap_or_else(|| "1000000".into());
             let mut c = cargo();
-            c.args(["run", "--release", "--quiet", "-p", "rt-stack", "--example", "stacks_stress", "--", &n]);
+            c.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "rt-stack",
+                "--example",
+                "stacks_stress",
+                "--",
+                &n,
+            ]);
             run(c)
         }
         _ => Err("usage: cargo xtask stress stacks [N]".into()),
@@ -177,27 +234,38 @@ fn lint_fences() -> Result<(), String> {
     for krate in std::fs::read_dir(&root).map_err(|e| e.to_string())? {
         let krate = krate.map_err(|e| e.to_string())?.path();
         let src = krate.join("src");
-        if src.is_dir() && krate.file_name().is_some_and(|n| n != "target" && n != "bench") {
-            scan(&src, &src, &mut bad);
+        if src.is_dir()
+            && krate
+                .file_name()
+                .is_some_and(|n| n != "target" && n != "bench")
+        {
+            scan(&src, &mut bad);
         }
     }
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(format!("assembly outside an arch/ module:\n{}", bad.join("\n")))
+        Err(format!(
+            "assembly outside an arch/ module:\n{}",
+            bad.join("\n")
+        ))
     }
 }
 
-fn scan(src: &Path, dir: &Path, bad: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+fn scan(dir: &Path, bad: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             if p.file_name().is_some_and(|n| n != "arch") {
-                scan(src, &p, bad);
+                scan(&p, bad);
             }
         } else if p.extension().is_some_and(|x| x == "rs") {
-            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
             for (i, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or("");
                 // Matches `asm!(` and `global_asm!(`; spelled in two pieces so

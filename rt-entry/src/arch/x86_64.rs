@@ -51,7 +51,7 @@
 
 use core::arch::global_asm;
 use core::mem::offset_of;
-use rt_sched::runtime2::{G, M, Stack};
+use rt_sched::runtime2::{Stack, G, M};
 
 /// `arch_prctl` code that sets the GS base.
 pub const ARCH_SET_GS: u64 = 0x1001;
@@ -202,6 +202,8 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
 pub fn xgetbv0() -> u64 {
     let (eax, edx): (u32, u32);
     // SAFETY: only called after CPUID reported OSXSAVE, so XGETBV is enabled.
-    unsafe { core::arch::asm!("xgetbv", in("ecx") 0, out("eax") eax, out("edx") edx, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") eax, out("edx") edx, options(nomem, nostack))
+    };
     ((edx as u64) << 32) | eax as u64
 }

@@ -80,7 +80,9 @@ pub unsafe fn getg_raw() -> *mut G {
     let g: *mut G;
     // SAFETY: the caller guarantees GS points at a TLS block whose word 0 is
     // the goroutine slot.
-    unsafe { asm!("mov {}, qword ptr gs:[0]", out(reg) g, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        asm!("mov {}, qword ptr gs:[0]", out(reg) g, options(nostack, readonly, preserves_flags))
+    };
     g
 }
 
@@ -109,7 +111,9 @@ pub fn current_sp() -> usize {
 pub fn goexit_pc() -> usize {
     let pc: usize;
     // SAFETY: `lea` of a symbol address has no side effects.
-    unsafe { asm!("lea {}, [rip + rt_goexit]", out(reg) pc, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("lea {}, [rip + rt_goexit]", out(reg) pc, options(nomem, nostack, preserves_flags))
+    };
     pc + 1
 }
 
@@ -123,14 +127,14 @@ macro_rules! RESTORE_FP_CONTROL {
     () => {
         concat!(
             "    sub rsp, 8\n",
-            "    stmxcsr [rsp]\n",            // current MXCSR
-            "    fnstcw [rsp + 4]\n",         // current x87 control word
+            "    stmxcsr [rsp]\n",    // current MXCSR
+            "    fnstcw [rsp + 4]\n", // current x87 control word
             "    mov eax, [rsp]\n",
             "    movzx ecx, word ptr [rsp + 4]\n",
             "    add rsp, 8\n",
             "    cmp eax, [rsp]\n",
             "    je 3f\n",
-            "    ldmxcsr [rsp]\n",            // differs: restore the saved one
+            "    ldmxcsr [rsp]\n", // differs: restore the saved one
             "3:\n",
             "    cmp cx, word ptr [rsp + 4]\n",
             "    je 4f\n",

@@ -13,7 +13,10 @@ use std::time::Instant;
 fn arg(name: &str, default: u64) -> u64 {
     for a in rt_entry::args().iter().skip(2) {
         let a = a.as_bytes();
-        if let Some(v) = a.strip_prefix(name.as_bytes()).and_then(|r| r.strip_prefix(b"=")) {
+        if let Some(v) = a
+            .strip_prefix(name.as_bytes())
+            .and_then(|r| r.strip_prefix(b"="))
+        {
             if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
                 return n;
             }
@@ -126,7 +129,11 @@ fn switch(n: u64) -> i32 {
 
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -169,7 +176,10 @@ fn main() -> i32 {
         b"switch" => switch(arg("n", 1_000_000)),
         b"parked" => parked(arg("n", 100_000)),
         _ => {
-            println!("value=none reason=unknown workload {:?}", String::from_utf8_lossy(w));
+            println!(
+                "value=none reason=unknown workload {:?}",
+                String::from_utf8_lossy(w)
+            );
             2
         }
     }

@@ -6,30 +6,75 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 const SCENARIOS: &[(&str, &str)] = &[
-    ("hello", "print hello, world, then goroutine id, M id and gomaxprocs (default)"),
-    ("args", "print each argument after the scenario name on its own line, bytes as given"),
+    (
+        "hello",
+        "print hello, world, then goroutine id, M id and gomaxprocs (default)",
+    ),
+    (
+        "args",
+        "print each argument after the scenario name on its own line, bytes as given",
+    ),
     ("env NAME", "print the value of environment variable NAME"),
     ("procs", "print gomaxprocs"),
     ("exit N", "return N from main"),
-    ("debugvars", "print the parsed GODEBUG and GOTRACEBACK settings, one key=value per line"),
-    ("spawn N", "spawn N goroutines that each bump a counter; print how many ran"),
-    ("pingpong N", "N round trips over an unbuffered channel between two goroutines"),
+    (
+        "debugvars",
+        "print the parsed GODEBUG and GOTRACEBACK settings, one key=value per line",
+    ),
+    (
+        "spawn N",
+        "spawn N goroutines that each bump a counter; print how many ran",
+    ),
+    (
+        "pingpong N",
+        "N round trips over an unbuffered channel between two goroutines",
+    ),
     ("yield N", "two goroutines alternating with gosched N times"),
-    ("chan N", "N messages through a buffered channel from 4 senders to 4 receivers, checked"),
+    (
+        "chan N",
+        "N messages through a buffered channel from 4 senders to 4 receivers, checked",
+    ),
     ("sleep", "timers fire in deadline order"),
-    ("select", "select over two producers, a timeout and a default case"),
-    ("gomaxprocs", "change the number of Ps while goroutines run; nothing is lost"),
-    ("lockosthread", "a goroutine locked to its thread stays there and has the thread to itself"),
-    ("mutex", "goroutines contend on a Mutex; every increment survives"),
+    (
+        "select",
+        "select over two producers, a timeout and a default case",
+    ),
+    (
+        "gomaxprocs",
+        "change the number of Ps while goroutines run; nothing is lost",
+    ),
+    (
+        "lockosthread",
+        "a goroutine locked to its thread stays there and has the thread to itself",
+    ),
+    (
+        "mutex",
+        "goroutines contend on a Mutex; every increment survives",
+    ),
     ("deadlock", "block main on a channel nobody sends to"),
     ("panic", "panic in a goroutine spawned without a handle"),
     ("joinpanic", "a panic returned by a join handle"),
-    ("overflow", "unbounded recursion in a goroutine that is not main"),
-    ("stacks N", "N goroutines each touching a page of stack; VMA count before, at peak, after"),
+    (
+        "overflow",
+        "unbounded recursion in a goroutine that is not main",
+    ),
+    (
+        "stacks N",
+        "N goroutines each touching a page of stack; VMA count before, at peak, after",
+    ),
     ("segv", "null write in a goroutine"),
-    ("thread", "a std thread spawned from a goroutine allocates and is not mistaken for an M"),
-    ("heap", "allocate and free a few hundred MiB in goroutines; print heap statistics"),
-    ("schedtrace", "keep busy for a while so GODEBUG=schedtrace prints SCHED lines"),
+    (
+        "thread",
+        "a std thread spawned from a goroutine allocates and is not mistaken for an M",
+    ),
+    (
+        "heap",
+        "allocate and free a few hundred MiB in goroutines; print heap statistics",
+    ),
+    (
+        "schedtrace",
+        "keep busy for a while so GODEBUG=schedtrace prints SCHED lines",
+    ),
 ];
 
 fn usage(name: &str) -> i32 {
@@ -42,7 +87,10 @@ fn usage(name: &str) -> i32 {
 }
 
 fn num(args: &[&OsStr], i: usize, default: u64) -> u64 {
-    args.get(i).and_then(|a| std::str::from_utf8(a.as_bytes()).ok()).and_then(|s| s.parse().ok()).unwrap_or(default)
+    args.get(i)
+        .and_then(|a| std::str::from_utf8(a.as_bytes()).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The program's `main`: runs as goroutine 1.
@@ -53,7 +101,12 @@ pub fn main() -> i32 {
     match scenario {
         b"hello" => {
             println!("hello, world");
-            println!("goroutine {} on m{} gomaxprocs={}", rt_sched::goid(), rt_sched::mid(), rt_sched::gomaxprocs());
+            println!(
+                "goroutine {} on m{} gomaxprocs={}",
+                rt_sched::goid(),
+                rt_sched::mid(),
+                rt_sched::gomaxprocs()
+            );
             0
         }
         b"args" => {
@@ -65,7 +118,9 @@ pub fn main() -> i32 {
             0
         }
         b"env" => {
-            let Some(name) = rest.first() else { return usage("env (needs NAME)") };
+            let Some(name) = rest.first() else {
+                return usage("env (needs NAME)");
+            };
             match rt_env::getenv(name.as_bytes()) {
                 Some(v) => {
                     let mut out = std::io::stdout().lock();
@@ -83,7 +138,13 @@ pub fn main() -> i32 {
         b"exit" => num(rest, 0, 0) as i32,
         b"debugvars" => {
             let st = rt_entry::boot::state();
-            print!("{}", rt_env::debugvars_report(&st.debug.unwrap_or_default(), &st.traceback.unwrap_or(rt_env::parse_gotraceback(None))));
+            print!(
+                "{}",
+                rt_env::debugvars_report(
+                    &st.debug.unwrap_or_default(),
+                    &st.traceback.unwrap_or(rt_env::parse_gotraceback(None))
+                )
+            );
             0
         }
         b"spawn" => scenarios::spawn(num(rest, 0, 100_000)),
@@ -127,8 +188,15 @@ mod scenarios {
         wg.wait();
         let el = t0.elapsed();
         println!("ran {}", count.load(Ordering::Relaxed));
-        eprintln!("spawn: {:.1} ns/goroutine", el.as_nanos() as f64 / n.max(1) as f64);
-        if count.load(Ordering::Relaxed) == n { 0 } else { 1 }
+        eprintln!(
+            "spawn: {:.1} ns/goroutine",
+            el.as_nanos() as f64 / n.max(1) as f64
+        );
+        if count.load(Ordering::Relaxed) == n {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn pingpong(n: u64) -> i32 {
@@ -149,8 +217,15 @@ mod scenarios {
         let el = t0.elapsed();
         ping.close();
         println!("round trips {v}");
-        eprintln!("pingpong: {:.1} ns/round trip", el.as_nanos() as f64 / n.max(1) as f64);
-        if v == n { 0 } else { 1 }
+        eprintln!(
+            "pingpong: {:.1} ns/round trip",
+            el.as_nanos() as f64 / n.max(1) as f64
+        );
+        if v == n {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn yield_(n: u64) -> i32 {
@@ -171,7 +246,10 @@ mod scenarios {
         wg.wait();
         let el = t0.elapsed();
         println!("switches {}", count.load(Ordering::Relaxed));
-        eprintln!("yield: {:.1} ns/switch", el.as_nanos() as f64 / (2 * n).max(1) as f64);
+        eprintln!(
+            "yield: {:.1} ns/switch",
+            el.as_nanos() as f64 / (2 * n).max(1) as f64
+        );
         0
     }
 
@@ -215,7 +293,11 @@ mod scenarios {
         let total = per * 4;
         let want_sum = (0..total).fold(0u64, |a, v| a.wrapping_add(v));
         println!("received {} sum_ok={}", cnt, sum == want_sum);
-        if cnt == total && sum == want_sum { 0 } else { 1 }
+        if cnt == total && sum == want_sum {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn sleep() -> i32 {
@@ -229,7 +311,11 @@ mod scenarios {
         }
         let order: Vec<u64> = (0..4).map(|_| out.recv().unwrap()).collect();
         println!("woke in order {order:?}");
-        if order == [0, 10, 20, 30] { 0 } else { 1 }
+        if order == [0, 10, 20, 30] {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn select() -> i32 {
@@ -276,7 +362,11 @@ mod scenarios {
         let fired = s.select();
         let timed_out = fired == tt.index && fired != tq.index;
         println!("a={na} b={nb} default={defaulted} timeout={timed_out}");
-        if na == 300 && nb == 200 && defaulted && timed_out { 0 } else { 1 }
+        if na == 300 && nb == 200 && defaulted && timed_out {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn gomaxprocs() -> i32 {
@@ -300,8 +390,16 @@ mod scenarios {
             rt_sched::sleep(std::time::Duration::from_millis(5));
         }
         wg.wait();
-        println!("changes {} total={}", seen.join(" "), total.load(Ordering::Relaxed));
-        if total.load(Ordering::Relaxed) == 8 * 20_000 { 0 } else { 1 }
+        println!(
+            "changes {} total={}",
+            seen.join(" "),
+            total.load(Ordering::Relaxed)
+        );
+        if total.load(Ordering::Relaxed) == 8 * 20_000 {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn lockosthread() -> i32 {
@@ -313,7 +411,12 @@ mod scenarios {
         // Busy goroutines that note which M they run on.
         for _ in 0..4 {
             wg.add(1);
-            let (lm, intr, stop, wg) = (locked_m.clone(), intruders.clone(), stop.clone(), wg.clone());
+            let (lm, intr, stop, wg) = (
+                locked_m.clone(),
+                intruders.clone(),
+                stop.clone(),
+                wg.clone(),
+            );
             rt_sched::go(move || {
                 while !stop.load(Ordering::Relaxed) {
                     if rt_sched::mid() == lm.load(Ordering::Relaxed) {
@@ -354,7 +457,11 @@ mod scenarios {
         wg.wait();
         let intr = intruders.load(Ordering::Relaxed);
         println!("moved={moved} intruders={intr}");
-        if moved == 0 && intr == 0 { 0 } else { 1 }
+        if moved == 0 && intr == 0 {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn mutex() -> i32 {
@@ -379,7 +486,11 @@ mod scenarios {
         wg.wait();
         let v = *m.lock();
         println!("count={v}");
-        if v == 16 * 5000 { 0 } else { 1 }
+        if v == 16 * 5000 {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn deadlock() -> i32 {
@@ -407,6 +518,7 @@ mod scenarios {
 
     #[allow(unconditional_recursion)]
     fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
+        std::hint::black_box(depth);
         let mut local = [0u8; 1024];
         local[0] = buf[0].wrapping_add(1);
         std::hint::black_box(&mut local);
@@ -480,7 +592,11 @@ mod scenarios {
         ch.send(42);
         let (sum, goid, mid, got) = t.join().unwrap();
         println!("goroutine {me} spawned a thread: sum={sum} thread goid={goid} mid={mid} received={got}");
-        if goid == 0 && mid == -1 && sum == 499500 && got == 42 { 0 } else { 1 }
+        if goid == 0 && mid == -1 && sum == 499500 && got == 42 {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn heap() -> i32 {
