@@ -691,8 +691,14 @@ fn mcall(f: extern "C" fn(*mut G) -> !) {
 /// `reason`; then `unlockf(gp, arg)` runs on g0 — if it returns false the
 /// goroutine is made runnable again at once. Returns when someone calls
 /// [`goready`].
+///
+/// Only a goroutine can park: on a thread the runtime did not create, or on
+/// g0, this is a fatal error (use a blocking primitive instead).
 pub fn gopark(unlockf: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: &'static str) {
-    let gp = getg();
+    let gp = current_g();
+    if gp.is_null() {
+        rt_sys::throw("gopark: not on a goroutine");
+    }
     // SAFETY: gp is running on this M; the wait fields are ours.
     unsafe {
         let mp = (*gp).m;

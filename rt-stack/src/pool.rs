@@ -75,8 +75,13 @@ const MAX_CHUNKS: usize = 4096;
 /// the memory a burst of 1,000,000 goroutines would otherwise pin.
 pub const GLOBAL_WARM_BYTES: usize = 4 << 20;
 /// Slots carved per carve: about one span of 1 MiB (Go carves 32 KiB spans into stacks), at
-/// least one.
+/// least one and at most [`CARVE_MAX_SLOTS`].
 const CARVE_BYTES: usize = 1 << 20;
+/// Upper bound on slots carved at once. Every carved slot costs a guard-install syscall, so a
+/// large batch only moves syscalls forward in time: the boot's single 32 KiB `gsignal` stack
+/// would otherwise install 31 guards nobody uses yet (measured with `strace` on `rt-demo`).
+/// The lock is taken once per batch, so 8 keeps that cost negligible.
+const CARVE_MAX_SLOTS: usize = 8;
 /// VMAs kept free for the rest of the process (heap, thread stacks, libraries, files) when
 /// budgeting against `vm.max_map_count`: an eighth of the limit, at least 4096.
 const MAP_COUNT_MARGIN_MIN: usize = 4096;
@@ -550,7 +555,7 @@ impl Pool {
             self.released.fetch_sub(1, Ordering::Relaxed);
             return Ok(lo);
         }
-        let batch = (CARVE_BYTES / (class_size(class) + GUARD_SIZE)).max(1);
+        let batch = (CARVE_BYTES / (class_size(class) + GUARD_SIZE)).clamp(1, CARVE_MAX_SLOTS);
         self.carve(class, cp, batch)?;
         let lo = cp.warm.pop().ok_or(StackError::AddressSpace)?;
         self.pooled.fetch_sub(1, Ordering::Relaxed);

@@ -161,3 +161,26 @@ fn mutex_contention_loses_nothing() {
         assert_eq!(out(&o), "count=80000\n", "GOMAXPROCS={procs}: {}", err(&o));
     }
 }
+
+#[test]
+fn parked_goroutines_cost_about_a_page() {
+    let o = run(RT0, ["parked", "20000"], &[]);
+    assert_eq!(status(&o), 0, "{}", err(&o));
+    let s = out(&o);
+    assert!(s.starts_with("parked=20000 rss_per_goroutine="), "{s}");
+    let per: u64 = s.split('=').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    // One touched stack page plus the G, its closure and the channel waiter.
+    assert!(per <= 6 * 1024, "{s}");
+}
+
+#[test]
+fn a_hundred_thousand_stacks_add_only_a_handful_of_mappings() {
+    let o = run(RT0, ["stacks", "100000"], &[]);
+    assert_eq!(status(&o), 0, "{}", err(&o));
+    let s = out(&o);
+    let field = |k: &str| -> i64 {
+        s.split_whitespace().find_map(|f| f.strip_prefix(k)).unwrap().parse().unwrap()
+    };
+    let (before, peak) = (field("vmas_before="), field("vmas_peak="));
+    assert!(peak - before <= 32, "{s}");
+}

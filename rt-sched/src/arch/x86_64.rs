@@ -308,3 +308,28 @@ pub unsafe fn mcall(save: *mut Gobuf, g0sp: usize, f: extern "C" fn(*mut G) -> !
     // SAFETY: forwarded contract.
     unsafe { rt_mcall(save, g0sp, f, gp) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `settls` + the 0x123 round trip on a fresh thread (the check rt0_go
+    /// does for m0 and `minit_tls` for every other M): a write through GS
+    /// lands in the block, and a write to the block reads back through GS.
+    #[test]
+    fn settls_round_trips_0x123() {
+        std::thread::spawn(|| {
+            let block = Box::leak(Box::new([0usize; 6]));
+            // SAFETY: the block is leaked, so it outlives this thread.
+            unsafe { settls(block.as_mut_ptr()) }.expect("arch_prctl(ARCH_SET_GS)");
+            // SAFETY: GS now points at `block`.
+            unsafe { setg_raw(0x123 as *mut G) };
+            assert_eq!(block[0], 0x123);
+            block[0] = 0x456;
+            // SAFETY: as above.
+            assert_eq!(unsafe { getg_raw() } as usize, 0x456);
+        })
+        .join()
+        .unwrap();
+    }
+}

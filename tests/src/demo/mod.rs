@@ -161,6 +161,7 @@ pub fn main() -> i32 {
         b"joinpanic" => scenarios::joinpanic(),
         b"overflow" => scenarios::overflow(),
         b"stacks" => scenarios::stacks(num(rest, 0, 10_000)),
+        b"parked" => scenarios::parked(num(rest, 0, 100_000)),
         b"segv" => scenarios::segv(),
         b"thread" => scenarios::thread(),
         b"heap" => scenarios::heap(),
@@ -559,6 +560,37 @@ mod scenarios {
         wg.wait();
         let after = rt_stack::vma_count();
         println!("goroutines={n} vmas_before={before} vmas_peak={peak} vmas_after={after}");
+        0
+    }
+
+    fn rss_bytes() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 4096
+    }
+
+    pub fn parked(n: u64) -> i32 {
+        let release = rt_sched::Chan::<()>::new(0);
+        let arrived = Arc::new(AtomicU64::new(0));
+        let wg = rt_sched::WaitGroup::new();
+        let before = rss_bytes();
+        for _ in 0..n {
+            wg.add(1);
+            let (r, a, wg) = (release.clone(), arrived.clone(), wg.clone());
+            rt_sched::go(move || {
+                a.fetch_add(1, Ordering::Relaxed);
+                r.recv();
+                wg.done();
+            });
+        }
+        while arrived.load(Ordering::Relaxed) < n {
+            rt_sched::sleep(std::time::Duration::from_millis(1));
+        }
+        rt_sched::sleep(std::time::Duration::from_millis(20));
+        let peak = rss_bytes();
+        let parked = rt_sched::num_goroutine() - 1;
+        release.close();
+        wg.wait();
+        println!("parked={parked} rss_per_goroutine={} bytes", peak.saturating_sub(before) / n.max(1));
         0
     }
 
