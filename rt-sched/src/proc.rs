@@ -1412,6 +1412,12 @@ pub fn schedule() -> ! {
         let mut inherit = false;
         // SAFETY: pp is ours.
         let tick = unsafe { (*pp).schedtick.load(Ordering::Relaxed) };
+        // A P that never runs out of work still runs due timers (Go's
+        // checkTimers in schedule); every 8th tick keeps the cost of
+        // scanning the heaps off the hot path.
+        if tick % 8 == 0 && SCHED.ntimers.load(Ordering::Relaxed) > 0 {
+            check_timers(pp);
+        }
         if tick % GLOBAL_FAIRNESS == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
             SCHED.lock.lock();
             // SAFETY: lock held, pp ours.
@@ -1589,8 +1595,11 @@ fn check_timers(pp: *mut P) -> usize {
         // SAFETY: Ps are never freed.
         unsafe { (*p2).timers.take_expired(now, &mut ready) };
     });
+    // Several Ps' heaps may have expired timers: wake their goroutines in
+    // deadline order across all of them.
+    ready.sort_by_key(|&(when, _)| when);
     let n = ready.len();
-    for gp in ready {
+    for (_, gp) in ready {
         // SAFETY: timer goroutines are parked with reason "sleep" and only
         // the timer wakes them.
         unsafe {

@@ -89,9 +89,10 @@ impl TimerHeap {
         w
     }
 
-    /// Removes every timer due at `now` and returns their goroutines, in
-    /// deadline order (ties in insertion order).
-    pub fn take_expired(&self, now: i64, out: &mut Vec<*mut G>) {
+    /// Removes every timer due at `now` and appends `(deadline, goroutine)`
+    /// in deadline order (ties in insertion order). Skips the heap if its
+    /// lock is busy (its owner is handling it).
+    pub fn take_expired(&self, now: i64, out: &mut Vec<(i64, *mut G)>) {
         if !self.lock.try_lock() {
             return;
         }
@@ -102,7 +103,7 @@ impl TimerHeap {
                 break;
             }
             let t = heap.pop().expect("peeked");
-            out.push(t.0.g as *mut G);
+            out.push((t.0.when, t.0.g as *mut G));
             SCHED.ntimers.fetch_sub(1, Ordering::AcqRel);
         }
         self.lock.unlock();

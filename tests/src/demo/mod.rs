@@ -303,7 +303,7 @@ mod scenarios {
 
     pub fn sleep() -> i32 {
         let out = rt_sched::Chan::<u64>::new(8);
-        for ms in [30u64, 10, 20, 0] {
+        for ms in [60u64, 20, 40, 0] {
             let out = out.clone();
             rt_sched::go(move || {
                 rt_sched::sleep(std::time::Duration::from_millis(ms));
@@ -312,7 +312,22 @@ mod scenarios {
         }
         let order: Vec<u64> = (0..4).map(|_| out.recv().unwrap()).collect();
         println!("woke in order {order:?}");
-        if order == [0, 10, 20, 30] {
+        // A timer must fire even while another goroutine keeps the P busy
+        // (it yields, but the run queue is never empty).
+        let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w2 = woke.clone();
+        let spinner = rt_sched::spawn(move || {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !w2.load(Ordering::Relaxed) && std::time::Instant::now() < end {
+                rt_sched::gosched();
+            }
+        });
+        let t0 = std::time::Instant::now();
+        rt_sched::sleep(std::time::Duration::from_millis(10));
+        woke.store(true, Ordering::Relaxed);
+        let _ = spinner.join();
+        println!("timer fired while busy: {}", t0.elapsed() < std::time::Duration::from_secs(4));
+        if order == [0, 20, 40, 60] {
             0
         } else {
             1
