@@ -59,7 +59,12 @@ pub(crate) fn write_goroutine(w: &mut dyn Write, gp: *mut G) {
     // SAFETY: Gs are never freed; fields are read as a racy snapshot.
     let g = unsafe { &*gp };
     let _ = writeln!(w, "goroutine {} [{}]:", g.goid, status_string(g));
-    let _ = writeln!(w, "\tstack=[{:#x}, {:#x}]", g.stack.lo, g.stack.hi);
+    if g.stack.lo != 0 {
+        let _ = writeln!(w, "\tstack=[{:#x}, {:#x}]", g.stack.lo, g.stack.hi);
+    } else {
+        // Lazy binding: a goroutine that never ran has no stack yet.
+        let _ = writeln!(w, "\t(not started: no stack yet)");
+    }
     let _ = writeln!(w);
 }
 

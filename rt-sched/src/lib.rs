@@ -194,6 +194,13 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
     proc::set_gomaxprocs(n)
 }
 
+/// Sets the maximum number of OS threads the runtime may create and
+/// returns the previous limit (Go's `debug.SetMaxThreads`; 10000 by
+/// default). Exceeding it is `fatal error: thread exhaustion`.
+pub fn set_max_threads(n: i32) -> i32 {
+    proc::set_max_threads(n)
+}
+
 /// Go's `time.After`: a channel that receives once after `d`.
 pub fn after(d: std::time::Duration) -> Chan<()> {
     let ch = Chan::new(1);

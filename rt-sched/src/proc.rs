@@ -273,11 +273,15 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
         }
         let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
         if count > s.maxmcount {
+            let max = s.maxmcount;
             SCHED.lock.unlock();
-            rt_sys::fatal!(
-                "thread exhaustion: runtime: program exceeds {}-thread limit",
-                s.maxmcount
+            let mut b = rt_sys::StackBuf::<96>::new();
+            let _ = core::fmt::write(
+                &mut b,
+                format_args!("runtime: program exceeds {max}-thread limit\n"),
             );
+            rt_sys::write_stderr(b.as_bytes());
+            rt_sys::throw("thread exhaustion");
         }
         let seed = FASTRAND_SEED.load(Ordering::Relaxed);
         let a = mix64(((*mp).id as u64) ^ seed);

@@ -31,7 +31,12 @@ fn pingpong_and_yield_complete() {
 fn timers_fire_in_deadline_order() {
     for procs in ["1", "2"] {
         let o = run(RT0, ["sleep"], &[("GOMAXPROCS", procs)]);
-        assert_eq!(out(&o), "woke in order [0, 20, 40, 60]\ntimer fired while busy: true\n", "{}", err(&o));
+        assert_eq!(
+            out(&o),
+            "woke in order [0, 20, 40, 60]\ntimer fired while busy: true\n",
+            "{}",
+            err(&o)
+        );
     }
 }
 
@@ -168,7 +173,15 @@ fn parked_goroutines_cost_about_a_page() {
     assert_eq!(status(&o), 0, "{}", err(&o));
     let s = out(&o);
     assert!(s.starts_with("parked=20000 rss_per_goroutine="), "{s}");
-    let per: u64 = s.split('=').nth(2).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let per: u64 = s
+        .split('=')
+        .nth(2)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     // One touched stack page plus the G, its closure and the channel waiter.
     assert!(per <= 6 * 1024, "{s}");
 }
@@ -179,7 +192,11 @@ fn a_hundred_thousand_stacks_add_only_a_handful_of_mappings() {
     assert_eq!(status(&o), 0, "{}", err(&o));
     let s = out(&o);
     let field = |k: &str| -> i64 {
-        s.split_whitespace().find_map(|f| f.strip_prefix(k)).unwrap().parse().unwrap()
+        s.split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let (before, peak) = (field("vmas_before="), field("vmas_peak="));
     assert!(peak - before <= 32, "{s}");

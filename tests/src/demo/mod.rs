@@ -51,6 +51,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "mutex",
         "goroutines contend on a Mutex; every increment survives",
     ),
+    (
+        "threadlimit",
+        "SetMaxThreads(4), then more locked goroutines than threads",
+    ),
     ("deadlock", "block main on a channel nobody sends to"),
     ("panic", "panic in a goroutine spawned without a handle"),
     ("joinpanic", "a panic returned by a join handle"),
@@ -156,6 +160,7 @@ pub fn main() -> i32 {
         b"gomaxprocs" => scenarios::gomaxprocs(),
         b"lockosthread" => scenarios::lockosthread(),
         b"mutex" => scenarios::mutex(),
+        b"threadlimit" => scenarios::threadlimit(),
         b"deadlock" => scenarios::deadlock(),
         b"panic" => scenarios::panic(),
         b"joinpanic" => scenarios::joinpanic(),
@@ -326,7 +331,10 @@ mod scenarios {
         rt_sched::sleep(std::time::Duration::from_millis(10));
         woke.store(true, Ordering::Relaxed);
         let _ = spinner.join();
-        println!("timer fired while busy: {}", t0.elapsed() < std::time::Duration::from_secs(4));
+        println!(
+            "timer fired while busy: {}",
+            t0.elapsed() < std::time::Duration::from_secs(4)
+        );
         if order == [0, 20, 40, 60] {
             0
         } else {
@@ -480,6 +488,25 @@ mod scenarios {
         }
     }
 
+    pub fn threadlimit() -> i32 {
+        rt_sched::set_max_threads(4);
+        // Each goroutine locked to its thread keeps that M to itself while it
+        // sleeps, so every further one needs a new M.
+        let wg = rt_sched::WaitGroup::new();
+        for _ in 0..8 {
+            wg.add(1);
+            let wg = wg.clone();
+            rt_sched::go(move || {
+                rt_sched::lock_os_thread();
+                rt_sched::sleep(std::time::Duration::from_millis(200));
+                wg.done();
+            });
+        }
+        wg.wait();
+        println!("not reached");
+        0
+    }
+
     pub fn mutex() -> i32 {
         let m = Arc::new(rt_sched::Mutex::new(0u64));
         let wg = rt_sched::WaitGroup::new();
@@ -580,7 +607,11 @@ mod scenarios {
 
     fn rss_bytes() -> u64 {
         let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 4096
+        s.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 4096
     }
 
     pub fn parked(n: u64) -> i32 {
@@ -605,7 +636,10 @@ mod scenarios {
         let parked = rt_sched::num_goroutine() - 1;
         release.close();
         wg.wait();
-        println!("parked={parked} rss_per_goroutine={} bytes", peak.saturating_sub(before) / n.max(1));
+        println!(
+            "parked={parked} rss_per_goroutine={} bytes",
+            peak.saturating_sub(before) / n.max(1)
+        );
         0
     }
 
