@@ -201,3 +201,15 @@ fn a_hundred_thousand_stacks_add_only_a_handful_of_mappings() {
     let (before, peak) = (field("vmas_before="), field("vmas_peak="));
     assert!(peak - before <= 32, "{s}");
 }
+
+#[test]
+fn too_many_threads_is_thread_exhaustion() {
+    let o = run(RT0, ["threadlimit"], &[("GOMAXPROCS", "2")]);
+    assert_eq!(status(&o), 2, "{}", err(&o));
+    let e = err(&o);
+    assert!(
+        e.starts_with("runtime: program exceeds 4-thread limit\nfatal error: thread exhaustion\n"),
+        "{e}"
+    );
+    assert_eq!(out(&o), "");
+}
