@@ -328,7 +328,22 @@ pub fn set_max_threads(n: i32) -> i32 {
 // G allocation
 
 fn alloc_g() -> *mut G {
-    Box::into_raw(Box::new(G::new()))
+    leak_or_throw(G::new())
+}
+
+/// Moves `v` to the heap for the life of the process. Runtime structures
+/// (Gs, Ms, Ps) end in `fatal error: out of memory` when there is no memory
+/// for them, as Go's do, instead of Rust's allocation-failure abort.
+pub(crate) fn leak_or_throw<T>(v: T) -> *mut T {
+    let layout = std::alloc::Layout::new::<T>();
+    // SAFETY: G, M and P are not zero-sized.
+    let p = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    if p.is_null() {
+        rt_sys::throw("out of memory");
+    }
+    // SAFETY: p is fresh, aligned and large enough for a T.
+    unsafe { p.write(v) };
+    p
 }
 
 fn allgadd(gp: *mut G) {
@@ -1102,7 +1117,7 @@ fn startm(pp: *mut P, spinning: bool) {
 /// Creates an M on a new OS thread that will run `pp` (Go's `newm`), or
 /// `start` without a P.
 pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
-    let mp = Box::into_raw(Box::new(M::new()));
+    let mp = leak_or_throw(M::new());
     // SAFETY: mp is fresh and leaked for the life of the process.
     unsafe {
         mcommoninit(mp, -1);
@@ -1780,7 +1795,10 @@ pub unsafe fn procresize_boot(nprocs: i32) {
         rt_sys::fatal!("procresize: invalid arg {}", nprocs);
     }
     let n = nprocs as usize;
-    let mut v: Vec<*mut P> = Vec::with_capacity(n);
+    let mut v: Vec<*mut P> = Vec::new();
+    if v.try_reserve_exact(n).is_err() {
+        rt_sys::throw("out of memory");
+    }
     for id in 0..n {
         v.push(new_p(id as i32));
     }
@@ -1803,7 +1821,7 @@ pub unsafe fn procresize_boot(nprocs: i32) {
 }
 
 fn new_p(id: i32) -> *mut P {
-    Box::into_raw(Box::new(P {
+    leak_or_throw(P {
         id,
         status: core::sync::atomic::AtomicU32::new(PGCSTOP),
         link: null_mut(),
@@ -1819,7 +1837,7 @@ fn new_p(id: i32) -> *mut P {
         gfree: null_mut(),
         gfreecnt: 0,
         timers: crate::time::TimerHeap::new(),
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -2021,7 +2039,10 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
     let oldarr = ALLP.load(Ordering::Acquire);
     let oldn = ALLP_LEN.load(Ordering::Acquire);
     let newn = n as usize;
-    let mut v: Vec<*mut P> = Vec::with_capacity(newn);
+    let mut v: Vec<*mut P> = Vec::new();
+    if v.try_reserve_exact(newn).is_err() {
+        rt_sys::throw("out of memory");
+    }
     for i in 0..newn {
         if i < oldn {
             // SAFETY: the old array holds oldn entries.
