@@ -1008,7 +1008,10 @@ pub unsafe fn releasep() -> *mut P {
     }
 }
 
-/// Puts an idle P on the idle list. `sched.lock` must be held.
+/// Puts an idle P on the idle list.
+///
+/// # Safety
+/// `sched.lock` must be held and `pp` idle, owned by the caller.
 unsafe fn pidleput(pp: *mut P) {
     // SAFETY: lock held (caller); pp idle.
     unsafe {
@@ -1022,7 +1025,10 @@ unsafe fn pidleput(pp: *mut P) {
     SCHED.npidle.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Takes an idle P. `sched.lock` must be held.
+/// Takes an idle P.
+///
+/// # Safety
+/// `sched.lock` must be held.
 unsafe fn pidleget() -> *mut P {
     // SAFETY: lock held (caller).
     unsafe {
@@ -1040,7 +1046,10 @@ unsafe fn pidleget() -> *mut P {
     }
 }
 
-/// Puts the calling M on the idle list. `sched.lock` must be held.
+/// Puts the calling M on the idle list.
+///
+/// # Safety
+/// `sched.lock` must be held; `mp` must be the caller's M, about to sleep.
 unsafe fn mput(mp: *mut M) {
     // SAFETY: lock held (caller).
     unsafe {
@@ -1051,7 +1060,10 @@ unsafe fn mput(mp: *mut M) {
     }
 }
 
-/// Takes an idle M. `sched.lock` must be held.
+/// Takes an idle M.
+///
+/// # Safety
+/// `sched.lock` must be held.
 unsafe fn mget() -> *mut M {
     // SAFETY: lock held (caller).
     unsafe {
@@ -1237,6 +1249,9 @@ pub unsafe fn mstart_m0() -> ! {
 
 /// Common M start (`mstart1`): remember g0's stack top for `mcall`, run the
 /// start function or acquire the next P, and schedule.
+///
+/// # Safety
+/// On `mp`'s own thread, on its g0, after `minit`.
 unsafe fn mstart1(mp: *mut M) -> ! {
     // SAFETY: on mp's thread, on g0.
     unsafe {
@@ -1949,6 +1964,9 @@ unsafe fn stop_the_world() {
 
 /// Restarts the world (Go's `startTheWorld`): Ps with work get an M, the
 /// rest go idle.
+///
+/// # Safety
+/// Only by the goroutine that stopped the world, holding its P.
 unsafe fn start_the_world() {
     let mp = current_m();
     // SAFETY: mp is ours.
@@ -1980,7 +1998,10 @@ unsafe fn start_the_world() {
     wakep();
 }
 
-/// Moves everything a dying P holds to the living (world stopped).
+/// Moves everything a dying P holds to the living.
+///
+/// # Safety
+/// The world must be stopped and `pp` held by no M; `heir` a live P.
 unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
     // SAFETY: world stopped; pp is not held by any M.
     unsafe {
