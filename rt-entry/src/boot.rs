@@ -66,29 +66,66 @@ pub extern "C" fn rt0_tls_fallback() {
     with_state(|s| s.tls_fallback = true);
 }
 
-fn fatal_hook(_msg: &str) -> ! {
+/// After `fatal error: <msg>`: flush what Rust buffered on stdout (nothing
+/// is lost), then the goroutine report `GOTRACEBACK` asks for and exit 2
+/// (or SIGABRT for `crash`), through the signal crate.
+fn fatal_hook(msg: &str) -> ! {
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    let mut w = rt_sys::FdWriter(2);
-    rt_sched::dump::write_fatal_report(&mut w);
-    let tb = with_state(|s| s.traceback);
-    if tb.map(|t| t.crash).unwrap_or(false) {
-        // GOTRACEBACK=crash: die by SIGABRT so a core is dumped.
-        // SAFETY: resetting a handler and raising are always allowed.
-        unsafe {
-            libc::signal(libc::SIGABRT, libc::SIG_DFL);
-            libc::raise(libc::SIGABRT);
-        }
+    rt_signal::fatal_hook(msg)
+}
+
+/// After an unrecovered goroutine panic's report: SIGABRT for
+/// `GOTRACEBACK=crash`, else status 2.
+fn panic_exit() -> ! {
+    if rt_signal::traceback().crash {
+        rt_signal::crash()
     }
     rt_sys::exit_now(2)
+}
+
+/// What the signal handler asks the scheduler and the stack pool. Each is
+/// async-signal-safe: atomics, const thread-locals and `try_lock` only.
+static SIGNAL_HOOKS: rt_signal::Hooks = rt_signal::Hooks {
+    current_goroutine,
+    stack_guard,
+    dump_goroutines: rt_sched::dump::write_report,
+    current_m: rt_sched::mid,
+};
+
+fn current_goroutine() -> Option<rt_signal::GoroutineInfo> {
+    let gp = rt_sched::proc::getg_checked();
+    if gp.is_null() {
+        return None;
+    }
+    // SAFETY: gp is the goroutine (or g0) running on this thread; Gs are
+    // never freed and these fields are plain words.
+    let g = unsafe { &*gp };
+    Some(rt_signal::GoroutineInfo {
+        goid: g.goid,
+        stack_lo: g.stack.lo,
+        stack_hi: g.stack.hi,
+        system: g.goid == 0,
+    })
+}
+
+fn stack_guard(addr: usize) -> Option<(usize, usize)> {
+    rt_stack::guard_fault(addr).map(|s| (s.lo, s.hi))
 }
 
 /// `check`: sanity checks before anything relies on them.
 pub extern "C" fn rt_check() {
     BOOT_START.store(rt_sys::nanotime(), Ordering::Relaxed);
     rt_sys::set_fatal_hook(fatal_hook);
+    rt_signal::set_hooks(&SIGNAL_HOOKS);
+    rt_sched::panic::set_panic_exit_hook(panic_exit);
     // Before GOTRACEBACK is parsed, crashes show runtime detail (Go's
     // traceback_cache starts at level 2).
     rt_sched::dump::set_traceback_bits(2 << 2);
+    rt_signal::set_traceback(rt_signal::Traceback {
+        level: 2,
+        all: false,
+        crash: false,
+    });
     let t0 = rt_sys::nanotime();
     if let Err(e) = crate::check::run() {
         rt_sys::throw(e.0);
@@ -293,6 +330,7 @@ impl phase::EnvPhases for RealBoot {
             all: tb.all,
             crash: tb.crash,
         });
+        rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
         inittrace::set_level(dv.inittrace);
         self.detail = format!(
             "inittrace={} schedtrace={} traceback level={} all={} crash={}",

@@ -4,7 +4,7 @@
 //! Nothing here allocates or takes the scheduler lock, so the reports work
 //! from a signal handler and after a fatal error; they read racy snapshots.
 
-use crate::proc::{for_each_p, getg_checked};
+use crate::proc::for_each_p;
 use crate::runtime2::*;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
@@ -58,14 +58,17 @@ pub fn set_traceback_bits(bits: u32) {
 pub(crate) fn write_goroutine(w: &mut dyn Write, gp: *mut G) {
     // SAFETY: Gs are never freed; fields are read as a racy snapshot.
     let g = unsafe { &*gp };
-    let _ = writeln!(w, "goroutine {} [{}]:", g.goid, status_string(g));
+    write_section(w, g, status_string(g));
+}
+
+fn write_section(w: &mut dyn Write, g: &G, status: &str) {
+    let _ = writeln!(w, "goroutine {} [{}]:", g.goid, status);
     if g.stack.lo != 0 {
         let _ = writeln!(w, "\tstack=[{:#x}, {:#x}]", g.stack.lo, g.stack.hi);
     } else {
         // Lazy binding: a goroutine that never ran has no stack yet.
         let _ = writeln!(w, "\t(not started: no stack yet)");
     }
-    let _ = writeln!(w);
 }
 
 /// Writes every user goroutine except `skip` (GOTRACEBACK=all and above);
@@ -88,6 +91,7 @@ pub fn write_all(w: &mut dyn Write, skip_goid: i64, level: u32) {
         if gr.system && level < 2 {
             continue;
         }
+        let _ = writeln!(w);
         write_goroutine(w, gp);
     }
 }
@@ -100,46 +104,6 @@ pub(crate) fn dump_others(gp: *mut G) {
         let _ = writeln!(w);
         // SAFETY: gp is live.
         write_all(&mut w, unsafe { (*gp).goid }, bits >> 2);
-    }
-}
-
-/// The fatal-error report: the current goroutine (level ≥ 1) and, with
-/// `all`, every other one.
-pub fn write_fatal_report(w: &mut dyn Write) {
-    let bits = TRACEBACK.load(Ordering::Relaxed);
-    let level = bits >> 2;
-    if level == 0 {
-        return;
-    }
-    let gp = getg_checked();
-    let mut cur = 0;
-    // A throw from the scheduler itself (g0 with no goroutine running, e.g.
-    // the deadlock check) shows every goroutine, as Go's dopanic_m does.
-    let mut all = bits & 2 != 0;
-    let _ = writeln!(w);
-    if !gp.is_null() {
-        // SAFETY: gp is the running goroutine.
-        let g = unsafe { &*gp };
-        if g.goid != 0 {
-            cur = g.goid;
-            write_goroutine(w, gp);
-        } else {
-            // On g0: report the goroutine this M was running, if any.
-            // SAFETY: g.m is live.
-            let curg = unsafe { (*g.m).curg };
-            if !curg.is_null() {
-                // SAFETY: curg is live.
-                cur = unsafe { (*curg).goid };
-                write_goroutine(w, curg);
-            } else {
-                all = true;
-            }
-        }
-    } else {
-        all = true;
-    }
-    if all {
-        write_all(w, cur, level);
     }
 }
 
@@ -237,5 +201,45 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             first = false;
         });
         let _ = writeln!(w, "]");
+    }
+}
+
+/// The goroutine report for crash reports and fatal errors (the signal
+/// crate's `dump_goroutines` hook): `current_goid` first as `[running]`
+/// (when it names a goroutine), then, with `all`, every other user
+/// goroutine — runtime ones too at `level >= 2`. Sections are separated by
+/// blank lines. No allocation and no blocking lock: safe in a signal handler.
+pub fn write_report(w: &mut dyn Write, current_goid: i64, all: bool, level: u32) {
+    let Ok(list) = ALLGS.try_lock() else {
+        let _ = writeln!(w, "(goroutine list busy)");
+        return;
+    };
+    let mut first = true;
+    if current_goid > 0 {
+        for &g in list.iter() {
+            // SAFETY: Gs are never freed.
+            let g = unsafe { &*(g as *mut G) };
+            if g.goid == current_goid && g.atomicstatus.load(Ordering::Relaxed) != GDEAD {
+                write_section(w, g, "running");
+                first = false;
+                break;
+            }
+        }
+    }
+    if !all {
+        return;
+    }
+    for &g in list.iter() {
+        // SAFETY: Gs are never freed.
+        let gr = unsafe { &*(g as *mut G) };
+        let st = gr.atomicstatus.load(Ordering::Relaxed);
+        if st == GDEAD || st == GIDLE || gr.goid == current_goid || (gr.system && level < 2) {
+            continue;
+        }
+        if !first {
+            let _ = writeln!(w);
+        }
+        write_section(w, gr, status_string(gr));
+        first = false;
     }
 }

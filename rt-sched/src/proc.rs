@@ -275,6 +275,7 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
         if count > s.maxmcount {
             let max = s.maxmcount;
             SCHED.lock.unlock();
+            rt_sys::enter_fatal();
             let mut b = rt_sys::StackBuf::<96>::new();
             let _ = core::fmt::write(
                 &mut b,
@@ -1157,6 +1158,17 @@ pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
         unsafe { (*mp).id }
     };
     let mpu = mp as usize;
+    // The new thread starts with every signal blocked (it inherits our
+    // mask) until its minit installs its signal stack and the saved mask:
+    // a signal must never run the handler on a thread without its gsignal
+    // stack (Go's newosproc does the same around clone).
+    let mut all: libc::sigset_t = unsafe_zeroed_sigset();
+    let mut old: libc::sigset_t = unsafe_zeroed_sigset();
+    // SAFETY: both sets are live; sigfillset/pthread_sigmask only write them.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
     let r = std::thread::Builder::new()
         .name(format!("rt-m{id}"))
         .stack_size(G0_STACK)
@@ -1164,6 +1176,8 @@ pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
             // SAFETY: the M was built above for this thread.
             unsafe { mstart_thread(mpu as *mut M) }
         });
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
     if let Err(e) = r {
         rt_sys::fatal!(
             "newosproc: runtime: failed to create new OS thread (have {} already; {})",
@@ -2093,4 +2107,9 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
     // SAFETY: world stopped by us.
     unsafe { start_the_world() };
     old
+}
+
+fn unsafe_zeroed_sigset() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; all-zero is the empty set.
+    unsafe { core::mem::zeroed() }
 }

@@ -1,1 +1,99 @@
-//! rt-signal
+//! rt-signal: Go's signal handling for the rt runtime (Go 1.17,
+//! linux/amd64): runtime/signal_unix.go, sigtab_linux_generic.go,
+//! os_linux.go, sigqueue.go and os/signal.
+//!
+//! # Map
+//!
+//! Actors:
+//! * m0 at boot: [`sigsave`] + [`set_initial_mask`] in `schedinit`, then
+//!   [`minit_signals`] and [`initsig`] in `mstart`;
+//! * every other M: [`minit_signals`] when it starts, [`unminit_signals`]
+//!   when it exits;
+//! * the kernel, calling the handler on any thread at any moment;
+//! * the program: [`notify`] / [`Notifier::recv`] / [`ignore`] / [`reset`].
+//!
+//! Data (all static, all atomics the handler can read without a lock):
+//! * the signal table ([`table`]): Go's per-signal flags and names;
+//! * the previous dispositions and the "handling" flags (`install`);
+//! * the initial mask (`mask`); the `GOTRACEBACK` setting and the
+//!   [`Hooks`] (`report`); the notifier slots (`notify`).
+//!
+//! Hot path (the handler, `handler.rs`): forward what is not ours; a
+//! synchronous fault in goroutine code → Go's panic report; a notifiable
+//! signal somebody wants → one atomic OR and a futex wake; HUP/INT/TERM
+//! with nobody listening → die by the signal; SIGQUIT and the other
+//! `THROW` signals → a dump of every goroutine and exit 2.
+//!
+//! # Async-signal-safety
+//!
+//! The handler and everything it reaches (`handler`, `report`, `notify::
+//! sigsend`, `os`, `arch`) only use atomics, raw system calls and
+//! `core::fmt` writing straight to fd 2: no allocation, no lock, no lazily
+//! initialised thread-local. [`Hooks`] must keep to the same rules.
+//!
+//! # Wiring (by the lead, at boot)
+//!
+//! ```text
+//! schedinit:  rt_signal::set_initial_mask(rt_signal::sigsave());
+//!             rt_signal::set_traceback(<GOTRACEBACK>);   rt_signal::set_hooks(&HOOKS);
+//!             rt_signal::set_async_preempt_off(<GODEBUG asyncpreemptoff>);
+//!             rt_sys::set_fatal_hook(rt_signal::fatal_hook);
+//! minit (every M, m0 included):  unsafe { rt_signal::minit_signals(gsignal_stack, GSIGNAL_STACK_SIZE) };
+//! mstartm0:   rt_signal::initsig();
+//! newosproc:  let old = rt_signal::block_all_signals(); <create the thread>; rt_signal::set_thread_mask(old);
+//! mexit:      rt_signal::unminit_signals();
+//! unrecovered panic in a goroutine (after printing `panic: …`): rt_signal::dump_and_exit(rt_signal::Fatal::Panic)
+//! ```
+//!
+//! Without [`set_hooks`] everything works with less detail: every fault
+//! counts as goroutine code (the whole program is the runtime's), reports
+//! carry no goroutine sections, and `m=` is 0 on the main thread, -1
+//! elsewhere.
+//!
+//! # Differences from Go, on purpose
+//!
+//! * A fault in goroutine code cannot become a recoverable panic: Rust
+//!   cannot unwind out of a signal handler. The report is Go's unrecovered
+//!   panic report and the process ends.
+//! * rt stacks never grow, so a stack overflow reports the stack's own size
+//!   as the limit.
+//! * No profiler (SIGPROF is dropped) and no signal-based preemption (SIGURG
+//!   is only kept unblocked, as Go does, and delivered to notifiers).
+//! * `GOTRACEBACK=crash` does not relay SIGQUIT to every M to collect each
+//!   thread's stack; the goroutine hooks print every goroutine instead.
+//! * `GOTRACEBACK` levels apply to fatal errors as in Go 1.17 (1.19 raises
+//!   runtime throws to level 2); a fatal error lists every goroutine.
+//! * A fault on a thread that runs no goroutine (hooks installed) goes to
+//!   the handler that was there before the runtime's, if any (Rust's std
+//!   stack-overflow handler, for one), else it is reported as a runtime
+//!   fault.
+//! * Stopping the last notifier of a job-control signal (`DEFAULT`: CONT,
+//!   TSTP, TTIN, TTOU) restores its previous disposition, where Go would
+//!   leave its handler installed and ignore the signal.
+
+#![warn(missing_docs)]
+
+mod arch;
+mod handler;
+mod install;
+mod mask;
+mod notify;
+mod os;
+mod report;
+pub mod table;
+
+pub use install::{forwarded_handler, handling, initsig};
+pub use mask::{
+    block_all_signals, blockable, initial_mask, minit_signals, set_async_preempt_off,
+    set_initial_mask, set_thread_mask, sigsave, unblockable_set, unminit_signals, SigSet,
+    GSIGNAL_STACK_SIZE, SIG_PREEMPT,
+};
+pub use notify::{ignore, ignored, notify, reset, Notifier, SLOTS};
+pub use report::{
+    crash, dump_and_exit, fatal_hook, set_hooks, set_traceback, traceback, Fatal, GoroutineInfo,
+    Hooks, Traceback,
+};
+pub use table::signal_name;
+
+#[cfg(test)]
+mod tests;

@@ -154,6 +154,7 @@ pub fn set_fatal_hook(hook: FatalHook) {
 #[cold]
 #[inline(never)]
 pub fn throw(msg: &str) -> ! {
+    enter_fatal();
     write_stderr(b"fatal error: ");
     write_stderr(msg.as_bytes());
     write_stderr(b"\n");
@@ -176,10 +177,31 @@ macro_rules! fatal {
     ($($arg:tt)*) => { $crate::throw_fmt(format_args!($($arg)*)) };
 }
 
+/// The thread that is printing a fatal report (its tid), or 0.
+static FATAL_THREAD: AtomicU32 = AtomicU32::new(0);
+
+/// Claims the right to print a fatal report (Go's `startpanic_m`). Only
+/// one thread reports: another thread that fails while a report is being
+/// printed waits here forever (the process is about to exit), so reports
+/// never interleave. A second failure on the reporting thread itself (a
+/// fault inside the report) returns, and the hook is skipped.
+pub fn enter_fatal() {
+    let me = gettid() as u32;
+    match FATAL_THREAD.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(t) if t == me => {}
+        Err(_) => loop {
+            let never = AtomicU32::new(0);
+            futex_wait(&never, 0, None);
+        },
+    }
+}
+
 /// Runs the fatal hook once (if installed) and exits with status 2. For
 /// callers that printed their own first line (e.g. `panic: …`).
 #[cold]
 pub fn finish_fatal(msg: &str) -> ! {
+    enter_fatal();
     if THROWING.fetch_add(1, Ordering::AcqRel) == 0 {
         let hook = FATAL_HOOK.load(Ordering::Acquire);
         if !hook.is_null() {

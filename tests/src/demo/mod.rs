@@ -68,6 +68,19 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("segv", "null write in a goroutine"),
     (
+        "threadfault",
+        "null write in a std thread spawned from a goroutine",
+    ),
+    (
+        "quit",
+        "park goroutines and wait (send SIGQUIT for a dump, SIGINT to die)",
+    ),
+    (
+        "notify",
+        "wait for SIGINT through rt_signal::notify, print it, exit 0",
+    ),
+    ("nohup", "started with SIGINT ignored: it stays ignored"),
+    (
         "thread",
         "a std thread spawned from a goroutine allocates and is not mistaken for an M",
     ),
@@ -168,6 +181,10 @@ pub fn main() -> i32 {
         b"stacks" => scenarios::stacks(num(rest, 0, 10_000)),
         b"parked" => scenarios::parked(num(rest, 0, 100_000)),
         b"segv" => scenarios::segv(),
+        b"threadfault" => scenarios::threadfault(),
+        b"quit" => scenarios::quit(),
+        b"notify" => scenarios::notify(),
+        b"nohup" => scenarios::nohup(),
         b"thread" => scenarios::thread(),
         b"heap" => scenarios::heap(),
         b"schedtrace" => scenarios::schedtrace(),
@@ -652,6 +669,63 @@ mod scenarios {
             unsafe { p.write_volatile(1) };
         });
         let _ = h.join();
+        0
+    }
+
+    pub fn quit() -> i32 {
+        let started = Arc::new(AtomicU64::new(0));
+        for _ in 0..3 {
+            let started = started.clone();
+            rt_sched::go(move || {
+                let ch = rt_sched::Chan::<()>::new(0);
+                started.fetch_add(1, Ordering::Relaxed);
+                ch.recv();
+            });
+        }
+        // Ready once all three are parked in their receive.
+        while started.load(Ordering::Relaxed) < 3 {
+            rt_sched::sleep(std::time::Duration::from_millis(1));
+        }
+        rt_sched::sleep(std::time::Duration::from_millis(10));
+        println!("ready");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        rt_sched::sleep(std::time::Duration::from_secs(30));
+        println!("no signal came");
+        1
+    }
+
+    pub fn notify() -> i32 {
+        let n = rt_signal::notify(&[libc::SIGINT]);
+        println!("ready");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let sig = n.recv();
+        println!("got signal {} ({})", sig, rt_signal::signal_name(sig));
+        0
+    }
+
+    pub fn nohup() -> i32 {
+        // SAFETY: querying the current disposition only.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old);
+            old.sa_sigaction == libc::SIG_IGN
+        };
+        // SAFETY: raising a signal at ourselves; an ignored SIGINT does nothing.
+        unsafe { libc::raise(libc::SIGINT) };
+        println!("SIGINT ignored: {ignored}; still alive");
+        0
+    }
+
+    pub fn threadfault() -> i32 {
+        println!("faulting in a plain thread");
+        let t = std::thread::spawn(|| {
+            let p = std::hint::black_box(std::ptr::null_mut::<u64>());
+            // SAFETY: deliberately unsound — the scenario shows the report
+            // for a fault on a thread the runtime did not create, which
+            // inherited an M's GS base.
+            unsafe { p.write_volatile(1) };
+        });
+        let _ = t.join();
         0
     }
 

@@ -1,0 +1,193 @@
+//! How rt programs die: crash reports, GOTRACEBACK levels, signals — each
+//! checked against the shape of Go's report, with stdout flushed first.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+#[test]
+fn stack_overflow_in_a_goroutine_is_reported_with_its_bounds() {
+    for guard in ["", "guardpage=1"] {
+        let o = run(RT0, ["overflow"], &[("GODEBUG", guard)]);
+        assert_eq!(status(&o), 2, "GODEBUG={guard}: {}", err(&o));
+        assert_eq!(
+            out(&o),
+            "recursing in a goroutine\n",
+            "stdout flushed before the crash"
+        );
+        let e = err(&o);
+        assert!(
+            e.starts_with("runtime: goroutine stack exceeds 262144-byte limit\nruntime: sp=0x"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\nfatal error: stack overflow\n\ngoroutine 2 [running]:\n\tstack=[0x"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn nil_write_in_a_goroutine_is_a_go_panic_report() {
+    let o = run(RT0, ["segv"], &[]);
+    assert_eq!(status(&o), 2);
+    assert_eq!(out(&o), "about to fault\n");
+    let e = err(&o);
+    assert!(
+        e.starts_with(
+            "panic: runtime error: invalid memory address or nil pointer dereference\n\
+             [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("\n\ngoroutine 2 [running]:\n"), "{e}");
+    assert!(
+        !e.contains("goroutine 1 ["),
+        "single: only the faulting goroutine: {e}"
+    );
+}
+
+#[test]
+fn gotraceback_levels_shape_the_report() {
+    let o = run(RT0, ["segv"], &[("GOTRACEBACK", "none")]);
+    assert_eq!(status(&o), 2);
+    assert!(!err(&o).contains("goroutine "), "{}", err(&o));
+
+    let o = run(RT0, ["segv"], &[("GOTRACEBACK", "all")]);
+    assert_eq!(status(&o), 2);
+    let e = err(&o);
+    assert!(
+        e.contains("goroutine 2 [running]:") && e.contains("goroutine 1 [join]:"),
+        "{e}"
+    );
+
+    let o = run(RT0, ["segv"], &[("GOTRACEBACK", "crash")]);
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGABRT),
+        "crash re-raises: {}",
+        err(&o)
+    );
+    assert!(
+        err(&o).contains("panic: runtime error: invalid memory address"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn a_fault_on_a_thread_spawned_from_a_goroutine_is_reported() {
+    let o = run(RT0, ["threadfault"], &[]);
+    assert_eq!(status(&o), 2, "{}", err(&o));
+    assert_eq!(out(&o), "faulting in a plain thread\n");
+    assert!(
+        err(&o).starts_with(
+            "fatal error: unexpected signal during runtime execution\n[signal SIGSEGV"
+        ),
+        "{}",
+        err(&o)
+    );
+}
+
+/// Starts `quit`-like scenarios and waits for their "ready" line.
+fn start(
+    scenario: &str,
+    ignore_int: bool,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut c = Command::new(RT0);
+    c.arg(scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("GOTRACEBACK");
+    if ignore_int {
+        // SAFETY: between fork and exec only async-signal-safe calls are made.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+    let mut child = c.spawn().expect("spawn rt-demo");
+    let mut rd = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, rd)
+}
+
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut s = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut s).unwrap();
+    s
+}
+
+#[test]
+fn sigquit_dumps_every_goroutine_and_exits_2() {
+    let (mut child, _rd) = start("quit", false);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+    let st = child.wait().unwrap();
+    let e = stderr_of(&mut child);
+    assert_eq!(st.code(), Some(2), "{e}");
+    assert!(e.starts_with("SIGQUIT: quit\nPC=0x"), "{e}");
+    assert!(e.contains("goroutine 1 [sleep]:"), "{e}");
+    assert_eq!(e.matches("[chan receive]:").count(), 3, "{e}");
+}
+
+#[test]
+fn sigint_with_nobody_listening_kills_by_the_signal() {
+    let (mut child, _rd) = start("quit", false);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.signal(), Some(libc::SIGINT));
+}
+
+#[test]
+fn notify_delivers_sigint_to_the_program() {
+    let (mut child, mut rd) = start("notify", false);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line, "got signal 2 (SIGINT: interrupt)\n");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn sigint_inherited_as_ignored_stays_ignored() {
+    let mut c = Command::new(RT0);
+    c.arg("nohup");
+    // SAFETY: between fork and exec only async-signal-safe calls are made.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "SIGINT ignored: true; still alive\n"
+    );
+}
+
+#[test]
+fn unrecovered_panic_with_gotraceback_crash_dies_by_sigabrt() {
+    let o = run(RT0, ["panic"], &[("GOTRACEBACK", "crash")]);
+    assert_eq!(o.status.signal(), Some(libc::SIGABRT));
+    assert!(
+        err(&o).starts_with("panic: boom from a goroutine\n"),
+        "{}",
+        err(&o)
+    );
+}
