@@ -446,10 +446,14 @@ pub extern "C" fn rt_newproc_main(main: MainFn) {
             t0,
             rt_sys::nanotime(),
             (0, 0),
-            format!(
-                "main goroutine goid={} stack=[{:#x}, {:#x})",
-                goid, st.lo, st.hi
-            ),
+            if st.lo == 0 {
+                format!("main goroutine goid={goid} in P0.runnext; its stack is bound when it first runs")
+            } else {
+                format!(
+                    "main goroutine goid={} in P0.runnext, stack=[{:#x}, {:#x})",
+                    goid, st.lo, st.hi
+                )
+            },
         ),
         BOOT_START.load(Ordering::Relaxed),
     );
