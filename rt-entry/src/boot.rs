@@ -274,10 +274,19 @@ impl phase::SchedPhases for RealBoot {
     }
     fn procresize(&mut self) {
         let (dv, ncpu) = (with_state(|s| s.debug).unwrap_or_default(), ncpu());
-        let limit = rt_env::cgroup_cpu_limit();
-        let default = rt_env::default_procs(ncpu, limit, &dv);
         let env = rt_env::gogetenv(b"GOMAXPROCS").map(std::os::unix::ffi::OsStrExt::as_bytes);
-        let procs = rt_env::gomaxprocs(env, default);
+        // The cgroup files are read only when the default is needed: a valid
+        // GOMAXPROCS, or GODEBUG=containermaxprocs=0, skips them.
+        let explicit = env.and_then(rt_env::atoi32).filter(|&n| n > 0);
+        let limit = if explicit.is_none() && dv.container_aware() {
+            rt_env::cgroup_cpu_limit()
+        } else {
+            None
+        };
+        let procs = match explicit {
+            Some(n) => n,
+            None => rt_env::default_procs(ncpu, limit, &dv),
+        };
         rt_sched::proc::configure(rt_sched::proc::SchedConfig {
             stack_size: rt_stack::default_stack_size(),
             schedtrace: dv.schedtrace,

@@ -133,7 +133,9 @@ pub fn cgroup_cpu_limit() -> Option<f64> {
 }
 
 fn read_capped(path: &Path) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
+    // Start with a page: /proc files report size 0, and growing from an
+    // empty Vec would read them 32 bytes at a time.
+    let mut buf = Vec::with_capacity(4096);
     File::open(path)
         .ok()?
         .take(MAX_PROC_FILE)
