@@ -134,7 +134,10 @@ fn sigquit_dumps_every_goroutine_and_exits_2() {
     assert_eq!(st.code(), Some(2), "{e}");
     assert!(e.starts_with("SIGQUIT: quit\nPC=0x"), "{e}");
     // Goroutine 1 may still be returning from its write of "ready".
-    assert!(e.contains("goroutine 1 [sleep]:") || e.contains("goroutine 1 [running]:"), "{e}");
+    assert!(
+        e.contains("goroutine 1 [sleep]:") || e.contains("goroutine 1 [running]:"),
+        "{e}"
+    );
     assert_eq!(e.matches("[chan receive]:").count(), 3, "{e}");
 }
 

@@ -213,3 +213,16 @@ fn too_many_threads_is_thread_exhaustion() {
     );
     assert_eq!(out(&o), "");
 }
+
+#[test]
+fn each_goroutine_keeps_its_own_fp_control_state() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["fpcontrol"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(
+            out(&o),
+            "mxcsr mismatches=0\n",
+            "GOMAXPROCS={procs}: {}",
+            err(&o)
+        );
+    }
+}

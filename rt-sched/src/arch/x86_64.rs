@@ -39,6 +39,12 @@
 //! MXCSR control bits and the x87 control word; those are exactly what is
 //! saved. Caller-saved registers are dead across the `call rt_mcall`.
 //!
+//! Contract of a resume label (`2:` in `rt_mcall` and in [`switch`]): it is
+//! entered by a `jmp` with rsp = the saved `gobuf.sp`, eax = the thread's
+//! current MXCSR and cx = its current x87 control word (every jumper —
+//! `rt_gogo` and `switch` — loads them), so the label restores the saved
+//! values only when they differ, without reading MXCSR again.
+//!
 //! The goroutine slot (`getg`) is word 0 of the M's TLS block, which the GS
 //! base points at (libc owns FS). The switch routines do not touch it: the
 //! portable layer calls [`setg_raw`] right before switching, which keeps the
@@ -118,20 +124,17 @@ pub fn goexit_pc() -> usize {
 }
 
 // Restores MXCSR and the x87 control word saved at [rsp] / [rsp+4] by the
-// switch-out path — only when they differ from the current values. Both are
-// callee-saved under the System V ABI, but `ldmxcsr` and especially `fldcw`
-// are slow (partially serialising), and goroutines almost never change
-// them, so comparing first keeps the common switch cheap. Clobbers eax,
-// ecx (caller-saved; the resumed code returns from a call, so they are dead).
+// switch-out path — only when they differ from the thread's current values,
+// which every jump to a resume label carries in eax (MXCSR) and cx (x87
+// CW). Both are callee-saved under the System V ABI, so a switch must
+// preserve them; but `ldmxcsr`/`fldcw` are slow and reading MXCSR
+// (`stmxcsr`) costs about 3.4 ns on the development CPU — more than the
+// rest of a switch — so each switch reads the current values exactly once,
+// on the way out, and hands them to the resumed side in registers.
+// Clobbers nothing else.
 macro_rules! RESTORE_FP_CONTROL {
     () => {
         concat!(
-            "    sub rsp, 8\n",
-            "    stmxcsr [rsp]\n",    // current MXCSR
-            "    fnstcw [rsp + 4]\n", // current x87 control word
-            "    mov eax, [rsp]\n",
-            "    movzx ecx, word ptr [rsp + 4]\n",
-            "    add rsp, 8\n",
             "    cmp eax, [rsp]\n",
             "    je 3f\n",
             "    ldmxcsr [rsp]\n", // differs: restore the saved one
@@ -175,8 +178,13 @@ global_asm!(
     ".globl rt_gogo",
     ".type rt_gogo,@function",
     "rt_gogo:",
+    "    sub rsp, 8",               // read the current FP control state for the
+    "    stmxcsr [rsp]",            // resume label's comparison (eax, cx)
+    "    fnstcw [rsp + 4]",
+    "    mov eax, [rsp]",
+    "    movzx ecx, word ptr [rsp + 4]",
     "    mov rsp, [rdi + {sp}]",    // the target's stack
-    "    jmp qword ptr [rdi + {pc}]", // fresh entry function, or the resume label of rt_mcall
+    "    jmp qword ptr [rdi + {pc}]", // fresh entry function, or a resume label
     ".size rt_gogo, .-rt_gogo",
     ".popsection",
     sp = const offset_of!(Gobuf, sp),
@@ -272,9 +280,11 @@ pub unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
             "sub rsp, 8",
             "stmxcsr [rsp]",
             "fnstcw [rsp + 4]",
-            "lea rax, [rip + 2f]",
-            "mov [rdi + {pc}], rax",    // save.pc = label 2 below
+            "lea rdx, [rip + 2f]",
+            "mov [rdi + {pc}], rdx",    // save.pc = label 2 below
             "mov [rdi + {sp}], rsp",    // save.sp
+            "mov eax, [rsp]",           // the current FP control state, for
+            "movzx ecx, word ptr [rsp + 4]", // the resumed side's comparison
             "mov rsp, [rsi + {sp}]",    // into the target's stack
             "jmp qword ptr [rsi + {pc}]",
             "2:",

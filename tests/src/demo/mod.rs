@@ -81,6 +81,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("nohup", "started with SIGINT ignored: it stays ignored"),
     (
+        "fpcontrol",
+        "MXCSR and the x87 control word are per goroutine across switches",
+    ),
+    (
         "thread",
         "a std thread spawned from a goroutine allocates and is not mistaken for an M",
     ),
@@ -182,6 +186,7 @@ pub fn main() -> i32 {
         b"parked" => scenarios::parked(num(rest, 0, 100_000)),
         b"segv" => scenarios::segv(),
         b"threadfault" => scenarios::threadfault(),
+        b"fpcontrol" => scenarios::fpcontrol(),
         b"quit" => scenarios::quit(),
         b"notify" => scenarios::notify(),
         b"nohup" => scenarios::nohup(),
@@ -714,6 +719,49 @@ mod scenarios {
         unsafe { libc::raise(libc::SIGINT) };
         println!("SIGINT ignored: {ignored}; still alive");
         0
+    }
+
+    #[allow(deprecated)]
+    pub fn fpcontrol() -> i32 {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        const RC_MASK: u32 = 0x6000; // MXCSR rounding-control bits
+        const RC_ZERO: u32 = 0x6000; // round toward zero
+                                     // SAFETY: reading MXCSR has no preconditions.
+        let default = unsafe { _mm_getcsr() };
+        let bad = Arc::new(AtomicU64::new(0));
+        let wg = rt_sched::WaitGroup::new();
+        for i in 0..4u64 {
+            wg.add(1);
+            let (bad, wg) = (bad.clone(), wg.clone());
+            rt_sched::go(move || {
+                // Odd goroutines round toward zero, even ones keep the default.
+                let mine = if i % 2 == 1 {
+                    (default & !RC_MASK) | RC_ZERO
+                } else {
+                    default
+                };
+                // SAFETY: setting MXCSR to a valid value (only RC changed).
+                unsafe { _mm_setcsr(mine) };
+                for _ in 0..10_000 {
+                    rt_sched::gosched();
+                    // SAFETY: reading MXCSR has no preconditions.
+                    if unsafe { _mm_getcsr() } != mine {
+                        bad.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                // SAFETY: restore before exiting, as a well-behaved function would.
+                unsafe { _mm_setcsr(default) };
+                wg.done();
+            });
+        }
+        wg.wait();
+        let b = bad.load(Ordering::Relaxed);
+        println!("mxcsr mismatches={b}");
+        if b == 0 {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn threadfault() -> i32 {
