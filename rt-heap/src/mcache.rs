@@ -455,20 +455,9 @@ pub fn malloc(size: usize, align: usize) -> *mut u8 {
     // registers (measured with `cargo xtask bench --only malloc`).
     if align <= 16 && size <= SMALL_SIZE_MAX {
         let class = size_class(size, align);
-        let c = current();
-        if !c.is_null() {
-            // SAFETY: c is the calling thread's current cache, used by this
-            // thread alone; the head object is free and ours.
-            unsafe {
-                let l = ptr::addr_of_mut!((*c).lists[class]);
-                let h = (*l).head;
-                if !h.is_null() {
-                    (*l).head = (*h).next;
-                    (*l).len -= 1;
-                    bump(&(*l).nalloc, 1);
-                    return h.cast();
-                }
-            }
+        let h = cache_pop(class);
+        if !h.is_null() {
+            return h;
         }
         return malloc_small_slow(class);
     }
@@ -480,23 +469,64 @@ pub fn malloc(size: usize, align: usize) -> *mut u8 {
 fn malloc_general(size: usize, align: usize) -> *mut u8 {
     let class = size_class(size, align);
     if class != 0 {
-        let c = current();
-        if !c.is_null() {
-            // SAFETY: as in `malloc`.
-            unsafe {
-                let l = ptr::addr_of_mut!((*c).lists[class]);
-                let h = (*l).head;
-                if !h.is_null() {
-                    (*l).head = (*h).next;
-                    (*l).len -= 1;
-                    bump(&(*l).nalloc, 1);
-                    return h.cast();
-                }
-            }
+        let h = cache_pop(class);
+        if !h.is_null() {
+            return h;
         }
         return malloc_small_slow(class);
     }
     malloc_large(size, align).0
+}
+
+/// Pops a free object of `class` from the calling thread's current cache:
+/// one thread-local load, a list pop, two counter updates. Null when the
+/// thread has no cache yet or the list is empty.
+#[inline(always)]
+fn cache_pop(class: usize) -> *mut u8 {
+    let c = current();
+    if c.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: c is the calling thread's current cache, used by this thread
+    // alone; the head object is free and ours.
+    unsafe {
+        let l = ptr::addr_of_mut!((*c).lists[class]);
+        let h = (*l).head;
+        if !h.is_null() {
+            (*l).head = (*h).next;
+            (*l).len -= 1;
+            bump(&(*l).nalloc, 1);
+        }
+        h.cast()
+    }
+}
+
+/// Pushes the dead object `p` of `class` onto the calling thread's current
+/// cache, flushing half the list to its `mcentral` when it grows past its
+/// bound. False (nothing done) when the thread has no cache.
+///
+/// # Safety
+/// `p` is a non-null dead object of `class`, not used afterwards.
+#[inline(always)]
+unsafe fn cache_push(p: *mut u8, class: usize) -> bool {
+    let c = current();
+    if c.is_null() {
+        return false;
+    }
+    // SAFETY: c is the calling thread's cache; p is a dead object of this
+    // class (caller), so its first word may hold the link.
+    unsafe {
+        let l = ptr::addr_of_mut!((*c).lists[class]);
+        let o = p.cast::<FreeObj>();
+        (*o).next = (*l).head;
+        (*l).head = o;
+        (*l).len += 1;
+        bump(&(*l).nfree, 1);
+        if (*l).len > (*l).max {
+            flush_half(c, class);
+        }
+    }
+    true
 }
 
 #[cold]
@@ -580,25 +610,13 @@ pub(crate) fn large_span(p: *mut u8) -> *mut MSpan {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, size: usize, align: usize) {
     // As in `malloc`: the common small case with nothing live across a call.
-    if align <= 16 && size <= SMALL_SIZE_MAX {
-        let class = size_class(size, align);
-        let c = current();
-        if !c.is_null() && !p.is_null() {
-            // SAFETY: c is the calling thread's cache; p is a dead object of
-            // this class (caller), so its first word may hold the link.
-            unsafe {
-                let l = ptr::addr_of_mut!((*c).lists[class]);
-                let o = p.cast::<FreeObj>();
-                (*o).next = (*l).head;
-                (*l).head = o;
-                (*l).len += 1;
-                bump(&(*l).nfree, 1);
-                if (*l).len > (*l).max {
-                    flush_half(c, class);
-                }
-            }
-            return;
-        }
+    // SAFETY: forwarded caller contract (p is a dead object of that class).
+    if align <= 16
+        && size <= SMALL_SIZE_MAX
+        && !p.is_null()
+        && unsafe { cache_push(p, size_class(size, align)) }
+    {
+        return;
     }
     // SAFETY: forwarded caller contract.
     unsafe { free_general(p, size, align) }
@@ -610,25 +628,13 @@ pub unsafe fn free(p: *mut u8, size: usize, align: usize) {
 /// As [`free`].
 #[inline(never)]
 unsafe fn free_general(p: *mut u8, size: usize, align: usize) {
+    if p.is_null() {
+        return;
+    }
     let class = size_class(size, align);
     if class != 0 {
-        let c = current();
-        if !c.is_null() && !p.is_null() {
-            // SAFETY: as in `free`.
-            unsafe {
-                let l = ptr::addr_of_mut!((*c).lists[class]);
-                let o = p.cast::<FreeObj>();
-                (*o).next = (*l).head;
-                (*l).head = o;
-                (*l).len += 1;
-                bump(&(*l).nfree, 1);
-                if (*l).len > (*l).max {
-                    flush_half(c, class);
-                }
-            }
-            return;
-        }
-        if !p.is_null() {
+        // SAFETY: forwarded caller contract.
+        if unsafe { !cache_push(p, class) } {
             // SAFETY: forwarded caller contract.
             unsafe { free_small_slow(p, class) };
         }

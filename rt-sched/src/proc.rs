@@ -660,10 +660,8 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
     let mp = current_m();
     // SAFETY: gp is the goroutine that just left; we are on g0 of its M.
     unsafe {
-        (*gp).atomicstatus.store(GDEAD, Ordering::Release);
-        (*gp).m = null_mut();
+        dropg(mp, gp, GDEAD);
         (*gp).entry = None;
-        (*mp).curg = null_mut();
         if (*gp).lockedm == mp {
             (*gp).lockedm = null_mut();
             (*gp).lockedcount = 0;
@@ -729,13 +727,25 @@ pub fn gopark(unlockf: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: &'
     mcall(park_m);
 }
 
+/// Sets the status of the goroutine that just left this M and detaches it
+/// (Go's `casgstatus` + `dropg`).
+///
+/// # Safety
+/// On g0 of the M `mp` that was running `gp`; `gp`'s context is saved.
+unsafe fn dropg(mp: *mut M, gp: *mut G, status: u32) {
+    // SAFETY: caller contract.
+    unsafe {
+        (*gp).atomicstatus.store(status, Ordering::Release);
+        (*gp).m = null_mut();
+        (*mp).curg = null_mut();
+    }
+}
+
 extern "C" fn park_m(gp: *mut G) -> ! {
     let mp = current_m();
     // SAFETY: on g0 of gp's M; gp's context is saved.
     unsafe {
-        (*gp).atomicstatus.store(GWAITING, Ordering::Release);
-        (*gp).m = null_mut();
-        (*mp).curg = null_mut();
+        dropg(mp, gp, GWAITING);
         if let Some(f) = (*mp).waitunlockf.take() {
             let arg = core::mem::take(&mut (*mp).waitarg);
             if !f(gp, arg) {
@@ -834,11 +844,7 @@ pub fn gosched() {
 extern "C" fn gosched_m(gp: *mut G) -> ! {
     let mp = current_m();
     // SAFETY: on g0; gp saved.
-    unsafe {
-        (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
-        (*gp).m = null_mut();
-        (*mp).curg = null_mut();
-    }
+    unsafe { dropg(mp, gp, GRUNNABLE) };
     globrunqput(gp);
     schedule()
 }

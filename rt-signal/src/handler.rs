@@ -66,9 +66,10 @@ fn call_forward(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         return;
     }
     if FWD[i].flags.load(Ordering::Relaxed) & libc::SA_SIGINFO as u64 != 0 {
-        // SAFETY: `f` was read back from the kernel as the SA_SIGINFO
-        // handler installed before the runtime's; it expects these arguments.
+        // `f` was read back from the kernel as the SA_SIGINFO handler
+        // installed before the runtime's; it expects these arguments.
         let h: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) =
+            // SAFETY: as just said, `f` is such a handler.
             unsafe { core::mem::transmute::<usize, _>(f) };
         h(sig, info, ctx);
     } else {

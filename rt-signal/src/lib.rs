@@ -38,7 +38,7 @@
 //!             rt_signal::set_traceback(<GOTRACEBACK>);   rt_signal::set_hooks(&HOOKS);
 //!             rt_signal::set_async_preempt_off(<GODEBUG asyncpreemptoff>);
 //!             rt_sys::set_fatal_hook(rt_signal::fatal_hook);
-//! minit (every M, m0 included):  unsafe { rt_signal::minit_signals(gsignal_stack, GSIGNAL_STACK_SIZE) };
+//! minit (every M, m0 included):  rt_signal::minit_signals(gsignal_stack, GSIGNAL_STACK_SIZE)  (an unsafe fn)
 //! mstartm0:   rt_signal::initsig();
 //! newosproc:  let old = rt_signal::block_all_signals(); <create the thread>; rt_signal::set_thread_mask(old);
 //! mexit:      rt_signal::unminit_signals();

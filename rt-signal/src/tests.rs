@@ -36,9 +36,9 @@ fn in_child(f: impl FnOnce()) -> Outcome {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        // SAFETY: plain fd and rlimit calls on values owned by this child;
         // close_range drops fds inherited from concurrently running tests so
         // their pipes see end-of-file on time.
+        // SAFETY: plain fd and rlimit calls on values owned by this child.
         unsafe {
             libc::close(fds[0]);
             libc::dup2(fds[1], 2);

@@ -768,9 +768,9 @@ mod scenarios {
         println!("faulting in a plain thread");
         let t = std::thread::spawn(|| {
             let p = std::hint::black_box(std::ptr::null_mut::<u64>());
-            // SAFETY: deliberately unsound — the scenario shows the report
-            // for a fault on a thread the runtime did not create, which
-            // inherited an M's GS base.
+            // Deliberately unsound: the scenario shows the report for a fault
+            // on a thread the runtime did not create (it inherited an M's GS base).
+            // SAFETY: none; this write is meant to fault.
             unsafe { p.write_volatile(1) };
         });
         let _ = t.join();
