@@ -610,13 +610,11 @@ pub(crate) fn large_span(p: *mut u8) -> *mut MSpan {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, size: usize, align: usize) {
     // As in `malloc`: the common small case with nothing live across a call.
-    // SAFETY: forwarded caller contract (p is a dead object of that class).
-    if align <= 16
-        && size <= SMALL_SIZE_MAX
-        && !p.is_null()
-        && unsafe { cache_push(p, size_class(size, align)) }
-    {
-        return;
+    if align <= 16 && size <= SMALL_SIZE_MAX && !p.is_null() {
+        // SAFETY: forwarded caller contract (p is a dead object of that class).
+        if unsafe { cache_push(p, size_class(size, align)) } {
+            return;
+        }
     }
     // SAFETY: forwarded caller contract.
     unsafe { free_general(p, size, align) }
