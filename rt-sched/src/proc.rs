@@ -800,6 +800,12 @@ pub unsafe fn goready(gp: *mut G) {
 /// `next` must be a goroutine left by `yield_to` (or fresh from `newproc`
 /// and taken out of every queue) that nobody else will run; the caller must
 /// make sure it is itself resumed later.
+///
+/// Inlined into the caller on purpose: the switch must not sit inside a
+/// call that returns on the other goroutine's stack, or every switch costs
+/// a return-address misprediction (the `ret` would pop the other side's
+/// return address).
+#[inline(always)]
 pub unsafe fn yield_to(next: *mut G) {
     let gp = getg();
     // SAFETY: gp runs on this M (caller contract for next).
