@@ -4,8 +4,8 @@
 //!   the full boot with the trace on (`GODEBUG=inittrace=2` added to the
 //!   caller's GODEBUG); exits with the program's status.
 //! * `test` — everything CI runs: the fence lint, the generated-code check,
-//!   the workspace's tests (without the bench-only crate), doc tests, and
-//!   the loom model check of the run queue.
+//!   the workspace's tests and doc tests (without the bench-only crate),
+//!   and the loom model check of the run queue.
 //! * `codegen [--check]` — (re)generate `rt-heap`'s size-class table.
 //! * `bench [--quick] [--only W,…]` — every workload beside Go and the Rust
 //!   peers (`rt-bench`), writing `target/bench/report.md` and the chart.
@@ -166,9 +166,6 @@ fn test() -> Result<(), String> {
         "rt-bench",
         "--no-fail-fast",
     ]);
-    run(c)?;
-    let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "rt-bench", "--doc"]);
     run(c)?;
     // The run queue's model check: loom's atomics under `--cfg loom`, in a
     // target directory of its own so the normal build is not invalidated.
