@@ -22,6 +22,18 @@
 //!
 //! Boot (`rt-entry` drives it): `mcommoninit(m0)` → `procresize_boot` →
 //! `newproc(main)` → `mstart_m0`.
+//!
+//! ## Thread-locals in goroutines
+//!
+//! A goroutine may resume on a different M (OS thread) after any blocking
+//! call — `gosched`, a channel operation, `sleep`, `Mutex::lock`, `join`.
+//! `thread_local!` values therefore belong to the M, not to the goroutine:
+//! read them again after such a call, and never hold a reference to one
+//! across it (the compiler may also keep a thread-local's address in a
+//! register across the call). Pin a goroutine with [`lock_os_thread`] when it
+//! needs one thread's state throughout. The runtime itself keeps per-M state
+//! in the M (reached through the GS base) and re-reads it after every
+//! switch.
 
 #![warn(missing_docs)]
 
