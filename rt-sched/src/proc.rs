@@ -74,7 +74,7 @@ pub struct SchedConfig {
     pub scheddetail: i32,
     /// Bind a stack when a goroutine first runs and return it to the P's
     /// stack cache when it exits, instead of at spawn/reuse (see
-    /// [`LAZY_STACKS`]).
+    /// `LAZY_STACKS`).
     pub lazy_stacks: bool,
 }
 

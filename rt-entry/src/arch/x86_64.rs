@@ -13,7 +13,7 @@
 //!          auxv (tag, value) pairs … AT_NULL, 0
 //! ```
 //!
-//! and rsp is 16-byte aligned. `_rt0_amd64` loads rdi = argc, rsi = &argv[0].
+//! and rsp is 16-byte aligned. `_rt0_amd64` loads rdi = argc, rsi = `&argv[0]`.
 //!
 //! `main` is what libc's start code calls when the binary is linked
 //! normally: rdi = argc and rsi = argv arrive per the C ABI (glibc passes the
