@@ -213,6 +213,19 @@ pub fn set_max_threads(n: i32) -> i32 {
     proc::set_max_threads(n)
 }
 
+/// Runs `f`, which blocks the OS thread (a blocking system call, waiting on
+/// a `Notifier`, a foreign lock…), without holding up other goroutines: the
+/// goroutine's P is handed to another M for the duration, as Go does around
+/// a blocking system call. Outside a goroutine it just runs `f`.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let entered = proc::entersyscallblock();
+    let r = f();
+    if entered {
+        proc::exitsyscall();
+    }
+    r
+}
+
 /// Go's `time.After`: a channel that receives once after `d`.
 pub fn after(d: std::time::Duration) -> Chan<()> {
     let ch = Chan::new(1);

@@ -2125,3 +2125,83 @@ fn unsafe_zeroed_sigset() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; all-zero is the empty set.
     unsafe { core::mem::zeroed() }
 }
+
+// ---------------------------------------------------------------------------
+// blocking calls (Go's entersyscallblock / exitsyscall)
+
+/// Before a call that blocks the OS thread (a blocking system call, a futex
+/// wait in a non-runtime primitive): the goroutine keeps its M but gives up
+/// its P, which goes to another M if there is work (Go's
+/// `entersyscallblock`). Returns false (and does nothing) when not on a
+/// goroutine holding a P.
+pub fn entersyscallblock() -> bool {
+    let gp = current_g();
+    let mp = current_m();
+    // SAFETY: reading our own M.
+    if gp.is_null() || unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
+        return false;
+    }
+    // SAFETY: gp runs on mp, which holds a P.
+    unsafe {
+        (*gp).atomicstatus.store(GSYSCALL, Ordering::Release);
+        let pp = releasep();
+        (*pp).syscalltick.fetch_add(1, Ordering::Relaxed);
+        handoffp(pp);
+    }
+    true
+}
+
+/// After the blocking call: take an idle P and carry on, or queue the
+/// goroutine and park the M until the scheduler runs it again (Go's
+/// `exitsyscall`).
+pub fn exitsyscall() {
+    let gp = current_g();
+    if gp.is_null() {
+        return;
+    }
+    SCHED.lock.lock();
+    // SAFETY: lock held.
+    let pp = if SCHED.gcwaiting.load(Ordering::Acquire) {
+        null_mut()
+    } else {
+        unsafe { pidleget() }
+    };
+    SCHED.lock.unlock();
+    if !pp.is_null() {
+        // SAFETY: pp came off the idle list for us; gp runs on this M.
+        unsafe {
+            acquirep(pp);
+            (*gp).atomicstatus.store(GRUNNING, Ordering::Release);
+        }
+        return;
+    }
+    mcall(exitsyscall0);
+}
+
+extern "C" fn exitsyscall0(gp: *mut G) -> ! {
+    let mp = current_m();
+    // SAFETY: on g0 of the M that ran gp; gp's context is saved; the M has
+    // no P.
+    unsafe {
+        dropg(mp, gp, GRUNNABLE);
+        SCHED.lock.lock();
+        let pp = if SCHED.gcwaiting.load(Ordering::Acquire) {
+            null_mut()
+        } else {
+            pidleget()
+        };
+        if pp.is_null() {
+            // Under the lock, so an M going idle sees it (findrunnable
+            // re-checks the global queue under this lock before parking).
+            SCHED.locked().runq.push_back(gp);
+            SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+        }
+        SCHED.lock.unlock();
+        if !pp.is_null() {
+            acquirep(pp);
+            execute(gp, false);
+        }
+    }
+    stopm();
+    schedule()
+}

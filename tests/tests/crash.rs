@@ -97,6 +97,8 @@ fn start(
     ignore_int: bool,
 ) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut c = Command::new(RT0);
+    // One P: a goroutine blocked outside the scheduler must not hold it.
+    c.env("GOMAXPROCS", "1");
     c.arg(scenario)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -153,11 +155,16 @@ fn sigint_with_nobody_listening_kills_by_the_signal() {
 #[test]
 fn notify_delivers_sigint_to_the_program() {
     let (mut child, mut rd) = start("notify", false);
+    // Let the ticking goroutine run while main waits in the blocking call.
+    std::thread::sleep(std::time::Duration::from_millis(20));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let mut line = String::new();
     rd.read_line(&mut line).unwrap();
     assert_eq!(line, "got signal 2 (SIGINT: interrupt)\n");
+    line.clear();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line, "others ran meanwhile: true\n");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 

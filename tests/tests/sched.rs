@@ -226,3 +226,12 @@ fn each_goroutine_keeps_its_own_fp_control_state() {
         );
     }
 }
+
+#[test]
+fn blocking_calls_hand_their_p_off_and_all_finish() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["blocking", "200"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(out(&o), "finished 200\n", "GOMAXPROCS={procs}: {}", err(&o));
+        assert_eq!(status(&o), 0);
+    }
+}

@@ -85,6 +85,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "MXCSR and the x87 control word are per goroutine across switches",
     ),
     (
+        "blocking N",
+        "N goroutines make blocking calls that hand their P off; all finish",
+    ),
+    (
         "thread",
         "a std thread spawned from a goroutine allocates and is not mistaken for an M",
     ),
@@ -186,6 +190,7 @@ pub fn main() -> i32 {
         b"parked" => scenarios::parked(num(rest, 0, 100_000)),
         b"segv" => scenarios::segv(),
         b"threadfault" => scenarios::threadfault(),
+        b"blocking" => scenarios::blocking(num(rest, 0, 100)),
         b"fpcontrol" => scenarios::fpcontrol(),
         b"quit" => scenarios::quit(),
         b"notify" => scenarios::notify(),
@@ -701,10 +706,22 @@ mod scenarios {
 
     pub fn notify() -> i32 {
         let n = rt_signal::notify(&[libc::SIGINT]);
+        // Other goroutines keep running while one waits for the signal,
+        // even with GOMAXPROCS=1: the wait hands its P off.
+        let ticks = Arc::new(AtomicU64::new(0));
+        let t2 = ticks.clone();
+        rt_sched::go(move || loop {
+            t2.fetch_add(1, Ordering::Relaxed);
+            rt_sched::sleep(std::time::Duration::from_millis(1));
+        });
         println!("ready");
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        let sig = n.recv();
+        let sig = rt_sched::blocking(|| n.recv());
         println!("got signal {} ({})", sig, rt_signal::signal_name(sig));
+        println!(
+            "others ran meanwhile: {}",
+            ticks.load(Ordering::Relaxed) > 0
+        );
         0
     }
 
@@ -758,6 +775,30 @@ mod scenarios {
         let b = bad.load(Ordering::Relaxed);
         println!("mxcsr mismatches={b}");
         if b == 0 {
+            0
+        } else {
+            1
+        }
+    }
+
+    pub fn blocking(n: u64) -> i32 {
+        let done = Arc::new(AtomicU64::new(0));
+        let wg = rt_sched::WaitGroup::new();
+        for _ in 0..n {
+            wg.add(1);
+            let (done, wg) = (done.clone(), wg.clone());
+            rt_sched::go(move || {
+                for _ in 0..5 {
+                    rt_sched::blocking(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+                    rt_sched::gosched();
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                wg.done();
+            });
+        }
+        wg.wait();
+        println!("finished {}", done.load(Ordering::Relaxed));
+        if done.load(Ordering::Relaxed) == n {
             0
         } else {
             1
