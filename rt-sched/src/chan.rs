@@ -398,6 +398,8 @@ trait SelCase {
     fn complete(&mut self);
     /// Send case whose channel turned out closed.
     fn closed_send(&self) -> bool;
+    /// For a receive case, the element type (checked by `received`).
+    fn recv_type(&self) -> Option<core::any::TypeId>;
 }
 
 struct RecvCase<'a, T> {
@@ -419,7 +421,7 @@ fn remove<T>(q: &mut VecDeque<*const Sudog<T>>, sg: *const Sudog<T>) {
     }
 }
 
-impl<T: Send> SelCase for RecvCase<'_, T> {
+impl<T: Send + 'static> SelCase for RecvCase<'_, T> {
     fn id(&self) -> usize {
         self.ch.id()
     }
@@ -463,9 +465,12 @@ impl<T: Send> SelCase for RecvCase<'_, T> {
     fn closed_send(&self) -> bool {
         false
     }
+    fn recv_type(&self) -> Option<core::any::TypeId> {
+        Some(core::any::TypeId::of::<T>())
+    }
 }
 
-impl<T: Send> SelCase for SendCase<'_, T> {
+impl<T: Send + 'static> SelCase for SendCase<'_, T> {
     fn id(&self) -> usize {
         self.ch.id()
     }
@@ -521,6 +526,9 @@ impl<T: Send> SelCase for SendCase<'_, T> {
     fn closed_send(&self) -> bool {
         self.closed
     }
+    fn recv_type(&self) -> Option<core::any::TypeId> {
+        None
+    }
 }
 
 /// A receive case of a [`Select`]; redeem it with [`Select::received`].
@@ -528,6 +536,8 @@ impl<T: Send> SelCase for SendCase<'_, T> {
 pub struct RecvToken<T> {
     /// The case index.
     pub index: usize,
+    /// The `Select` that made it.
+    select: u64,
     _t: core::marker::PhantomData<fn() -> T>,
 }
 
@@ -544,6 +554,7 @@ pub struct RecvToken<T> {
 /// }
 /// ```
 pub struct Select<'a> {
+    id: u64,
     cases: Vec<Box<dyn SelCase + 'a>>,
     recv_values: Vec<Option<Box<dyn core::any::Any>>>,
 }
@@ -565,7 +576,9 @@ impl Default for Select<'_> {
 impl<'a> Select<'a> {
     /// A select with no cases.
     pub fn new() -> Select<'a> {
+        static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
         Select {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cases: Vec::new(),
             recv_values: Vec::new(),
         }
@@ -581,6 +594,7 @@ impl<'a> Select<'a> {
         self.recv_values.push(None);
         RecvToken {
             index: self.cases.len() - 1,
+            select: self.id,
             _t: core::marker::PhantomData,
         }
     }
@@ -600,6 +614,13 @@ impl<'a> Select<'a> {
     /// What a fired receive case got: `Some(v)`, or `None` for a closed
     /// channel. Panics if the case did not fire.
     pub fn received<T: Send + 'static>(&mut self, tok: RecvToken<T>) -> Option<T> {
+        // A token from another Select, or for a case of another type, would
+        // make the cast below unsound: refuse it.
+        assert!(
+            tok.select == self.id
+                && self.cases[tok.index].recv_type() == Some(core::any::TypeId::of::<T>()),
+            "select: receive token does not belong to this select"
+        );
         let any = self.cases[tok.index].as_mut() as *mut (dyn SelCase + 'a);
         // SAFETY: the token was made by `recv` for this index with this T, so
         // the case is a RecvCase<T>.
@@ -775,6 +796,22 @@ mod tests {
         let tc = s.recv(&c);
         assert_eq!(s.select(), tc.index);
         assert_eq!(s.received(tc), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not belong to this select")]
+    fn a_token_from_another_select_is_refused() {
+        let a = Chan::<u32>::new(1);
+        let b = Chan::<String>::new(1);
+        a.send(1);
+        let mut s1 = Select::new();
+        let t1 = s1.recv(&a);
+        let mut s2 = Select::new();
+        let _ = s2.recv(&b);
+        s2.send(&b, String::new());
+        let _ = s1.try_select();
+        // Same index, other select (and another element type): refused.
+        let _ = s2.received(t1);
     }
 
     #[test]

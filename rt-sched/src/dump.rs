@@ -124,7 +124,14 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
         SCHED.runqsize.load(Ordering::Relaxed),
     );
     if detailed {
-        let _ = writeln!(w, " gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0");
+        let _ = writeln!(
+            w,
+            " gcwaiting={} nmidlelocked={} stopwait={} sysmonwait=0",
+            SCHED.gcwaiting.load(Ordering::Relaxed) as u8,
+            // SAFETY: a racy read of a counter, as Go's trace does.
+            unsafe { (*SCHED.locked.get()).nmidlelocked },
+            SCHED.stopwait.load(Ordering::Relaxed)
+        );
         for_each_p(|pp| {
             // SAFETY: Ps are never freed.
             let p = unsafe { &*pp };

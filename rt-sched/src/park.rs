@@ -38,10 +38,27 @@ fn unlock_arg(_gp: *mut G, lock: usize) -> bool {
 
 fn unlock_all_arg(_gp: *mut G, arg: usize) -> bool {
     // SAFETY: `park_all` passes the address of a live `&[&Lock]` whose locks
-    // it holds.
+    // it holds; nothing can wake the goroutine before the first unlock.
     let locks: &[&Lock] = unsafe { *(arg as *const &[&Lock]) };
-    for l in locks.iter().rev() {
-        l.unlock();
+    // Copy the lock addresses onto g0's stack (or heap) first: after the
+    // first unlock the goroutine may be woken, resume on another M and free
+    // the slice while this loop still runs.
+    let mut small = [core::ptr::null::<Lock>(); 16];
+    let mut big = Vec::new();
+    let copy: &[*const Lock] = if locks.len() <= small.len() {
+        for (d, l) in small.iter_mut().zip(locks) {
+            *d = *l;
+        }
+        &small[..locks.len()]
+    } else {
+        big.extend(locks.iter().map(|l| *l as *const Lock));
+        &big
+    };
+    for &l in copy.iter().rev() {
+        // SAFETY: each lock lives in its channel, which the parked select
+        // keeps alive (it holds a reference to every channel) until it has
+        // re-locked them after waking — which needs these unlocks first.
+        unsafe { (*l).unlock() };
     }
     true
 }

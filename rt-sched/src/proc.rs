@@ -142,9 +142,21 @@ pub fn getg_checked() -> *mut G {
 }
 
 /// The calling thread's M, or null.
+///
+/// The thread-local only answers "is this thread an M?"; the M itself is
+/// read through the GS base. A goroutine can resume on another M after any
+/// call that may park it, and the compiler may keep a thread-local's
+/// address in a register across such a call: that address would still name
+/// the previous thread's slot, while `%gs:8` is read afresh.
 #[inline]
 pub fn current_m() -> *mut M {
-    CURRENT_M.with(|m| m.get())
+    let m = CURRENT_M.with(|m| m.get());
+    if m.is_null() || !GS_TLS.load(Ordering::Relaxed) {
+        return m;
+    }
+    // SAFETY: the thread is an M (stale or not, the flag is the same on
+    // every M), so GS points at an M's TLS block whose word 1 is that M.
+    unsafe { arch::getm_raw() as *mut M }
 }
 
 /// Sets the goroutine slot.
@@ -196,6 +208,8 @@ pub fn gs_tls_in_use() -> bool {
 /// # Safety
 /// `mp` must be live with a g0, and the calling thread must be its thread.
 pub unsafe fn bind_thread(mp: *mut M) {
+    // SAFETY: mp is live (caller); tls[1] is what `current_m` reads via GS.
+    unsafe { (*mp).tls[TLS_M] = mp as usize };
     CURRENT_M.with(|c| c.set(mp));
     // SAFETY: mp is live (caller).
     unsafe {
@@ -1327,6 +1341,11 @@ fn stopm() {
         // SAFETY: mp ours.
         unsafe { (*mp).blocked.store(false, Ordering::Relaxed) };
         if woken {
+            // Consume the wake-up. (After a time-out the note is left alone:
+            // a waker that took us off the idle list may be setting it right
+            // now, and clearing would lose that wake-up.)
+            // SAFETY: mp ours.
+            unsafe { (*mp).park.clear() };
             // SAFETY: the waker set nextp before waking us.
             let pp = unsafe { (*mp).nextp.swap(null_mut(), Ordering::Acquire) };
             if pp.is_null() {
@@ -1357,6 +1376,7 @@ fn stopm() {
                 // Someone took us off the list and is waking us with a P.
                 SCHED.lock.unlock();
                 (*mp).park.sleep();
+                (*mp).park.clear();
                 let pp = (*mp).nextp.swap(null_mut(), Ordering::Acquire);
                 acquirep(pp);
                 return;
@@ -1388,12 +1408,30 @@ fn next_timer() -> Option<i64> {
 
 /// Calls `f` for every P in `allp`.
 pub fn for_each_p(mut f: impl FnMut(*mut P)) {
-    let arr = ALLP.load(Ordering::Acquire);
-    let n = ALLP_LEN.load(Ordering::Acquire);
-    for i in 0..n {
-        // SAFETY: the array has n valid entries and is never freed.
-        f(unsafe { *arr.add(i) });
+    for &p in allp() {
+        f(p);
     }
+}
+
+/// The current `allp`: one atomic load of a published, never-freed slice,
+/// so its length and contents always belong together even while
+/// `set_gomaxprocs` replaces it.
+pub fn allp() -> &'static [*mut P] {
+    let a = ALLP.load(Ordering::Acquire);
+    if a.is_null() {
+        return &[];
+    }
+    // SAFETY: published by `publish_allp` from a leaked box, never freed.
+    unsafe { &(*a).ps }
+}
+
+/// Publishes a new `allp` (the old one is leaked: racy readers may still
+/// walk it, and Ps are never freed).
+fn publish_allp(v: Vec<*mut P>) {
+    let a = leak_or_throw(AllP {
+        ps: v.into_boxed_slice(),
+    });
+    ALLP.store(a, Ordering::Release);
 }
 
 /// Detects the state where no goroutine can ever run again (Go's
@@ -1456,17 +1494,19 @@ pub fn schedule() -> ! {
             stopm();
             continue;
         }
-        if SCHED.gcwaiting.load(Ordering::Acquire) {
-            gcstopm();
-            continue;
-        }
         // An M locked to a goroutine runs only that goroutine: give the P
-        // away and wait until the goroutine is runnable again.
+        // away and wait until the goroutine is runnable again. Checked
+        // before the stop-the-world check, as in Go, so a locked M never
+        // parks on the idle-M list.
         // SAFETY: mp is ours.
         let locked = unsafe { (*mp).lockedg.load(Ordering::Relaxed) };
         if !locked.is_null() {
             stoplockedm();
             execute(locked, false);
+        }
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            gcstopm();
+            continue;
         }
         let mut gp = null_mut();
         let mut inherit = false;
@@ -1513,21 +1553,25 @@ fn stoplockedm() {
     let mp = current_m();
     // SAFETY: mp is ours.
     unsafe {
-        (*mp).park.clear();
+        // The note is not cleared here: `startlockedm` may already have
+        // woken us (the goroutine can be readied as soon as it parked), and
+        // clearing would lose that wake-up. Every sleeper clears its note
+        // after waking instead.
         if !(*mp).p.load(Ordering::Relaxed).is_null() {
             let pp = releasep();
             handoffp(pp);
         }
         SCHED.lock.lock();
+        // Undone by the waker (`startlockedm`) under the lock, before the
+        // wake-up, so checkdead never sees a handed-over goroutine as
+        // nobody's (Go's incidlelocked).
         SCHED.locked().nmidlelocked += 1;
         checkdead();
         SCHED.lock.unlock();
         (*mp).blocked.store(true, Ordering::Relaxed);
         (*mp).park.sleep();
+        (*mp).park.clear();
         (*mp).blocked.store(false, Ordering::Relaxed);
-        SCHED.lock.lock();
-        SCHED.locked().nmidlelocked -= 1;
-        SCHED.lock.unlock();
         let pp = (*mp).nextp.swap(null_mut(), Ordering::Acquire);
         acquirep(pp);
     }
@@ -1539,6 +1583,9 @@ fn startlockedm(gp: *mut G) {
     // SAFETY: gp is runnable and ours; its M is parked in stoplockedm.
     unsafe {
         let lm = (*gp).lockedm;
+        SCHED.lock.lock();
+        SCHED.locked().nmidlelocked -= 1;
+        SCHED.lock.unlock();
         let pp = releasep();
         (*lm).nextp.store(pp, Ordering::Release);
         (*lm).park.wakeup();
@@ -1746,10 +1793,13 @@ fn findrunnable() -> (*mut G, bool) {
         // Re-check all run queues: a G submitted between our steal attempt
         // and the nmspinning decrement would otherwise wait for the next
         // wakep (the submitter saw us spinning and did not start an M).
-        let mut work = false;
+        // Also the global queue (a thread that is not an M may have queued
+        // a goroutine and seen us spinning) and every runnext.
+        let mut work = SCHED.runqsize.load(Ordering::Acquire) > 0;
         for_each_p(|p2| {
             // SAFETY: Ps are never freed.
-            if unsafe { !(*p2).runq.is_empty() } {
+            if unsafe { !(*p2).runq.is_empty() || !(*p2).runnext.load(Ordering::Acquire).is_null() }
+            {
                 work = true;
             }
         });
@@ -1776,17 +1826,16 @@ fn findrunnable() -> (*mut G, bool) {
 /// Tries to steal from every other P, in a random coprime order, four
 /// times; `runnext` only on the last pass (Go's `stealWork`).
 fn steal_work(pp: *mut P) -> *mut G {
-    let n = ALLP_LEN.load(Ordering::Acquire) as u32;
+    let all = allp();
+    let n = all.len() as u32;
     if n <= 1 {
         return null_mut();
     }
-    let arr = ALLP.load(Ordering::Acquire);
     let order = crate::steal::StealOrder::new(n);
     for i in 0..STEAL_TRIES {
         let last = i == STEAL_TRIES - 1;
         for idx in order.start(fastrand()) {
-            // SAFETY: idx < n and the array holds n entries.
-            let p2 = unsafe { *arr.add(idx as usize) };
+            let p2 = all[idx as usize];
             if p2 == pp {
                 continue;
             }
@@ -1843,9 +1892,8 @@ pub unsafe fn procresize_boot(nprocs: i32) {
     for id in 0..n {
         v.push(new_p(id as i32));
     }
-    let arr = Box::leak(v.into_boxed_slice()).as_mut_ptr();
-    ALLP.store(arr, Ordering::Release);
-    ALLP_LEN.store(n, Ordering::Release);
+    publish_allp(v.clone());
+    let arr = allp().as_ptr();
     SCHED.lock.lock();
     // SAFETY: boot, single-threaded: m0 takes P0; others idle, highest first
     // so that P1 ends up at the head of the idle list (as Go's walk does).
@@ -2081,10 +2129,18 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
     if mp.is_null() || unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
         rt_sys::throw("GOMAXPROCS: must be called from a goroutine");
     }
+    // One world-stopper at a time (Go's worldsema): a second one parks here.
+    let _world = WORLDSEMA.lock();
+    let old = SCHED.gomaxprocs.load(Ordering::Relaxed);
+    if n == old {
+        return old;
+    }
+    let mp = current_m();
     // SAFETY: on a goroutine holding a P.
     unsafe { stop_the_world() };
-    let oldarr = ALLP.load(Ordering::Acquire);
-    let oldn = ALLP_LEN.load(Ordering::Acquire);
+    let old_all = allp();
+    let oldarr = old_all.as_ptr();
+    let oldn = old_all.len();
     let newn = n as usize;
     let mut v: Vec<*mut P> = Vec::new();
     if v.try_reserve_exact(newn).is_err() {
@@ -2112,9 +2168,7 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
             destroy_p(*oldarr.add(i), heir);
         }
     }
-    let arr = Box::leak(v.into_boxed_slice()).as_mut_ptr();
-    ALLP.store(arr, Ordering::Release);
-    ALLP_LEN.store(newn, Ordering::Release);
+    publish_allp(v);
     SCHED.gomaxprocs.store(n, Ordering::Release);
     // SAFETY: world stopped by us.
     unsafe { start_the_world() };
@@ -2201,7 +2255,16 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
             acquirep(pp);
             execute(gp, false);
         }
+        if (*gp).lockedm == mp {
+            // Only this M may run gp: wait for whoever picks it off the
+            // global queue to hand it back with a P (Go's exitsyscall0).
+            stoplockedm();
+            execute(gp, false);
+        }
     }
     stopm();
     schedule()
 }
+
+/// Serialises stopping the world (Go's `worldsema`).
+static WORLDSEMA: crate::sync::Mutex<()> = crate::sync::Mutex::new(());

@@ -568,7 +568,13 @@ pub static ALLGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new(
 /// Head of the list of all Ms, linked through `alllink` (Go's `allm`).
 pub static ALLM: AtomicPtr<M> = AtomicPtr::new(null_mut());
 
-/// The Ps: a leaked array that `procresize` replaces when it grows.
-pub static ALLP: AtomicPtr<*mut P> = AtomicPtr::new(null_mut());
-/// Number of valid entries in `ALLP`'s array.
-pub static ALLP_LEN: AtomicUsize = AtomicUsize::new(0);
+/// One published generation of `allp`.
+#[derive(Debug)]
+pub struct AllP {
+    /// The Ps, index = P id.
+    pub ps: Box<[*mut P]>,
+}
+
+/// The Ps: a leaked [`AllP`] that `procresize` replaces (read it through
+/// `proc::allp()`, which keeps the length and the entries together).
+pub static ALLP: AtomicPtr<AllP> = AtomicPtr::new(null_mut());

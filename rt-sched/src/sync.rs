@@ -136,7 +136,7 @@ impl<T: ?Sized> core::fmt::Debug for MutexGuard<'_, T> {
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `v`.
-    pub fn new(v: T) -> Mutex<T> {
+    pub const fn new(v: T) -> Mutex<T> {
         Mutex {
             state: core::sync::atomic::AtomicU32::new(0),
             waitlock: Lock::new(),

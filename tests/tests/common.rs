@@ -46,3 +46,45 @@ pub fn status(o: &Output) -> i32 {
         .code()
         .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
 }
+
+/// Runs `bin` like [`run`], killing it after `secs` seconds (a hang is a
+/// failure, reported as status -1 with whatever it printed).
+pub fn run_bounded(
+    bin: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    secs: u64,
+) -> (i32, String, String) {
+    use std::io::Read;
+    let mut c = Command::new(bin);
+    c.args(args)
+        .env_remove("GODEBUG")
+        .env_remove("GOMAXPROCS")
+        .env_remove("GOTRACEBACK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("spawn rt-demo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let st = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut o, mut e) = (String::new(), String::new());
+    let _ = child.stdout.take().unwrap().read_to_string(&mut o);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut e);
+    let code = match st {
+        Some(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        None => -1,
+    };
+    (code, o, e)
+}

@@ -92,6 +92,24 @@ pub unsafe fn getg_raw() -> *mut G {
     g
 }
 
+/// Reads the M slot (`tls[1]`): `mov %gs:8, reg`. Not `pure`: it is
+/// re-executed after every call, so a goroutine that resumed on another
+/// thread reads its new M (a `thread_local!` address may be kept in a
+/// register across a call, and would name the old thread's slot).
+///
+/// # Safety
+/// The calling thread's GS base must point at a live M TLS block.
+#[inline(always)]
+pub unsafe fn getm_raw() -> usize {
+    let m: usize;
+    // SAFETY: the caller guarantees GS points at a TLS block whose word 1 is
+    // the M.
+    unsafe {
+        asm!("mov {}, qword ptr gs:[8]", out(reg) m, options(nostack, readonly, preserves_flags))
+    };
+    m
+}
+
 /// Writes the goroutine slot: `mov reg, %gs:0`.
 ///
 /// # Safety

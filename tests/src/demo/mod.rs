@@ -1,6 +1,8 @@
 //! rt-demo: a runtime program in the manner of Go's `testprog`. The first
 //! argument names a scenario; the rest are its arguments.
 
+mod stress;
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -87,6 +89,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "blocking N",
         "N goroutines make blocking calls that hand their P off; all finish",
+    ),
+    (
+        "lockpp|gmptimer|gmp2|lockblock|foreignlat|selstress N",
+        "scheduler torture scenarios (see demo/stress.rs)",
     ),
     (
         "thread",
@@ -190,6 +196,12 @@ pub fn main() -> i32 {
         b"parked" => scenarios::parked(num(rest, 0, 100_000)),
         b"segv" => scenarios::segv(),
         b"threadfault" => scenarios::threadfault(),
+        b"lockpp" => stress::lockpp(num(rest, 0, 20_000)),
+        b"gmptimer" => stress::gmptimer(num(rest, 0, 20_000)),
+        b"gmp2" => stress::gmp2(num(rest, 0, 2_000)),
+        b"lockblock" => stress::lockblock(num(rest, 0, 300)),
+        b"foreignlat" => stress::foreignlat(num(rest, 0, 100_000)),
+        b"selstress" => stress::selstress(num(rest, 0, 20_000)),
         b"blocking" => scenarios::blocking(num(rest, 0, 100)),
         b"fpcontrol" => scenarios::fpcontrol(),
         b"quit" => scenarios::quit(),
