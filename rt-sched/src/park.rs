@@ -55,9 +55,10 @@ fn unlock_all_arg(_gp: *mut G, arg: usize) -> bool {
         &big
     };
     for &l in copy.iter().rev() {
-        // SAFETY: each lock lives in its channel, which the parked select
-        // keeps alive (it holds a reference to every channel) until it has
-        // re-locked them after waking — which needs these unlocks first.
+        // Each lock lives in its channel, which the parked select keeps alive
+        // (it holds a reference to every channel) until it has re-locked them
+        // after waking — which needs these unlocks first.
+        // SAFETY: so `l` points at a live, held lock.
         unsafe { (*l).unlock() };
     }
     true

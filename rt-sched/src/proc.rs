@@ -2214,10 +2214,10 @@ pub fn exitsyscall() {
         return;
     }
     SCHED.lock.lock();
-    // SAFETY: lock held.
     let pp = if SCHED.gcwaiting.load(Ordering::Acquire) {
         null_mut()
     } else {
+        // SAFETY: lock held.
         unsafe { pidleget() }
     };
     SCHED.lock.unlock();
