@@ -248,10 +248,9 @@ mod scenarios {
         let ping = rt_sched::Chan::<u64>::new(0);
         let pong = rt_sched::Chan::<u64>::new(0);
         let (pi, po) = (ping.clone(), pong.clone());
-        rt_sched::go(move || {
-            while let Some(v) = pi.recv() {
-                po.send(v + 1);
-            }
+        // Go's `go func() { … }()`, as a macro.
+        rt_sched::go!(while let Some(v) = pi.recv() {
+            po.send(v + 1);
         });
         let t0 = std::time::Instant::now();
         let mut v = 0;
