@@ -382,12 +382,7 @@ fn malg_system(size: usize) -> *mut G {
     };
     // SAFETY: gp is fresh.
     unsafe {
-        (*gp).stack = Stack {
-            lo: st.lo,
-            hi: st.hi,
-        };
-        (*gp).stackguard0 = st.lo + STACK_GUARD;
-        (*gp).stackguard1 = usize::MAX;
+        set_stack(gp, st);
         (*gp).system = true;
         (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
     }
@@ -415,12 +410,7 @@ fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
     let gp = alloc_g();
     // SAFETY: gp is fresh.
     unsafe {
-        (*gp).stack = Stack {
-            lo: st.lo,
-            hi: st.hi,
-        };
-        (*gp).stackguard0 = st.lo + STACK_GUARD;
-        (*gp).stackguard1 = usize::MAX;
+        set_stack(gp, st);
         (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
     }
     allgadd(gp);
@@ -444,6 +434,39 @@ impl core::fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
+/// Gives `gp` the stack `st`, with Go's guards: `stackguard0` at
+/// `lo + STACK_GUARD`, `stackguard1` poisoned for user code.
+///
+/// # Safety
+/// `gp` must be a G nobody else is touching (fresh, dead, or about to run).
+unsafe fn set_stack(gp: *mut G, st: rt_stack::Stack) {
+    // SAFETY: caller contract.
+    unsafe {
+        (*gp).stack = Stack {
+            lo: st.lo,
+            hi: st.hi,
+        };
+        (*gp).stackguard0 = st.lo + STACK_GUARD;
+        (*gp).stackguard1 = usize::MAX;
+    }
+}
+
+/// Returns `gp`'s stack to `pp`'s stack cache and leaves `gp` stackless.
+///
+/// # Safety
+/// `gp` must be dead with a stack; `pp` held by this M.
+unsafe fn free_stack(pp: *mut P, gp: *mut G) {
+    // SAFETY: caller contract.
+    unsafe {
+        let st = rt_stack::Stack {
+            lo: (*gp).stack.lo,
+            hi: (*gp).stack.hi,
+        };
+        rt_stack::stackfree(Some(&mut (*pp).stackcache), st);
+        (*gp).stack = Stack::default();
+    }
+}
+
 /// Puts a dead G on the P's free list (`gfput`); spills half to the global
 /// list when the local one reaches 64.
 ///
@@ -454,14 +477,7 @@ unsafe fn gfput(pp: *mut P, gp: *mut G) {
     unsafe {
         if (*gp).stack.lo != 0 && (*gp).stack.hi - (*gp).stack.lo != stack_size() {
             // Not the default size: give the stack back instead of caching it.
-            rt_stack::stackfree(
-                Some(&mut (*pp).stackcache),
-                rt_stack::Stack {
-                    lo: (*gp).stack.lo,
-                    hi: (*gp).stack.hi,
-                },
-            );
-            (*gp).stack = Stack::default();
+            free_stack(pp, gp);
         }
         (*gp).schedlink = (*pp).gfree;
         (*pp).gfree = gp;
@@ -490,7 +506,7 @@ unsafe fn gfput(pp: *mut P, gp: *mut G) {
 unsafe fn gfget(pp: *mut P) -> *mut G {
     // SAFETY: caller contract.
     unsafe {
-        if (*pp).gfree.is_null() && SCHED.runqsize.load(Ordering::Relaxed) >= 0 {
+        if (*pp).gfree.is_null() {
             SCHED.lock.lock();
             let s = SCHED.locked();
             while (*pp).gfreecnt < 32 && !s.gfree.is_null() {
@@ -511,13 +527,7 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
         (*pp).gfreecnt -= 1;
         if (*gp).stack.lo == 0 && !lazy_stacks() {
             match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
-                Ok(st) => {
-                    (*gp).stack = Stack {
-                        lo: st.lo,
-                        hi: st.hi,
-                    };
-                    (*gp).stackguard0 = st.lo + STACK_GUARD;
-                }
+                Ok(st) => set_stack(gp, st),
                 Err(_) => {
                     // Put it back stackless; the caller falls back to malg,
                     // which reports the error.
@@ -633,12 +643,7 @@ unsafe fn bind_stack(pp: *mut P, gp: *mut G) {
     unsafe {
         match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
             Ok(st) => {
-                (*gp).stack = Stack {
-                    lo: st.lo,
-                    hi: st.hi,
-                };
-                (*gp).stackguard0 = st.lo + STACK_GUARD;
-                (*gp).stackguard1 = usize::MAX;
+                set_stack(gp, st);
                 init_stack_top(&mut *gp);
             }
             Err(e) => rt_sys::fatal!(
@@ -686,14 +691,7 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
         if lazy_stacks() && (*gp).stack.lo != 0 {
             // Back to the P's cache (LIFO): the next goroutine to start on
             // this P runs on the same, already-committed stack.
-            rt_stack::stackfree(
-                Some(&mut (*pp).stackcache),
-                rt_stack::Stack {
-                    lo: (*gp).stack.lo,
-                    hi: (*gp).stack.hi,
-                },
-            );
-            (*gp).stack = Stack::default();
+            free_stack(pp, gp);
         }
         gfput(pp, gp);
     }
