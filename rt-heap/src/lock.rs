@@ -1,15 +1,14 @@
-//! The heap's lock (Go `mutex` with `lock`/`unlock`): a futex word with three
-//! states (0 unlocked, 1 locked, 2 locked with sleepers), a short spin before
-//! sleeping. Never allocates, so it is usable inside the allocator. Only the
-//! slow paths (refill/flush of a cache, the page heap) take it.
+//! The heap's lock: a value guarded by the runtime's futex lock
+//! ([`rt_sys::Lock`], Go's `mutex`). Never allocates, so it is usable inside
+//! the allocator. Only the slow paths (refill/flush of a cache, the page
+//! heap) take it.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
 
 /// A value guarded by a futex lock.
 pub struct Mutex<T> {
-    state: AtomicU32,
+    lock: rt_sys::Lock,
     value: UnsafeCell<T>,
 }
 
@@ -19,9 +18,7 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> core::fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Mutex")
-            .field("state", &self.state.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("Mutex").field("lock", &self.lock).finish()
     }
 }
 
@@ -35,7 +32,7 @@ impl<T> Mutex<T> {
     /// An unlocked mutex.
     pub const fn new(v: T) -> Self {
         Mutex {
-            state: AtomicU32::new(0),
+            lock: rt_sys::Lock::new(),
             value: UnsafeCell::new(v),
         }
     }
@@ -43,13 +40,7 @@ impl<T> Mutex<T> {
     /// Acquires the lock, sleeping on the futex when it stays contended.
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        if self
-            .state
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow();
-        }
+        self.lock.lock();
         MutexGuard { m: self }
     }
 
@@ -73,25 +64,8 @@ impl<T> Mutex<T> {
     /// # Safety
     /// Only for the `fork` child handler, with the lock held by `raw_lock`.
     pub unsafe fn reset_after_fork(&self) {
-        self.state.store(0, Ordering::Relaxed);
-    }
-
-    #[cold]
-    fn lock_slow(&self) {
-        for _ in 0..100 {
-            core::hint::spin_loop();
-            if self.state.load(Ordering::Relaxed) == 0
-                && self
-                    .state
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
-            }
-        }
-        while self.state.swap(2, Ordering::Acquire) != 0 {
-            rt_sys::futex_wait(&self.state, 2, None);
-        }
+        // SAFETY: forwarded caller contract.
+        unsafe { self.lock.reset_after_fork() };
     }
 }
 
@@ -112,9 +86,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if self.m.state.swap(0, Ordering::Release) == 2 {
-            rt_sys::futex_wake(&self.m.state, 1);
-        }
+        self.m.lock.unlock();
     }
 }
 
