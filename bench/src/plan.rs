@@ -357,24 +357,39 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         1,
     ));
     let n = ("n", s.switches.to_string());
-    out.push(Variant {
-        workload: "switch",
-        fields: vec![],
-        kind: Kind::InProcess,
-        spawns_per_run: 1,
-        impls: vec![
-            imp("rt", RT, "switch", std::slice::from_ref(&n)),
-            with_note(
-                imp(
-                    "corosensei",
-                    Program::Sibling("peer-corosensei"),
-                    "switch",
-                    std::slice::from_ref(&n),
+    // rt's default keeps MXCSR and the x87 control word per goroutine (one
+    // `stmxcsr` per switch); `fpenv=0` leaves them to the thread, which is
+    // what corosensei's switch (and Go's gogo) do.
+    for fpenv in ["1", "0"] {
+        let mut rt = imp("rt", RT, "switch", std::slice::from_ref(&n));
+        rt.env.push(("GODEBUG".into(), format!("fpenv={fpenv}")));
+        let rt = with_note(
+            rt,
+            if fpenv == "1" {
+                "yield_to g→g; MXCSR and x87 CW saved and loaded per switch"
+            } else {
+                "yield_to g→g; FP control state left to the thread"
+            },
+        );
+        out.push(Variant {
+            workload: "switch",
+            fields: vec![("fpenv".into(), fpenv.to_string())],
+            kind: Kind::InProcess,
+            spawns_per_run: 1,
+            impls: vec![
+                rt,
+                with_note(
+                    imp(
+                        "corosensei",
+                        Program::Sibling("peer-corosensei"),
+                        "switch",
+                        std::slice::from_ref(&n),
+                    ),
+                    "resume+suspend pair time / 2; saves no FP control state",
                 ),
-                "resume+suspend pair time / 2",
-            ),
-        ],
-    });
+            ],
+        });
+    }
     for t in [1u32, 2] {
         let o = [("n", s.malloc.to_string()), ("threads", t.to_string())];
         out.push(Variant {

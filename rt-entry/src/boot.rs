@@ -340,10 +340,20 @@ impl phase::EnvPhases for RealBoot {
             crash: tb.crash,
         });
         rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
+        // No goroutine exists yet (newproc(main) comes after schedinit), so
+        // the mode is always accepted here.
+        if !rt_sched::arch::set_fp_per_g(dv.fp_per_goroutine()) {
+            rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
+        }
         inittrace::set_level(dv.inittrace);
         self.detail = format!(
-            "inittrace={} schedtrace={} traceback level={} all={} crash={}",
-            dv.inittrace, dv.schedtrace, tb.level, tb.all, tb.crash
+            "inittrace={} schedtrace={} fpenv={} traceback level={} all={} crash={}",
+            dv.inittrace,
+            dv.schedtrace,
+            dv.fp_per_goroutine() as u8,
+            tb.level,
+            tb.all,
+            tb.crash
         );
         with_state(|s| {
             s.debug = Some(dv);

@@ -132,6 +132,12 @@ debug_vars! {
     /// (`MADV_GUARD_INSTALL` when the kernel has it, else `mprotect`); any
     /// other value forces the `mprotect` fallback. Default 0.
     guardpage = 0;
+    /// rt's own key. `fpenv=1`: each goroutine owns its MXCSR and x87
+    /// control word across switches (System V callee-saved state), and a
+    /// new goroutine starts with its creator's; 0 (or any value ≤ 0): they
+    /// belong to the thread, as in Go, and a switch does not touch them.
+    /// Default 1.
+    fpenv = 1;
     /// Go 1.25's key. `containermaxprocs=1`: let the cgroup CPU bandwidth
     /// limit lower the default `GOMAXPROCS`; 0 (or any value ≤ 0): affinity
     /// only. Default 1.
@@ -200,6 +206,12 @@ impl DebugVars {
         self.guardpage != 0
     }
 
+    /// True when each goroutine owns its floating-point control state
+    /// (`fpenv` > 0).
+    pub fn fp_per_goroutine(&self) -> bool {
+        self.fpenv > 0
+    }
+
     /// True when the cgroup CPU limit may lower the default `GOMAXPROCS`
     /// (`containermaxprocs` > 0, as Go 1.25 tests it).
     pub fn container_aware(&self) -> bool {
@@ -240,6 +252,7 @@ mod tests {
             vec![
                 ("cgocheck", 1),
                 ("containermaxprocs", 1),
+                ("fpenv", 1),
                 ("invalidptr", 1),
                 ("madvdontneed", 1),
                 ("memprofilerate", 524288),
@@ -310,6 +323,11 @@ mod tests {
         assert_eq!(d.updatemaxprocs, 0);
         assert_eq!(parse_godebug(b"stacksize=-1").stack_size(), None);
         assert!(!parse_godebug(b"containermaxprocs=-1").container_aware());
+        assert!(DebugVars::default().fp_per_goroutine());
+        assert!(!parse_godebug(b"fpenv=0").fp_per_goroutine());
+        assert!(!parse_godebug(b"fpenv=-3").fp_per_goroutine());
+        assert!(parse_godebug(b"fpenv=0,fpenv=2").fp_per_goroutine());
+        assert!(parse_godebug(b"fpenv=x").fp_per_goroutine());
     }
 
     #[test]

@@ -578,8 +578,15 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         g.lockedm = null_mut();
         g.sched = Gobuf {
             sp: 0,
-            pc: goroutine_entry as extern "C" fn() as usize,
+            pc: arch::gostart_pc(),
             g: newg,
+        };
+        // A new goroutine starts in its creator's floating-point control
+        // state, as a new thread does (only read when goroutines own it).
+        g.fpenv = if arch::fp_per_g() {
+            arch::fp_env_current()
+        } else {
+            arch::FpEnv::DEFAULT
         };
         if g.stack.lo != 0 {
             init_stack_top(g);
@@ -620,16 +627,13 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
 const STACK_TOP_RESERVE: usize = 64;
 
 /// Lays out a fresh goroutine's stack top: 16-byte aligned `hi`, a zeroed
-/// reserve, then the fake return address, so the entry function starts
-/// with rsp ≡ 8 (mod 16) as after a call, and "returns" into `rt_goexit`.
+/// reserve, the fake return address into `rt_goexit` and the FP slot, so
+/// that `rt_gostart` enters the entry function with rsp ≡ 8 (mod 16), as
+/// after a call.
 fn init_stack_top(g: &mut G) {
-    let top = g.stack.hi & !15;
-    let sp = top - STACK_TOP_RESERVE - 8;
-    // SAFETY: [sp, top) lies inside this G's own stack, unused until it runs.
-    unsafe { core::ptr::write_bytes((sp + 8) as *mut u8, 0, STACK_TOP_RESERVE) };
-    // SAFETY: [lo, hi) is this G's own stack, unused until it first runs.
-    unsafe { (sp as *mut usize).write(arch::goexit_pc()) };
-    g.sched.sp = sp;
+    // SAFETY: [lo, hi) is this G's own stack, unused until it first runs,
+    // and far larger than the reserve plus two words.
+    g.sched.sp = unsafe { arch::init_fresh_stack(g.stack.hi & !15, STACK_TOP_RESERVE, g.fpenv) };
 }
 
 /// Binds a stack from `pp`'s cache to a goroutine about to run for the
@@ -655,9 +659,9 @@ unsafe fn bind_stack(pp: *mut P, gp: *mut G) {
     }
 }
 
-/// The first Rust frame of every goroutine. Entered by `gogo` on the fresh
-/// stack; returns into `rt_goexit`, which calls [`goexit1`].
-extern "C" fn goroutine_entry() {
+/// The first Rust frame of every goroutine. Entered from `rt_gostart` on
+/// the fresh stack; returns into `rt_goexit`, which calls [`goexit1`].
+pub(crate) extern "C" fn goroutine_entry() {
     let gp = getg();
     // SAFETY: gp is the running goroutine; only it touches `entry` now.
     let f = unsafe { (*gp).entry.take() };
@@ -819,7 +823,14 @@ pub unsafe fn goready(gp: *mut G) {
 /// return address).
 #[inline(always)]
 pub unsafe fn yield_to(next: *mut G) {
-    let gp = getg();
+    // One look at the slot's kind serves both the read and the write.
+    let gs = GS_TLS.load(Ordering::Relaxed);
+    let gp = if gs {
+        // SAFETY: as in `getg`.
+        unsafe { arch::getg_raw() }
+    } else {
+        FALLBACK_G.with(|g| g.get())
+    };
     // SAFETY: gp runs on this M (caller contract for next).
     unsafe {
         let mp = (*gp).m;
@@ -831,7 +842,11 @@ pub unsafe fn yield_to(next: *mut G) {
         (*mp).curg = next;
         (*next).m = mp;
         (*next).atomicstatus.store(GRUNNING, Ordering::Release);
-        setg(next);
+        if gs {
+            arch::setg_raw(next);
+        } else {
+            FALLBACK_G.with(|c| c.set(next));
+        }
         arch::switch(&mut (*gp).sched, &(*next).sched);
     }
 }
@@ -1255,6 +1270,9 @@ unsafe fn mstart_thread(mp: *mut M) -> ! {
         };
         (*g0).stackguard0 = (*g0).stack.lo + STACK_GUARD;
         (*g0).stackguard1 = (*g0).stackguard0;
+        // The thread inherited its creator's floating-point control state,
+        // which may be a goroutine's; g0 runs in the boot state.
+        arch::fp_enter_g0();
         run_minit_hook(mp);
         mstart1(mp)
     }

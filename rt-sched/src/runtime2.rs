@@ -104,6 +104,10 @@ pub struct G {
     pub panicking: bool,
     /// Nesting depth of `lock_os_thread`.
     pub lockedcount: u32,
+    /// The floating-point control state a fresh goroutine starts with (its
+    /// creator's, see [`crate::arch::FpEnv`]); written into the stack's
+    /// FP slot when the stack is laid out.
+    pub fpenv: crate::arch::FpEnv,
 }
 
 // SAFETY: a G is handed between threads only through the scheduler's queues,
@@ -135,6 +139,7 @@ impl G {
             foreign_stack: false,
             panicking: false,
             lockedcount: 0,
+            fpenv: crate::arch::FpEnv::DEFAULT,
         }
     }
 }

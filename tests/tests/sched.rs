@@ -218,13 +218,34 @@ fn too_many_threads_is_thread_exhaustion() {
 fn each_goroutine_keeps_its_own_fp_control_state() {
     for procs in ["1", "2"] {
         let o = run(RT0, ["fpcontrol"], &[("GOMAXPROCS", procs)]);
-        assert_eq!(
-            out(&o),
-            "mxcsr mismatches=0\n",
-            "GOMAXPROCS={procs}: {}",
-            err(&o)
+        let mut want = String::from(
+            "fpenv=1\nmismatches=0\n\
+             child of toward-zero starts toward-zero: true\n\
+             child of default starts default: true\n",
         );
+        if procs == "1" {
+            want.push_str("next goroutine sees the change: false\n");
+        }
+        assert_eq!(out(&o), want, "GOMAXPROCS={procs}: {}", err(&o));
+        assert_eq!(status(&o), 0);
     }
+}
+
+#[test]
+fn fpenv_0_leaves_fp_control_state_to_the_thread() {
+    let o = run(
+        RT0,
+        ["fpcontrol"],
+        &[("GOMAXPROCS", "1"), ("GODEBUG", "fpenv=0")],
+    );
+    let s = out(&o);
+    assert!(s.starts_with("fpenv=0\n"), "{s}{}", err(&o));
+    assert!(
+        s.ends_with("next goroutine sees the change: true\n"),
+        "{s}{}",
+        err(&o)
+    );
+    assert_eq!(status(&o), 0);
 }
 
 #[test]

@@ -6,6 +6,10 @@
 //! * [`getg_raw`] / [`setg_raw`] — the goroutine slot, one GS-relative move;
 //! * [`gogo`] — resume a saved [`Gobuf`](crate::Gobuf), never returns;
 //! * [`mcall`] — save the current goroutine and call a function on g0;
+//! * [`switch`] — save the current goroutine and resume another directly;
+//! * [`FpEnv`], [`set_fp_per_g`], [`fp_env_current`], [`fp_env_set`] — who
+//!   owns MXCSR and the x87 control word (`GODEBUG=fpenv`);
+//! * [`init_fresh_stack`] / [`gostart_pc`] — a new goroutine's first frame;
 //! * [`goexit_pc`] — the address a goroutine's entry function returns to;
 //! * [`current_sp`] — the caller's stack pointer.
 

@@ -22,16 +22,18 @@
 //!   above and returns to mcall's caller as if mcall had returned.
 //! ```
 //!
-//! A fresh goroutine's stack holds a single word, the fake return address
-//! `rt_goexit + 1`, and `gobuf.pc` is its entry function, so that when the
-//! entry function returns it "returns" into `rt_goexit`, which calls
-//! `goexit1` (Go's `gostartcallfn` layout):
+//! A fresh goroutine's stack holds its FP slot (the control state it starts
+//! with, its creator's) and the fake return address `rt_goexit + 1`;
+//! `gobuf.pc` is `rt_gostart`, which drops the slot and jumps to the entry
+//! function, so that when the entry function returns it "returns" into
+//! `rt_goexit`, which calls `goexit1` (Go's `gostartcallfn` layout):
 //!
 //! ```text
 //!   ┌──────────────────────────┐ stack.hi (16-byte aligned)
 //!   │ 64 bytes, zeroed         │ the "caller's" argument area: readable,
 //!   │                          │ since the next stack's guard is above hi
-//!   │ rt_goexit + 1            │ ← gobuf.sp  (≡ 8 mod 16, as at any call entry)
+//!   │ rt_goexit + 1            │ ← rsp at the entry function (≡ 8 mod 16)
+//!   │ MXCSR (4 B) | x87 CW (2 B)│ ← gobuf.sp
 //!   └──────────────────────────┘
 //! ```
 //!
@@ -39,11 +41,25 @@
 //! MXCSR control bits and the x87 control word; those are exactly what is
 //! saved. Caller-saved registers are dead across the `call rt_mcall`.
 //!
-//! Contract of a resume label (`2:` in `rt_mcall` and in [`switch`]): it is
-//! entered by a `jmp` with rsp = the saved `gobuf.sp`, eax = the thread's
-//! current MXCSR and cx = its current x87 control word (every jumper —
-//! `rt_gogo` and `switch` — loads them), so the label restores the saved
-//! values only when they differ, without reading MXCSR again.
+//! ## The floating-point control state
+//!
+//! With `GODEBUG=fpenv=1` (the default) the MXCSR and the x87 control word
+//! belong to the goroutine: every switch-out stores them in the FP slot,
+//! every jump into a goroutine (`rt_gogo`, [`switch`]) loads the target's
+//! slot right before the jump, g0 runs the scheduler in the state the
+//! runtime booted with ([`FP_G0`]), and a new goroutine starts with its
+//! creator's. Loading is cheap (`ldmxcsr`, `fldcw`: about 0.55 ns each on
+//! AMD Zen 4), so the loads are unconditional; reading MXCSR is not
+//! (`stmxcsr`: about 4.2 ns of throughput there, more than the rest of a
+//! switch), so it is read once per switch, on the way out, and once per
+//! `go` statement, for the new goroutine.
+//!
+//! With `fpenv=0` the state belongs to the thread, as in Go: no slot is read
+//! or written. Rust code is compiled for the default floating-point
+//! environment and must not run in another, so only a program that changes
+//! MXCSR or the x87 control word itself (and yields before restoring it)
+//! needs `fpenv=1`. The mode is fixed before the first goroutine exists
+//! ([`set_fp_per_g`]), so each FP slot is either always or never used.
 //!
 //! The goroutine slot (`getg`) is word 0 of the M's TLS block, which the GS
 //! base points at (libc owns FS). The switch routines do not touch it: the
@@ -54,6 +70,7 @@
 use crate::runtime2::{Gobuf, G};
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// `arch_prctl` code that sets the GS base.
 const ARCH_SET_GS: i32 = 0x1001;
@@ -141,26 +158,173 @@ pub fn goexit_pc() -> usize {
     pc + 1
 }
 
-// Restores MXCSR and the x87 control word saved at [rsp] / [rsp+4] by the
-// switch-out path — only when they differ from the thread's current values,
-// which every jump to a resume label carries in eax (MXCSR) and cx (x87
-// CW). Both are callee-saved under the System V ABI, so a switch must
-// preserve them; but `ldmxcsr`/`fldcw` are slow and reading MXCSR
-// (`stmxcsr`) costs about 3.4 ns on the development CPU — more than the
-// rest of a switch — so each switch reads the current values exactly once,
-// on the way out, and hands them to the resumed side in registers.
-// Clobbers nothing else.
-macro_rules! RESTORE_FP_CONTROL {
+/// The floating-point control state of a goroutine, as its FP slot holds
+/// it: MXCSR in the low 32 bits, the x87 control word in the next 16 (the
+/// layout `stmxcsr [slot]; fnstcw [slot + 4]` writes).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpEnv(pub u64);
+
+impl FpEnv {
+    /// The System V initial state: all exceptions masked, round to nearest
+    /// (MXCSR 0x1F80), and double-extended precision for x87 (CW 0x037F).
+    pub const DEFAULT: FpEnv = FpEnv::new(0x1F80, 0x037F);
+
+    /// The state with MXCSR `mxcsr` and x87 control word `cw`.
+    pub const fn new(mxcsr: u32, cw: u16) -> FpEnv {
+        FpEnv(mxcsr as u64 | (cw as u64) << 32)
+    }
+
+    /// The MXCSR half.
+    pub const fn mxcsr(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The x87 control-word half.
+    pub const fn x87_cw(self) -> u16 {
+        (self.0 >> 32) as u16
+    }
+}
+
+/// 1 while each goroutine owns its floating-point control state
+/// (`GODEBUG=fpenv=1`, the default); 0 when it is the thread's. Read by
+/// the switch assembly as a byte; written only by [`set_fp_per_g`].
+pub static FP_PER_G: AtomicU8 = AtomicU8::new(1);
+
+/// The state g0 runs the scheduler in while [`FP_PER_G`] is 1: MXCSR at
+/// byte 0, the x87 control word at byte 4 (an [`FpEnv`]). Recorded from
+/// the booting thread by [`set_fp_per_g`].
+pub static FP_G0: AtomicU64 = AtomicU64::new(FpEnv::DEFAULT.0);
+
+/// Chooses who owns the floating-point control state (true: each
+/// goroutine; false: each thread) and records the calling thread's current
+/// state as the one g0 runs in. Returns false, changing nothing, once any
+/// goroutine has been laid out: its FP slot was written (or not) under the
+/// old mode.
+pub fn set_fp_per_g(per_g: bool) -> bool {
+    if LAID_OUT.load(Ordering::Acquire) {
+        return false;
+    }
+    FP_G0.store(fp_env_current().0, Ordering::Relaxed);
+    FP_PER_G.store(u8::from(per_g), Ordering::Release);
+    true
+}
+
+/// True while each goroutine owns its floating-point control state.
+pub fn fp_per_g() -> bool {
+    FP_PER_G.load(Ordering::Relaxed) != 0
+}
+
+/// Loads g0's floating-point control state ([`FP_G0`]) into the calling
+/// thread when goroutines own theirs (a new M's thread starts in its
+/// creator's, which may be a goroutine's).
+pub fn fp_enter_g0() {
+    if fp_per_g() {
+        // SAFETY: FP_G0 was read from this machine's own registers (or is
+        // the System V default), and g0 runs runtime code written for it.
+        unsafe { fp_env_set(FpEnv(FP_G0.load(Ordering::Relaxed))) };
+    }
+}
+
+/// Loads MXCSR and the x87 control word from `env` (`ldmxcsr`, `fldcw`).
+///
+/// # Safety
+/// `env` must hold valid values (reserved MXCSR bits clear, or `ldmxcsr`
+/// faults), and the code that runs afterwards must be fit for them: Rust
+/// code is compiled for the default environment (round to nearest, no
+/// flush-to-zero, exceptions masked).
+pub unsafe fn fp_env_set(env: FpEnv) {
+    let slot = env.0;
+    // SAFETY: both instructions only read `slot`; validity of the values is
+    // the caller's contract.
+    unsafe {
+        asm!(
+            "ldmxcsr [{p}]",
+            "fldcw [{p} + 4]",
+            p = in(reg) &slot,
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+}
+
+/// Set once the first goroutine stack is laid out ([`init_fresh_stack`]).
+static LAID_OUT: AtomicBool = AtomicBool::new(false);
+
+/// The calling thread's MXCSR and x87 control word (one `stmxcsr`, the
+/// slow read, and one `fnstcw`).
+pub fn fp_env_current() -> FpEnv {
+    let mut slot = 0u64;
+    // SAFETY: both instructions only store into `slot`, a local of the
+    // right size (4 + 2 bytes at offsets 0 and 4).
+    unsafe {
+        asm!(
+            "stmxcsr [{p}]",
+            "fnstcw [{p} + 4]",
+            p = in(reg) &mut slot,
+            options(nostack, preserves_flags)
+        )
+    };
+    FpEnv(slot & 0xFFFF_FFFF_FFFF)
+}
+
+/// Lays out a fresh goroutine's stack below `top` (16-byte aligned): a
+/// zeroed `reserve`, the fake return address into `rt_goexit`, the FP slot
+/// holding `env`. Returns the `gobuf.sp` to store; `gobuf.pc` must be
+/// [`gostart_pc`].
+///
+/// # Safety
+/// `[top - reserve - 16, top)` must be writable memory of a stack no live
+/// frame uses.
+pub unsafe fn init_fresh_stack(top: usize, reserve: usize, env: FpEnv) -> usize {
+    debug_assert_eq!(top % 16, 0);
+    let ret = top - reserve - 8;
+    // SAFETY: caller contract: the range is this stack's unused top.
+    unsafe {
+        core::ptr::write_bytes((ret + 8) as *mut u8, 0, reserve);
+        (ret as *mut usize).write(goexit_pc());
+        ((ret - 8) as *mut u64).write(env.0);
+    }
+    if !LAID_OUT.load(Ordering::Relaxed) {
+        LAID_OUT.store(true, Ordering::Release);
+    }
+    ret - 8
+}
+
+/// `gobuf.pc` of a goroutine that has not run yet: `rt_gostart`.
+pub fn gostart_pc() -> usize {
+    let pc: usize;
+    // SAFETY: `lea` of a symbol address has no side effects.
+    unsafe {
+        asm!("lea {}, [rip + rt_gostart]", out(reg) pc, options(nomem, nostack, preserves_flags))
+    };
+    pc
+}
+
+// Saves the FP control state into the 8-byte FP slot at [rsp] when
+// goroutines own it (FP_PER_G != 0). Clobbers flags only.
+macro_rules! SAVE_FP_SLOT {
     () => {
         concat!(
-            "    cmp eax, [rsp]\n",
-            "    je 3f\n",
-            "    ldmxcsr [rsp]\n", // differs: restore the saved one
-            "3:\n",
-            "    cmp cx, word ptr [rsp + 4]\n",
-            "    je 4f\n",
+            "    cmp byte ptr [rip + {per_g}], 0\n",
+            "    je 5f\n",
+            "    stmxcsr [rsp]\n",
+            "    fnstcw [rsp + 4]\n",
+            "5:"
+        )
+    };
+}
+
+// Loads the FP control state from the target's FP slot at [rsp] (the jump
+// into a goroutine: rsp is already the target's gobuf.sp) when goroutines
+// own it. Clobbers flags only.
+macro_rules! LOAD_FP_SLOT {
+    () => {
+        concat!(
+            "    cmp byte ptr [rip + {per_g}], 0\n",
+            "    je 6f\n",
+            "    ldmxcsr [rsp]\n",
             "    fldcw [rsp + 4]\n",
-            "4:"
+            "6:"
         )
     };
 }
@@ -168,9 +332,10 @@ macro_rules! RESTORE_FP_CONTROL {
 // rt_goexit: the top frame of every goroutine.
 //
 // Entered by `ret` from the goroutine's entry function (the fake return
-// address pushed by newproc). rsp is then stack.hi - 8 + 8 = 16-byte aligned,
-// as a `call` requires. `.cfi_undefined rip` tells unwinders and debuggers
-// that no frame lies above: backtraces of a goroutine end here.
+// address laid out by init_fresh_stack). rsp is then stack.hi - reserve =
+// 16-byte aligned, as a `call` requires. `.cfi_undefined rip` tells
+// unwinders and debuggers that no frame lies above: backtraces of a
+// goroutine end here.
 global_asm!(
     ".pushsection .text.rt_goexit,\"ax\",@progbits",
     ".globl rt_goexit",
@@ -187,26 +352,41 @@ global_asm!(
     goexit1 = sym crate::proc::goexit1,
 );
 
+// rt_gostart: gobuf.pc of a goroutine that has not run yet.
+//
+// Entered by a jump with rsp = gobuf.sp = the FP slot (already loaded by
+// the jumper); drops it, leaving rsp at the fake return address (≡ 8 mod
+// 16, as at any function entry), and jumps to the entry function.
+global_asm!(
+    ".pushsection .text.rt_gostart,\"ax\",@progbits",
+    ".globl rt_gostart",
+    ".type rt_gostart,@function",
+    "rt_gostart:",
+    "    add rsp, 8",
+    "    jmp {entry}",
+    ".size rt_gostart, .-rt_gostart",
+    ".popsection",
+    entry = sym crate::proc::goroutine_entry,
+);
+
 // rt_gogo(buf: *const Gobuf [rdi]) -> !
 //
-// Loads rsp from buf.sp and jumps to buf.pc. Whatever is on the current stack
-// is abandoned (g0's frames of `schedule`, or an exiting goroutine's).
+// Loads rsp from buf.sp, the FP control state from the FP slot there, and
+// jumps to buf.pc (rt_gostart, or a resume label). Whatever is on the
+// current stack is abandoned (g0's frames of `schedule`).
 global_asm!(
     ".pushsection .text.rt_gogo,\"ax\",@progbits",
     ".globl rt_gogo",
     ".type rt_gogo,@function",
     "rt_gogo:",
-    "    sub rsp, 8",               // read the current FP control state for the
-    "    stmxcsr [rsp]",            // resume label's comparison (eax, cx)
-    "    fnstcw [rsp + 4]",
-    "    mov eax, [rsp]",
-    "    movzx ecx, word ptr [rsp + 4]",
-    "    mov rsp, [rdi + {sp}]",    // the target's stack
-    "    jmp qword ptr [rdi + {pc}]", // fresh entry function, or a resume label
+    "    mov rsp, [rdi + {sp}]",    // the target's stack: its FP slot on top
+    LOAD_FP_SLOT!(),
+    "    jmp qword ptr [rdi + {pc}]",
     ".size rt_gogo, .-rt_gogo",
     ".popsection",
     sp = const offset_of!(Gobuf, sp),
     pc = const offset_of!(Gobuf, pc),
+    per_g = sym FP_PER_G,
 );
 
 // rt_mcall(save: *mut Gobuf [rdi], g0sp: usize [rsi],
@@ -214,8 +394,9 @@ global_asm!(
 //
 // Saves the callee-saved state of the running goroutine on its own stack
 // (see the diagram above), records the resume point in `save`, switches to
-// the g0 stack at `g0sp` and calls f(gp). f never returns; the goroutine
-// continues when someone rt_gogo's to `save`, which lands on `2:` below.
+// the g0 stack at `g0sp`, puts g0's FP control state in place and calls
+// f(gp). f never returns; the goroutine continues when someone rt_gogo's
+// to `save` (which has loaded its FP slot) and lands on `2:` below.
 global_asm!(
     ".pushsection .text.rt_mcall,\"ax\",@progbits",
     ".globl rt_mcall",
@@ -227,18 +408,21 @@ global_asm!(
     "    push r13",
     "    push r14",
     "    push r15",
-    "    sub rsp, 8",               // room for MXCSR (4 bytes) and the x87 control word (2 bytes)
-    "    stmxcsr [rsp]",
-    "    fnstcw [rsp + 4]",
+    "    sub rsp, 8",               // the FP slot
+    SAVE_FP_SLOT!(),
     "    mov [rdi + {sp}], rsp",    // save.sp
     "    lea rax, [rip + 2f]",
     "    mov [rdi + {pc}], rax",    // save.pc = resume point
     "    mov rsp, rsi",             // onto g0's stack; g0sp is 16-byte aligned
+    "    cmp byte ptr [rip + {per_g}], 0",
+    "    je 7f",
+    "    ldmxcsr [rip + {g0env}]",  // the scheduler runs in the boot state,
+    "    fldcw [rip + {g0env} + 4]", // not in whatever the goroutine chose
+    "7:",
     "    mov rdi, rcx",             // f's argument: the goroutine that left
     "    call rdx",                 // f(gp): never returns
     "    ud2",
     "2:",                           // resumed by rt_gogo(save)
-    RESTORE_FP_CONTROL!(),
     "    add rsp, 8",
     "    pop r15",
     "    pop r14",
@@ -251,6 +435,8 @@ global_asm!(
     ".popsection",
     sp = const offset_of!(Gobuf, sp),
     pc = const offset_of!(Gobuf, pc),
+    per_g = sym FP_PER_G,
+    g0env = sym FP_G0,
 );
 
 // The asm only moves these pointers between registers and reads fields
@@ -287,31 +473,45 @@ pub unsafe fn gogo(buf: *const Gobuf) -> ! {
 /// every switch). Only rbx and rbp are saved by hand (LLVM reserves them);
 /// the other callee-saved registers are declared clobbered, so the compiler
 /// spills exactly the ones that are live.
+///
+/// ```text
+///   this goroutine's stack after the save     `to`'s stack at the jump
+///   │ rbp                  │                  │ …                    │
+///   │ rbx                  │                  │ FP slot              │ ← rsp = to.sp
+///   │ FP slot              │ ← save.sp        └──────────────────────┘
+///   └──────────────────────┘  save.pc = label 2 (pops the three words)
+/// ```
 #[inline(always)]
 pub unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
-    // SAFETY: forwarded contract; the asm leaves through `to` and comes
-    // back at label 2 with the stack exactly as it left it.
+    // SAFETY: forwarded contract; the asm leaves through `to` (having loaded
+    // `to`'s FP slot) and comes back at label 2 with the stack exactly as it
+    // left it.
     unsafe {
         asm!(
             "push rbp",
             "push rbx",
-            "sub rsp, 8",
-            "stmxcsr [rsp]",
+            "sub rsp, 8",               // the FP slot
+            "cmp byte ptr [rip + {per_g}], 0",
+            "je 5f",                    // ZF survives until the `je 6f` below:
+            "stmxcsr [rsp]",            // nothing in between writes flags
             "fnstcw [rsp + 4]",
+            "5:",
             "lea rdx, [rip + 2f]",
             "mov [rdi + {pc}], rdx",    // save.pc = label 2 below
             "mov [rdi + {sp}], rsp",    // save.sp
-            "mov eax, [rsp]",           // the current FP control state, for
-            "movzx ecx, word ptr [rsp + 4]", // the resumed side's comparison
             "mov rsp, [rsi + {sp}]",    // into the target's stack
+            "je 6f",
+            "ldmxcsr [rsp]",            // the target's FP slot
+            "fldcw [rsp + 4]",
+            "6:",
             "jmp qword ptr [rsi + {pc}]",
             "2:",
-            RESTORE_FP_CONTROL!(),
             "add rsp, 8",
             "pop rbx",
             "pop rbp",
             sp = const offset_of!(Gobuf, sp),
             pc = const offset_of!(Gobuf, pc),
+            per_g = sym FP_PER_G,
             in("rdi") save,
             in("rsi") to,
             out("r12") _,

@@ -84,7 +84,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("nohup", "started with SIGINT ignored: it stays ignored"),
     (
         "fpcontrol",
-        "MXCSR and the x87 control word are per goroutine across switches",
+        "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
     ),
     (
         "blocking N",
@@ -749,13 +749,32 @@ mod scenarios {
         0
     }
 
-    #[allow(deprecated)]
+    /// Reads MXCSR and the x87 control word.
+    fn fp_get() -> (u32, u16) {
+        let e = rt_sched::arch::fp_env_current();
+        (e.mxcsr(), e.x87_cw())
+    }
+
+    /// Loads MXCSR and the x87 control word. The caller runs no float code
+    /// of its own in between and restores the default before returning.
+    fn fp_set((m, c): (u32, u16)) {
+        // SAFETY: the values are the defaults with only rounding-control
+        // bits changed, both valid; see the caller contract above.
+        unsafe { rt_sched::arch::fp_env_set(rt_sched::arch::FpEnv::new(m, c)) };
+    }
+
+    /// Rounding toward zero in both units (MXCSR RC = 11, x87 RC = 11).
+    fn fp_toward_zero((m, c): (u32, u16)) -> (u32, u16) {
+        (m | 0x6000, c | 0x0C00)
+    }
+
+    /// Checks who owns the FP control state (`GODEBUG=fpenv`): goroutines
+    /// keep their own across switches, a new goroutine starts with its
+    /// creator's, and (at GOMAXPROCS=1) whether one goroutine's change is
+    /// seen by the next goroutine on the thread — it is only with fpenv=0.
     pub fn fpcontrol() -> i32 {
-        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
-        const RC_MASK: u32 = 0x6000; // MXCSR rounding-control bits
-        const RC_ZERO: u32 = 0x6000; // round toward zero
-                                     // SAFETY: reading MXCSR has no preconditions.
-        let default = unsafe { _mm_getcsr() };
+        let default = fp_get();
+        let rz = fp_toward_zero(default);
         let bad = Arc::new(AtomicU64::new(0));
         let wg = rt_sched::WaitGroup::new();
         for i in 0..4u64 {
@@ -763,33 +782,76 @@ mod scenarios {
             let (bad, wg) = (bad.clone(), wg.clone());
             rt_sched::go(move || {
                 // Odd goroutines round toward zero, even ones keep the default.
-                let mine = if i % 2 == 1 {
-                    (default & !RC_MASK) | RC_ZERO
-                } else {
-                    default
-                };
-                // SAFETY: setting MXCSR to a valid value (only RC changed).
-                unsafe { _mm_setcsr(mine) };
+                let mine = if i % 2 == 1 { rz } else { default };
+                fp_set(mine);
                 for _ in 0..10_000 {
                     rt_sched::gosched();
-                    // SAFETY: reading MXCSR has no preconditions.
-                    if unsafe { _mm_getcsr() } != mine {
+                    if fp_get() != mine {
                         bad.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                // SAFETY: restore before exiting, as a well-behaved function would.
-                unsafe { _mm_setcsr(default) };
+                fp_set(default);
                 wg.done();
             });
         }
         wg.wait();
+
+        // A goroutine spawned from one rounding toward zero starts so; one
+        // spawned from main starts in main's state.
+        let child = rt_sched::Chan::<((u32, u16), (u32, u16))>::new(1);
+        let c = child.clone();
+        rt_sched::go(move || {
+            fp_set(rz);
+            let inner = rt_sched::Chan::new(1);
+            let i2 = inner.clone();
+            rt_sched::go(move || i2.send(fp_get()));
+            let from_rz = inner.recv().unwrap_or_default();
+            fp_set(default);
+            let i3 = inner.clone();
+            rt_sched::go(move || i3.send(fp_get()));
+            let from_default = inner.recv().unwrap_or_default();
+            c.send((from_rz, from_default));
+        });
+        let (from_rz, from_default) = child.recv().unwrap_or_default();
+
+        // A sets toward-zero and blocks; B, readied by A, runs next on the
+        // same thread when there is one P.
+        let to_b = rt_sched::Chan::<()>::new(0);
+        let seen = rt_sched::Chan::<(u32, u16)>::new(0);
+        let hold = rt_sched::Chan::<()>::new(0);
+        let done = rt_sched::Chan::<()>::new(1);
+        let (tb, sb) = (to_b.clone(), seen.clone());
+        rt_sched::go(move || {
+            let _ = tb.recv();
+            sb.send(fp_get());
+        });
+        let (tb, h, d) = (to_b.clone(), hold.clone(), done.clone());
+        rt_sched::go(move || {
+            fp_set(rz);
+            tb.send(());
+            let _ = h.recv(); // parks A still rounding toward zero
+            fp_set(default);
+            d.send(());
+        });
+        let b_saw = seen.recv().unwrap_or_default();
+        hold.send(());
+        let _ = done.recv();
+        fp_set(default);
+
         let b = bad.load(Ordering::Relaxed);
-        println!("mxcsr mismatches={b}");
-        if b == 0 {
-            0
-        } else {
-            1
+        let per_g = rt_sched::arch::fp_per_g();
+        println!("fpenv={}", u8::from(per_g));
+        println!("mismatches={b}");
+        println!("child of toward-zero starts toward-zero: {}", from_rz == rz);
+        println!(
+            "child of default starts default: {}",
+            from_default == default
+        );
+        if rt_sched::gomaxprocs() == 1 {
+            println!("next goroutine sees the change: {}", b_saw == rz);
         }
+        // With fpenv=0 the state is the thread's: mismatches are expected.
+        i32::from(per_g && b != 0)
     }
 
     pub fn blocking(n: u64) -> i32 {
