@@ -232,6 +232,32 @@ fn each_goroutine_keeps_its_own_fp_control_state() {
 }
 
 #[test]
+fn direct_switches_keep_fp_state_and_g0_runs_in_the_boot_state() {
+    for procs in ["1", "2"] {
+        let o = run(RT0, ["fpswitch"], &[("GOMAXPROCS", procs)]);
+        assert_eq!(
+            out(&o),
+            "fpenv=1\ng0 in default: true\nyield_to mismatches=0\n",
+            "GOMAXPROCS={procs}: {}",
+            err(&o)
+        );
+    }
+    // fpenv=0: g0 keeps the parking goroutine's state, and so do switches.
+    let o = run(
+        RT0,
+        ["fpswitch"],
+        &[("GOMAXPROCS", "1"), ("GODEBUG", "fpenv=0")],
+    );
+    let s = out(&o);
+    assert!(
+        s.starts_with("fpenv=0\ng0 in default: false\n"),
+        "{s}{}",
+        err(&o)
+    );
+    assert!(!s.ends_with("mismatches=0\n"), "{s}");
+}
+
+#[test]
 fn fpenv_0_leaves_fp_control_state_to_the_thread() {
     let o = run(
         RT0,

@@ -54,12 +54,13 @@
 //! switch), so it is read once per switch, on the way out, and once per
 //! `go` statement, for the new goroutine.
 //!
-//! With `fpenv=0` the state belongs to the thread, as in Go: no slot is read
-//! or written. Rust code is compiled for the default floating-point
+//! With `fpenv=0` the state belongs to the thread, as in Go: a switch
+//! neither saves nor loads a slot (a fresh stack still gets one, unused). Rust code is compiled for the default floating-point
 //! environment and must not run in another, so only a program that changes
 //! MXCSR or the x87 control word itself (and yields before restoring it)
-//! needs `fpenv=1`. The mode is fixed before the first goroutine exists
-//! ([`set_fp_per_g`]), so each FP slot is either always or never used.
+//! needs `fpenv=1`. The mode is fixed before the first goroutine stack is
+//! laid out ([`set_fp_per_g`]), so no goroutine is ever resumed from a slot
+//! that was not saved (`ldmxcsr` of garbage with reserved bits set faults).
 //!
 //! The goroutine slot (`getg`) is word 0 of the M's TLS block, which the GS
 //! base points at (libc owns FS). The switch routines do not touch it: the
@@ -199,8 +200,8 @@ pub static FP_G0: AtomicU64 = AtomicU64::new(FpEnv::DEFAULT.0);
 /// Chooses who owns the floating-point control state (true: each
 /// goroutine; false: each thread) and records the calling thread's current
 /// state as the one g0 runs in. Returns false, changing nothing, once any
-/// goroutine has been laid out: its FP slot was written (or not) under the
-/// old mode.
+/// goroutine stack has been laid out: a goroutine switched out under
+/// `fpenv=0` has a slot nobody saved, which `fpenv=1` would load.
 pub fn set_fp_per_g(per_g: bool) -> bool {
     if LAID_OUT.load(Ordering::Acquire) {
         return false;
@@ -332,8 +333,8 @@ macro_rules! LOAD_FP_SLOT {
 // rt_goexit: the top frame of every goroutine.
 //
 // Entered by `ret` from the goroutine's entry function (the fake return
-// address laid out by init_fresh_stack). rsp is then stack.hi - reserve =
-// 16-byte aligned, as a `call` requires. `.cfi_undefined rip` tells
+// address laid out by init_fresh_stack). rsp is then (stack.hi & !15) -
+// reserve, 16-byte aligned, as a `call` requires. `.cfi_undefined rip` tells
 // unwinders and debuggers that no frame lies above: backtraces of a
 // goroutine end here.
 global_asm!(
@@ -450,9 +451,10 @@ unsafe extern "C" {
 /// Resumes the context saved in `buf` (Go's `gogo`). Never returns.
 ///
 /// # Safety
-/// `buf` must describe either a fresh goroutine prepared by `newproc` or one
-/// suspended by [`mcall`], whose stack is still live; the goroutine slot must
-/// already name that goroutine.
+/// `buf` must describe either a fresh goroutine whose stack is laid out
+/// (`sp != 0`: lazily bound stacks are bound first) or one suspended by
+/// [`mcall`] or [`switch`], whose stack is still live; the goroutine slot
+/// must already name that goroutine.
 #[inline(always)]
 pub unsafe fn gogo(buf: *const Gobuf) -> ! {
     // SAFETY: forwarded contract.

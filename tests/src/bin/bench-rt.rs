@@ -88,8 +88,8 @@ fn yield_(n: u64) -> i32 {
     report(el / (2 * n) as f64, "ns")
 }
 
-/// Two goroutines handing the M back and forth with `yield_to`: one
-/// `mcall` + `gogo` per switch, no queues, no locks.
+/// Two goroutines handing the M back and forth with `yield_to`: one inline
+/// save-and-jump per switch (no trip through g0), no queues, no locks.
 ///
 /// B parks itself (in no queue); A waits until B is parked, then A and B
 /// switch straight to each other `n` times each.
@@ -99,9 +99,7 @@ fn switch(n: u64) -> i32 {
     static GA: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
     let done = rt_sched::Chan::<f64>::new(1);
     rt_sched::go(move || {
-        GB.store(rt_sched::proc::current_g(), Ordering::Release);
-        // Parked, in no queue: only A's yield_to resumes us.
-        rt_sched::proc::gopark(None, 0, "switch bench");
+        rt_tests::park_for_yield_to(&GB, "switch bench");
         for _ in 0..n {
             // SAFETY: A is suspended in yield_to and waits for exactly this.
             unsafe { rt_sched::proc::yield_to(GA.load(Ordering::Acquire)) };
@@ -111,14 +109,7 @@ fn switch(n: u64) -> i32 {
     let d = done.clone();
     rt_sched::go(move || {
         GA.store(rt_sched::proc::current_g(), Ordering::Release);
-        let b = loop {
-            let b = GB.load(Ordering::Acquire);
-            // SAFETY: G fields are read as a snapshot; B never exits.
-            if !b.is_null() && unsafe { (*b).atomicstatus.load(Ordering::Acquire) } == 4 {
-                break b;
-            }
-            rt_sched::gosched();
-        };
+        let b = rt_tests::wait_parked(&GB);
         let t0 = Instant::now();
         for _ in 0..n {
             // SAFETY: B is parked (first time) or suspended in yield_to.

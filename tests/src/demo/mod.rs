@@ -87,6 +87,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
     ),
     (
+        "fpswitch",
+        "the same across direct yield_to switches, and g0's own state",
+    ),
+    (
         "blocking N",
         "N goroutines make blocking calls that hand their P off; all finish",
     ),
@@ -204,6 +208,7 @@ pub fn main() -> i32 {
         b"selstress" => stress::selstress(num(rest, 0, 20_000)),
         b"blocking" => scenarios::blocking(num(rest, 0, 100)),
         b"fpcontrol" => scenarios::fpcontrol(),
+        b"fpswitch" => scenarios::fpswitch(),
         b"quit" => scenarios::quit(),
         b"notify" => scenarios::notify(),
         b"nohup" => scenarios::nohup(),
@@ -766,6 +771,71 @@ mod scenarios {
     /// Rounding toward zero in both units (MXCSR RC = 11, x87 RC = 11).
     fn fp_toward_zero((m, c): (u32, u16)) -> (u32, u16) {
         (m | 0x6000, c | 0x0C00)
+    }
+
+    /// The paths `fpcontrol` does not take: goroutines handing the M to each
+    /// other directly with `yield_to` (A rounds toward zero, B keeps the
+    /// default; each checks its own state after every resume), and the
+    /// state g0 runs in while a goroutine rounding toward zero parks (the
+    /// unlock function of `gopark` runs on g0).
+    pub fn fpswitch() -> i32 {
+        use std::sync::atomic::AtomicPtr;
+        static GA: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
+        static GB: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
+        static G0ENV: AtomicU64 = AtomicU64::new(0);
+        fn record(_: *mut rt_sched::G, _: usize) -> bool {
+            G0ENV.store(rt_sched::arch::fp_env_current().0, Ordering::Relaxed);
+            false // do not park after all: resume at once
+        }
+        let default = fp_get();
+        let rz = fp_toward_zero(default);
+
+        let d = rt_sched::Chan::<()>::new(1);
+        let d2 = d.clone();
+        rt_sched::go(move || {
+            fp_set(rz);
+            rt_sched::proc::gopark(Some(record), 0, "fp probe");
+            fp_set(default);
+            d2.send(());
+        });
+        let _ = d.recv();
+        let g0 = rt_sched::arch::FpEnv(G0ENV.load(Ordering::Relaxed));
+
+        let n = 1000u64;
+        let bad = Arc::new(AtomicU64::new(0));
+        let done = rt_sched::Chan::<()>::new(1);
+        let bb = bad.clone();
+        rt_sched::go(move || {
+            rt_tests::park_for_yield_to(&GB, "fp switch");
+            for _ in 0..n {
+                // SAFETY: A is suspended in yield_to and waits for exactly this.
+                unsafe { rt_sched::proc::yield_to(GA.load(Ordering::Acquire)) };
+                if fp_get() != default {
+                    bb.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // Left runnable in no queue; the process ends after main reports.
+        });
+        let (ba, dn) = (bad.clone(), done.clone());
+        rt_sched::go(move || {
+            GA.store(rt_sched::proc::current_g(), Ordering::Release);
+            let b = rt_tests::wait_parked(&GB);
+            fp_set(rz);
+            for _ in 0..n {
+                // SAFETY: B is parked (first time) or suspended in yield_to.
+                unsafe { rt_sched::proc::yield_to(b) };
+                if fp_get() != rz {
+                    ba.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            fp_set(default);
+            dn.send(());
+        });
+        let _ = done.recv();
+        println!("fpenv={}", u8::from(rt_sched::arch::fp_per_g()));
+        println!("g0 in default: {}", (g0.mxcsr(), g0.x87_cw()) == default);
+        println!("yield_to mismatches={}", bad.load(Ordering::Relaxed));
+        0
     }
 
     /// Checks who owns the FP control state (`GODEBUG=fpenv`): goroutines
