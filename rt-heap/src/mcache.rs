@@ -69,6 +69,39 @@ pub(crate) static BATCH: [u32; NUM_SIZE_CLASSES] = {
     t
 };
 
+/// A cache's first batch for `class`: one OS page worth of objects (at
+/// least one, at most a full batch). Linking a batch writes the first word
+/// of every object, so a full batch of never-used memory faults in up to
+/// eight pages; most classes are used a handful of times by a thread (all
+/// of them at start-up), and only a class used again earns full batches.
+/// Measured on `rt-demo hello`: 212 → 143 page faults, 1.62 → 1.42 ms.
+const fn first_batch_for(class: usize) -> u32 {
+    let size = CLASS_TO_SIZE[class] as usize;
+    if size == 0 {
+        return 0;
+    }
+    let per_page = (4096 / size) as u32;
+    let b = batch_for(class);
+    if per_page == 0 {
+        1
+    } else if per_page > b {
+        b
+    } else {
+        per_page
+    }
+}
+
+/// First batch size per class (see `first_batch_for`).
+pub(crate) static FIRST_BATCH: [u32; NUM_SIZE_CLASSES] = {
+    let mut t = [0u32; NUM_SIZE_CLASSES];
+    let mut i = 0;
+    while i < NUM_SIZE_CLASSES {
+        t[i] = first_batch_for(i);
+        i += 1;
+    }
+    t
+};
+
 /// One class's cached objects.
 #[repr(C)]
 #[derive(Debug)]
@@ -553,7 +586,12 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
     unsafe {
         let l = ptr::addr_of_mut!((*c).lists[class]);
         if (*l).head.is_null() {
-            let (h, n) = mcentral::refill(class, BATCH[class] as usize);
+            let want = if (*l).nalloc.load(Ordering::Relaxed) == 0 {
+                FIRST_BATCH[class]
+            } else {
+                BATCH[class]
+            };
+            let (h, n) = mcentral::refill(class, want as usize);
             if n == 0 {
                 return ptr::null_mut();
             }
@@ -806,13 +844,50 @@ mod tests {
         }
         // SAFETY: c is this thread's bound cache; only its length is read.
         let len = unsafe { (*c).lists[size_class(100, 8)].len };
-        assert_eq!(len as usize, BATCH[size_class(100, 8)] as usize);
+        // The cache's first refill of a class is one page of objects.
+        assert_eq!(len as usize, FIRST_BATCH[size_class(100, 8)] as usize);
         assert_eq!(unbind_thread_cache(), c);
         assert_ne!(current(), c);
         assert!(unbind_thread_cache().is_null());
         // SAFETY: c is unbound and used by nobody.
         unsafe { freemcache(c) };
         assert!(!registered(c));
+    }
+
+    #[test]
+    fn first_refill_is_one_page_then_full_batches() {
+        crate::mallocinit().unwrap();
+        for size in [16usize, 112, 512, 1024, 4096, 9472, 32768] {
+            let class = size_class(size, 8);
+            let (first, full) = (FIRST_BATCH[class] as usize, BATCH[class] as usize);
+            assert!(first >= 1 && first <= full, "size {size}");
+            assert!(first == 1 || first * CLASS_TO_SIZE[class] as usize <= 4096);
+            std::thread::spawn(move || {
+                // A fresh cache, so that nothing the thread did before has
+                // refilled this class yet.
+                let c = allocmcache();
+                // SAFETY: c is fresh and used by this thread alone.
+                unsafe { bind_thread_cache(c) };
+                // SAFETY: c is this thread's cache; only lengths are read.
+                let len = || unsafe { (*c).lists[class].len as usize };
+                let mut ps = vec![malloc(size, 8) as usize];
+                assert_eq!(len(), first - 1, "size {size}");
+                while len() > 0 {
+                    ps.push(malloc(size, 8) as usize);
+                }
+                ps.push(malloc(size, 8) as usize);
+                assert_eq!(len(), full - 1, "size {size}");
+                for &p in &ps {
+                    // SAFETY: allocated above with this layout.
+                    unsafe { free(p as *mut u8, size, 8) };
+                }
+                assert_eq!(unbind_thread_cache(), c);
+                // SAFETY: c is unbound and used by nobody.
+                unsafe { freemcache(c) };
+            })
+            .join()
+            .unwrap();
+        }
     }
 
     #[test]
