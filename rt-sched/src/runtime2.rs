@@ -69,6 +69,9 @@ pub struct Gobuf {
 /// A goroutine.
 #[repr(C)]
 pub struct G {
+    /// Where to resume this goroutine. First, so that a G pointer is also
+    /// its gobuf's (the switch path computes no offset).
+    pub sched: Gobuf,
     /// Stack bounds; `lo` is the first byte above the guard page.
     pub stack: Stack,
     /// Go's split-stack guard. rt stacks never grow: it stays
@@ -76,8 +79,6 @@ pub struct G {
     pub stackguard0: usize,
     /// The C/system-stack guard (`!0` for user goroutines, as in Go).
     pub stackguard1: usize,
-    /// Where to resume this goroutine.
-    pub sched: Gobuf,
     /// The M running it (null unless running or in a syscall).
     pub m: *mut M,
     /// One of the `G*` status values.
