@@ -246,29 +246,58 @@ unsafe impl Send for Pool {}
 // SAFETY: as above: all shared mutation goes through atomics or mutexes.
 unsafe impl Sync for Pool {}
 
+/// The guard mechanism `cfg` asks for: `MADV_GUARD_INSTALL` when the kernel
+/// has it (probed) unless `mprotect` is forced; with the probe's errno when
+/// it fell back.
+fn choose_guard(cfg: &StackConfig) -> (GuardMechanism, Option<i32>) {
+    match cfg.guard {
+        GuardPolicy::Mprotect => (GuardMechanism::Mprotect, None),
+        GuardPolicy::Auto => match os::probe_guard_install(PAGE_SIZE) {
+            Ok(()) => (GuardMechanism::MadviseGuardInstall, None),
+            Err(e) => (GuardMechanism::Mprotect, Some(e)),
+        },
+    }
+}
+
 impl Pool {
     /// A pool for `cfg`, budgeting VMAs against `vm.max_map_count`.
+    ///
+    /// The VMAs the process already has are counted (a read of
+    /// `/proc/self/maps`, ~40 µs at start-up) only for `mprotect` guards,
+    /// which cost two VMAs per stack. With `MADV_GUARD_INSTALL` the pool
+    /// makes one VMA per chunk, and the margin left for the rest of the
+    /// process (an eighth of the limit, at least 4096) dwarfs what exists
+    /// at start-up.
     pub(crate) fn new(cfg: &StackConfig) -> Result<Pool, StackError> {
         let max = os::max_map_count();
         let margin = (max / 8).max(MAP_COUNT_MARGIN_MIN);
-        let budget = max.saturating_sub(margin).saturating_sub(os::vma_count());
-        Self::with_vma_budget(cfg, budget)
+        let (guard, fallback_errno) = choose_guard(cfg);
+        let existing = match guard {
+            GuardMechanism::Mprotect => os::vma_count(),
+            GuardMechanism::MadviseGuardInstall => 0,
+        };
+        let budget = max.saturating_sub(margin).saturating_sub(existing);
+        Self::with_parts(cfg, budget, guard, fallback_errno)
     }
 
     /// A pool allowed to create at most `budget` VMAs.
+    #[cfg(test)]
     pub(crate) fn with_vma_budget(cfg: &StackConfig, budget: usize) -> Result<Pool, StackError> {
+        let (guard, fallback_errno) = choose_guard(cfg);
+        Self::with_parts(cfg, budget, guard, fallback_errno)
+    }
+
+    fn with_parts(
+        cfg: &StackConfig,
+        budget: usize,
+        guard: GuardMechanism,
+        fallback_errno: Option<i32>,
+    ) -> Result<Pool, StackError> {
         let page = os::page_size();
         if page != PAGE_SIZE {
             return Err(StackError::UnsupportedPageSize(page));
         }
         let default_class = class_of(cfg.default_size)?;
-        let (guard, fallback_errno) = match cfg.guard {
-            GuardPolicy::Mprotect => (GuardMechanism::Mprotect, None),
-            GuardPolicy::Auto => match os::probe_guard_install(PAGE_SIZE) {
-                Ok(()) => (GuardMechanism::MadviseGuardInstall, None),
-                Err(e) => (GuardMechanism::Mprotect, Some(e)),
-            },
-        };
         let registry = os::reserve_aligned(REGISTRY_BYTES, PAGE_SIZE).map_err(StackError::Mmap)?;
         Ok(Pool {
             guard,
@@ -717,7 +746,7 @@ impl Drop for Pool {
             // any more; the descriptor is not read after this.
             unsafe { os::unmap(base, len) };
         }
-        // SAFETY: the registry mapping was made in `with_vma_budget` and nothing refers to it
+        // SAFETY: the registry mapping was made in `with_parts` and nothing refers to it
         // once the pool is gone.
         unsafe { os::unmap(self.registry, REGISTRY_BYTES) };
     }
