@@ -135,7 +135,7 @@ pub extern "C" fn rt_check() {
         t0,
         rt_sys::nanotime(),
         (0, 0),
-        "types, atomics, NaN rules".into(),
+        inittrace::detail(|| "types, atomics, NaN rules".into()),
     ));
 }
 
@@ -147,19 +147,27 @@ pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
     let t0 = rt_sys::nanotime();
     // SAFETY: rt0_go passes the kernel's (or libc's, which is the same) argv.
     let aux = unsafe { args::args(argc, argv) };
-    let detail = format!(
-        "argc={} pagesize={} random={} vdso={:#x} hwcap={:#x} auxv={:?}",
-        argc,
-        aux.page_size,
-        if aux.random.is_some() {
-            "16 bytes"
-        } else {
-            "none"
-        },
-        aux.vdso,
-        aux.hwcap,
-        aux.source
+    // The environment is known from here on: settle the trace level now
+    // (parsedebugvars sets the same value again), so that untraced boots
+    // skip the records and their details.
+    inittrace::set_level(
+        rt_env::parse_godebug(args::raw_getenv(b"GODEBUG").unwrap_or(b"")).inittrace,
     );
+    let detail = inittrace::detail(|| {
+        format!(
+            "argc={} pagesize={} random={} vdso={:#x} hwcap={:#x} auxv={:?}",
+            argc,
+            aux.page_size,
+            if aux.random.is_some() {
+                "16 bytes"
+            } else {
+                "none"
+            },
+            aux.vdso,
+            aux.hwcap,
+            aux.source
+        )
+    });
     with_state(|s| s.aux = aux);
     inittrace::record(Trace::new("args", t0, rt_sys::nanotime(), (0, 0), detail));
 }
@@ -180,7 +188,7 @@ pub extern "C" fn rt_osinit() {
         t0,
         rt_sys::nanotime(),
         (0, 0),
-        format!("ncpu={ncpu} hugepage={huge}"),
+        inittrace::detail(|| format!("ncpu={ncpu} hugepage={huge}")),
     ));
 }
 
@@ -204,7 +212,7 @@ impl phase::StackPhases for RealBoot {
             cfg.guard = rt_stack::GuardPolicy::Mprotect;
         }
         match rt_stack::stackinit(cfg) {
-            Ok(info) => self.detail = info.to_string(),
+            Ok(info) => self.detail = inittrace::detail(|| info.to_string()),
             Err(e) => rt_sys::fatal!("stackinit: {}", e),
         }
     }
@@ -213,14 +221,17 @@ impl phase::StackPhases for RealBoot {
 impl phase::HeapPhases for RealBoot {
     fn mallocinit(&mut self) {
         match rt_heap::mallocinit() {
-            Ok(info) => self.detail = format!("{info:?}"),
+            Ok(info) => self.detail = inittrace::detail(|| format!("{info:?}")),
             Err(e) => rt_sys::fatal!("mallocinit: {:?}", e),
         }
     }
     fn gcinit(&mut self) {
         rt_heap::gcinit(Default::default());
         rt_sched::sysmon::set_tick_hook(scavenge_tick);
-        self.detail = "no collector (Rust frees explicitly): heap statistics and the scavenger, run by sysmon".into();
+        self.detail = inittrace::detail(|| {
+            "no collector (Rust frees explicitly): heap statistics and the scavenger, run by sysmon"
+                .into()
+        });
     }
 }
 
@@ -231,7 +242,7 @@ fn scavenge_tick() {
 impl phase::SchedPhases for RealBoot {
     fn maxmcount(&mut self) {
         rt_sched::proc::set_max_threads(10000);
-        self.detail = "maxmcount=10000".into();
+        self.detail = inittrace::detail(|| "maxmcount=10000".into());
     }
     fn fastrandinit(&mut self) {
         let r = with_state(|s| s.aux.random);
@@ -245,14 +256,16 @@ impl phase::SchedPhases for RealBoot {
             }
         };
         rt_sched::proc::fastrandinit(seed);
-        self.detail = format!(
-            "seed from {}",
-            if r.is_some() {
-                "AT_RANDOM"
-            } else {
-                "getrandom"
-            }
-        );
+        self.detail = inittrace::detail(|| {
+            format!(
+                "seed from {}",
+                if r.is_some() {
+                    "AT_RANDOM"
+                } else {
+                    "getrandom"
+                }
+            )
+        });
     }
     fn mcommoninit(&mut self) {
         // SAFETY: boot, on m0, once.
@@ -261,15 +274,17 @@ impl phase::SchedPhases for RealBoot {
             rt_sched::proc::mcommoninit(rt_sched::runtime2::M0.get(), 0);
             let m0 = &*rt_sched::runtime2::M0.get();
             let gs = &*m0.gsignal;
-            self.detail = format!(
-                "m0 id={} fastrand={:#x},{:#x} gsignal=[{:#x}, {:#x}) ({} KiB)",
-                m0.id,
-                m0.fastrand[0],
-                m0.fastrand[1],
-                gs.stack.lo,
-                gs.stack.hi,
-                (gs.stack.hi - gs.stack.lo) / 1024
-            );
+            self.detail = inittrace::detail(|| {
+                format!(
+                    "m0 id={} fastrand={:#x},{:#x} gsignal=[{:#x}, {:#x}) ({} KiB)",
+                    m0.id,
+                    m0.fastrand[0],
+                    m0.fastrand[1],
+                    gs.stack.lo,
+                    gs.stack.hi,
+                    (gs.stack.hi - gs.stack.lo) / 1024
+                )
+            });
         }
     }
     fn procresize(&mut self) {
@@ -297,15 +312,17 @@ impl phase::SchedPhases for RealBoot {
         // SAFETY: boot, on m0, once; the world is stopped (only m0 exists).
         unsafe { rt_sched::proc::procresize_boot(procs) };
         with_state(|s| s.procs = procs);
-        self.detail = format!(
-            "gomaxprocs={} (ncpu={}, cgroup limit={}) P0 running on m0, {} idle",
-            procs,
-            ncpu,
-            limit
-                .map(|l| format!("{l}"))
-                .unwrap_or_else(|| "none".into()),
-            procs - 1
-        );
+        self.detail = inittrace::detail(|| {
+            format!(
+                "gomaxprocs={} (ncpu={}, cgroup limit={}) P0 running on m0, {} idle",
+                procs,
+                ncpu,
+                limit
+                    .map(|l| format!("{l}"))
+                    .unwrap_or_else(|| "none".into()),
+                procs - 1
+            )
+        });
     }
 }
 
@@ -313,7 +330,7 @@ impl phase::SignalPhases for RealBoot {
     fn sigsave(&mut self) {
         let mask = rt_signal::sigsave();
         rt_signal::set_initial_mask(mask);
-        self.detail = format!("inherited mask {mask:?}");
+        self.detail = inittrace::detail(|| format!("inherited mask {mask:?}"));
     }
 }
 
@@ -321,12 +338,12 @@ impl phase::EnvPhases for RealBoot {
     fn goargs(&mut self) {
         // SAFETY: argc/argv recorded by `args` from the initial vector.
         unsafe { rt_env::goargs(args::argc(), args::argv()) };
-        self.detail = format!("{} arguments", rt_env::args().len());
+        self.detail = inittrace::detail(|| format!("{} arguments", rt_env::args().len()));
     }
     fn goenvs(&mut self) {
         // SAFETY: envp recorded by `args`, NULL-terminated.
         unsafe { rt_env::goenvs(args::envp()) };
-        self.detail = format!("{} entries", rt_env::envs().len());
+        self.detail = inittrace::detail(|| format!("{} entries", rt_env::envs().len()));
     }
     fn parsedebugvars(&mut self) {
         let dv = rt_env::debugvars_from_env();
@@ -346,15 +363,17 @@ impl phase::EnvPhases for RealBoot {
             rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
         }
         inittrace::set_level(dv.inittrace);
-        self.detail = format!(
-            "inittrace={} schedtrace={} fpenv={} traceback level={} all={} crash={}",
-            dv.inittrace,
-            dv.schedtrace,
-            dv.fp_per_goroutine() as u8,
-            tb.level,
-            tb.all,
-            tb.crash
-        );
+        self.detail = inittrace::detail(|| {
+            format!(
+                "inittrace={} schedtrace={} fpenv={} traceback level={} all={} crash={}",
+                dv.inittrace,
+                dv.schedtrace,
+                dv.fp_per_goroutine() as u8,
+                tb.level,
+                tb.all,
+                tb.crash
+            )
+        });
         with_state(|s| {
             s.debug = Some(dv);
             s.traceback = Some(tb);
@@ -373,27 +392,29 @@ impl phase::EntryPhases for RealBoot {
                 d
             );
         }
-        self.detail = format!("phase table ({} phases) ordered", order.len());
+        self.detail = inittrace::detail(|| format!("phase table ({} phases) ordered", order.len()));
     }
     fn cpuinit(&mut self) {
         let f = cpu::cpuinit(args::raw_getenv(b"GODEBUG"));
         with_state(|s| s.features = f);
-        let on: Vec<&str> = f
-            .list()
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(n, _)| *n)
-            .collect();
-        self.detail = format!(
-            "vendor={} processorVersionInfo={:#x} features={}",
-            if cpu::IS_INTEL.load(Ordering::Relaxed) {
-                "GenuineIntel"
-            } else {
-                "other"
-            },
-            cpu::PROCESSOR_VERSION_INFO.load(Ordering::Relaxed),
-            on.join(",")
-        );
+        self.detail = inittrace::detail(|| {
+            let on: Vec<&str> = f
+                .list()
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(n, _)| *n)
+                .collect();
+            format!(
+                "vendor={} processorVersionInfo={:#x} features={}",
+                if cpu::IS_INTEL.load(Ordering::Relaxed) {
+                    "GenuineIntel"
+                } else {
+                    "other"
+                },
+                cpu::PROCESSOR_VERSION_INFO.load(Ordering::Relaxed),
+                on.join(",")
+            )
+        });
     }
     fn alginit(&mut self) {
         let (f, r) = with_state(|s| (s.features, s.aux.random));
@@ -407,7 +428,7 @@ impl phase::EntryPhases for RealBoot {
             }
         };
         let kind = cpu::alginit(&f, &seed);
-        self.detail = format!("hash={kind:?}");
+        self.detail = inittrace::detail(|| format!("hash={kind:?}"));
     }
 }
 
@@ -424,7 +445,7 @@ impl Boot for RealBoot {
             a.1.saturating_sub(self.alloc0.1),
         );
         let detail = match p.skipped {
-            Some(why) => format!("skipped: {why}"),
+            Some(why) => inittrace::detail(|| format!("skipped: {why}")),
             None => core::mem::take(&mut self.detail),
         };
         let mut t = Trace::new(p.go_name, self.t0, rt_sys::nanotime(), delta, detail);

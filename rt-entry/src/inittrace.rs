@@ -62,17 +62,36 @@ impl Trace {
     }
 }
 
-static LEVEL: AtomicI32 = AtomicI32::new(0);
+/// The `inittrace` level; [`UNKNOWN`] until `args` has found the
+/// environment and read `GODEBUG` from it.
+static LEVEL: AtomicI32 = AtomicI32::new(UNKNOWN);
+const UNKNOWN: i32 = -1;
 static PENDING: Mutex<Vec<Trace>> = Mutex::new(Vec::new());
 
-/// Sets the level from `GODEBUG=inittrace`.
+/// Sets the level from `GODEBUG=inittrace` (values below 0 mean off).
 pub fn set_level(l: i32) {
-    LEVEL.store(l, Ordering::Relaxed);
+    LEVEL.store(l.max(0), Ordering::Relaxed);
 }
 
-/// Keeps a record until the level is known.
+/// Keeps a record until the level is settled, or drops it when tracing is
+/// off.
 pub fn record(t: Trace) {
-    PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    if LEVEL.load(Ordering::Relaxed) != 0 {
+        PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    }
+}
+
+/// A phase's `boot …` detail, built only when it can be printed
+/// (`inittrace=2`, or before the level is known): otherwise an empty string,
+/// so that untraced boots neither format nor allocate it, and the traced
+/// `bytes`/`allocs` columns of level 1 do not count the tracing itself.
+pub fn detail(f: impl FnOnce() -> String) -> String {
+    let l = LEVEL.load(Ordering::Relaxed);
+    if l >= 2 || l == UNKNOWN {
+        f()
+    } else {
+        String::new()
+    }
 }
 
 /// Prints the kept records (end of `schedinit`).

@@ -74,6 +74,15 @@ fn inittrace_lists_every_phase_in_order_in_gos_format() {
             })
             .collect();
         assert_eq!(names, PHASES, "{bin}");
+        // Level 1 does not build the level-2 details, so a phase that
+        // allocates nothing itself reports nothing.
+        for phase in ["maxmcount", "stackinit", "gcinit"] {
+            let line = e
+                .lines()
+                .find(|l| l.starts_with(&format!("init {phase} ")))
+                .expect(phase);
+            assert!(line.ends_with(" 0 bytes, 0 allocs"), "{bin}: {line}");
+        }
     }
 }
 
