@@ -130,14 +130,14 @@ pub extern "C" fn rt_check() {
     if let Err(e) = crate::check::run() {
         rt_sys::throw(e.0);
     }
-    inittrace::record(Trace::new(
-        "check",
-        t0,
-        rt_sys::nanotime(),
-        (0, 0),
-        inittrace::detail(|| "types, atomics, NaN rules".into()),
-    ));
+    // Recorded by `args`, once the trace level is known: nothing here
+    // allocates.
+    CHECK_SPAN[0].store(t0, Ordering::Relaxed);
+    CHECK_SPAN[1].store(rt_sys::nanotime(), Ordering::Relaxed);
 }
+
+/// Start and end (monotonic ns) of `check`, for its trace record.
+static CHECK_SPAN: [AtomicI64; 2] = [AtomicI64::new(0), AtomicI64::new(0)];
 
 /// `args(argc, argv)`.
 ///
@@ -153,6 +153,13 @@ pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
     inittrace::set_level(
         rt_env::parse_godebug(args::raw_getenv(b"GODEBUG").unwrap_or(b"")).inittrace,
     );
+    inittrace::record(Trace::new(
+        "check",
+        CHECK_SPAN[0].load(Ordering::Relaxed),
+        CHECK_SPAN[1].load(Ordering::Relaxed),
+        (0, 0),
+        inittrace::detail(|| "types, atomics, NaN rules".into()),
+    ));
     let detail = inittrace::detail(|| {
         format!(
             "argc={} pagesize={} random={} vdso={:#x} hwcap={:#x} auxv={:?}",
@@ -486,14 +493,16 @@ pub extern "C" fn rt_newproc_main(main: MainFn) {
             t0,
             rt_sys::nanotime(),
             (0, 0),
-            if st.lo == 0 {
-                format!("main goroutine goid={goid} in P0.runnext; its stack is bound when it first runs")
-            } else {
-                format!(
-                    "main goroutine goid={} in P0.runnext, stack=[{:#x}, {:#x})",
-                    goid, st.lo, st.hi
-                )
-            },
+            inittrace::detail(|| {
+                if st.lo == 0 {
+                    format!("main goroutine goid={goid} in P0.runnext; its stack is bound when it first runs")
+                } else {
+                    format!(
+                        "main goroutine goid={} in P0.runnext, stack=[{:#x}, {:#x})",
+                        goid, st.lo, st.hi
+                    )
+                }
+            }),
         ),
         BOOT_START.load(Ordering::Relaxed),
     );
@@ -509,15 +518,17 @@ pub extern "C" fn rt_mstart() -> ! {
             rt_sys::nanotime(),
             rt_sys::nanotime(),
             (0, 0),
-            format!(
-                "m0 switches from g0 (getg()==g0: {}) to goroutine 1; goroutine slot in {}",
-                rt_sched::proc::on_g0(),
-                if rt_sched::proc::gs_tls_in_use() {
-                    "GS base"
-                } else {
-                    "thread_local fallback"
-                }
-            ),
+            inittrace::detail(|| {
+                format!(
+                    "m0 switches from g0 (getg()==g0: {}) to goroutine 1; goroutine slot in {}",
+                    rt_sched::proc::on_g0(),
+                    if rt_sched::proc::gs_tls_in_use() {
+                        "GS base"
+                    } else {
+                        "thread_local fallback"
+                    }
+                )
+            }),
         ),
         BOOT_START.load(Ordering::Relaxed),
     );

@@ -576,7 +576,7 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
         if crate::ensure_init().is_err() {
             return ptr::null_mut();
         }
-        let (h, n) = mcentral::refill(class, 1);
+        let (h, n) = mcentral::refill(class, 1, false);
         if n == 0 {
             return ptr::null_mut();
         }
@@ -592,7 +592,7 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
             } else {
                 BATCH[class]
             };
-            let (h, n) = mcentral::refill(class, want as usize);
+            let (h, n) = mcentral::refill(class, want as usize, true);
             if n == 0 {
                 return ptr::null_mut();
             }

@@ -150,14 +150,20 @@ pub fn check() -> Result<(), String> {
     Ok(())
 }
 
-/// Takes up to `want` objects of `class`, linked through their first word.
+/// Takes `want` objects of `class`, linked through their first word.
 /// Returns the chain head and its length (0 only when out of memory).
-pub fn refill(class: usize, want: usize) -> (*mut FreeObj, usize) {
+///
+/// With `whole_batch`, a caller that can keep up to `BATCH[class]` objects
+/// (a cache refill) may get a parked batch instead, whatever `want` is:
+/// its objects were touched already, so taking all of them faults in no
+/// page, and the hand-off stays O(1).
+pub fn refill(class: usize, want: usize, whole_batch: bool) -> (*mut FreeObj, usize) {
     let mut g = CENTRAL[class].lists.lock();
-    if want == BATCH[class] as usize && g.nxfer > 0 {
+    let b = BATCH[class] as usize;
+    if (want == b || whole_batch && want <= b) && g.nxfer > 0 {
         g.nxfer -= 1;
         let i = g.nxfer;
-        return (core::mem::replace(&mut g.xfer[i], ptr::null_mut()), want);
+        return (core::mem::replace(&mut g.xfer[i], ptr::null_mut()), b);
     }
     let mut head: *mut FreeObj = ptr::null_mut();
     let mut n = 0;
@@ -285,15 +291,27 @@ mod tests {
         // Class 60 (18 KiB objects) is used by no other unit test.
         let class = 60;
         let b = BATCH[class] as usize;
-        let (h, n) = refill(class, b);
+        let (h, n) = refill(class, b, false);
         assert_eq!(n, b);
         // SAFETY: the chain came from refill and is handed back unused.
         unsafe { release(class, h, n) };
         assert_eq!(CENTRAL[class].lists.lock().nxfer, 1);
-        let (h2, n2) = refill(class, b);
+        let (h2, n2) = refill(class, b, false);
         assert_eq!((h2, n2), (h, b));
         // SAFETY: as above.
         unsafe { release(class, h2, n2) };
+        // A single object for a caller that cannot keep a batch comes from a
+        // span; a cache asking for fewer than a batch gets the parked one.
+        let (h3, n3) = refill(class, 1, false);
+        assert_eq!(n3, 1);
+        assert_eq!(CENTRAL[class].lists.lock().nxfer, 1);
+        // SAFETY: as above.
+        unsafe { release(class, h3, n3) };
+        let (h4, n4) = refill(class, 1, true);
+        assert_eq!((h4, n4), (h, b));
+        assert_eq!(CENTRAL[class].lists.lock().nxfer, 0);
+        // SAFETY: as above.
+        unsafe { release(class, h4, n4) };
         drain_xfer();
         let g = CENTRAL[class].lists.lock();
         assert_eq!(g.nxfer, 0);

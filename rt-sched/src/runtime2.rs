@@ -111,6 +111,9 @@ pub struct G {
     pub fpenv: crate::arch::FpEnv,
 }
 
+// `yield_to` relies on this: a G pointer is its gobuf's.
+const _: () = assert!(core::mem::offset_of!(G, sched) == 0);
+
 // SAFETY: a G is handed between threads only through the scheduler's queues,
 // whose publication orderings make the hand-over a happens-before edge.
 unsafe impl Send for G {}
