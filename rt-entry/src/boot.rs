@@ -202,6 +202,9 @@ pub extern "C" fn rt_osinit() {
 /// The real `schedinit`: each crate's phase, composed.
 struct RealBoot {
     t0: i64,
+    /// The cache m0 allocates through when the phase starts, and its
+    /// counters then.
+    cache0: *mut rt_heap::MCache,
     alloc0: (u64, u64),
     detail: String,
 }
@@ -442,15 +445,26 @@ impl phase::EntryPhases for RealBoot {
 impl Boot for RealBoot {
     fn before(&mut self, _p: &Phase) {
         self.t0 = rt_sys::nanotime();
+        self.cache0 = rt_heap::current_cache();
         self.alloc0 = rt_heap::thread_alloc_counters();
         self.detail.clear();
     }
     fn after(&mut self, p: &Phase) {
-        let a = rt_heap::thread_alloc_counters();
-        let delta = (
-            a.0.saturating_sub(self.alloc0.0),
-            a.1.saturating_sub(self.alloc0.1),
-        );
+        let c = rt_heap::current_cache();
+        let mut delta = (0, 0);
+        if !self.cache0.is_null() {
+            // SAFETY: cache0 is m0's own cache or P0's, and boot frees
+            // neither.
+            let a = unsafe { rt_heap::cache_alloc_counters(self.cache0) };
+            delta = (a.0 - self.alloc0.0, a.1 - self.alloc0.1);
+        }
+        if c != self.cache0 && !c.is_null() {
+            // The phase bound a new cache to m0 (procresize gives it P0's,
+            // created in the phase): everything in it was allocated since.
+            // SAFETY: c is m0's current cache, live.
+            let b = unsafe { rt_heap::cache_alloc_counters(c) };
+            delta = (delta.0 + b.0, delta.1 + b.1);
+        }
         let detail = match p.skipped {
             Some(why) => inittrace::detail(|| format!("skipped: {why}")),
             None => core::mem::take(&mut self.detail),
@@ -466,6 +480,7 @@ impl Boot for RealBoot {
 pub extern "C" fn rt_schedinit() {
     let mut b = RealBoot {
         t0: 0,
+        cache0: core::ptr::null_mut(),
         alloc0: (0, 0),
         detail: String::new(),
     };

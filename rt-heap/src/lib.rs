@@ -79,8 +79,8 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 pub use mcache::{
-    allocmcache, bind_thread_cache, free, freemcache, malloc, size_class, thread_alloc_counters,
-    unbind_thread_cache, MCache,
+    allocmcache, bind_thread_cache, cache_alloc_counters, current_cache, free, freemcache, malloc,
+    size_class, thread_alloc_counters, unbind_thread_cache, MCache,
 };
 pub use mheap::ScavengeConfig;
 

@@ -410,9 +410,25 @@ pub fn thread_alloc_counters() -> (u64, u64) {
     if c.is_null() {
         return (0, 0);
     }
+    // SAFETY: c is the calling thread's live cache.
+    unsafe { cache_alloc_counters(c) }
+}
+
+/// The cache the calling thread allocates through now (a P's bound cache,
+/// or the thread's own), or null before it has one. Identifies the cache
+/// for [`cache_alloc_counters`]; telling caches apart is its only use.
+pub fn current_cache() -> *mut MCache {
+    current()
+}
+
+/// Cumulative bytes and allocations through cache `c`.
+///
+/// # Safety
+/// `c` must be a live cache (not yet given to [`freemcache`]).
+pub unsafe fn cache_alloc_counters(c: *const MCache) -> (u64, u64) {
     let (mut bytes, mut n) = (0u64, 0u64);
     for i in 1..NUM_SIZE_CLASSES {
-        // SAFETY: c is the calling thread's live cache; counters are atomics.
+        // SAFETY: c is live (caller contract); counters are atomics.
         let a = unsafe { (*ptr::addr_of!((*c).lists[i].nalloc)).load(Ordering::Relaxed) };
         bytes += a * CLASS_TO_SIZE[i] as u64;
         n += a;
