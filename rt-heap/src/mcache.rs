@@ -480,7 +480,8 @@ pub fn size_class(size: usize, align: usize) -> usize {
 
 #[inline(never)]
 fn size_class_aligned(size: usize, align: usize) -> usize {
-    if align > PAGE_SIZE || size > MAX_SMALL_SIZE {
+    // Not a power of two: no class can promise it (the large path refuses).
+    if align > PAGE_SIZE || size > MAX_SMALL_SIZE || !align.is_power_of_two() {
         return 0;
     }
     let s = (size.max(1) + align - 1) & !(align - 1);
@@ -496,7 +497,10 @@ fn size_class_aligned(size: usize, align: usize) -> usize {
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when
-/// out of memory or the request is beyond [`MAX_ALLOC`]/[`MAX_ALIGN`].
+/// out of memory, the request is beyond [`MAX_ALLOC`]/[`MAX_ALIGN`], or an
+/// alignment above 16 is not a power of two (one up to 16 that is not gets
+/// 8-byte alignment: the fast path does not spend a check on it, and
+/// `GlobalAlloc` never asks for one).
 #[inline(always)]
 pub fn malloc(size: usize, align: usize) -> *mut u8 {
     // The common case first, with nothing live across a call: sizes up to
@@ -627,7 +631,11 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
 /// may hold old data.
 #[cold]
 pub(crate) fn malloc_large(size: usize, align: usize) -> (*mut u8, bool) {
-    if size > MAX_ALLOC || align > MAX_ALIGN || crate::ensure_init().is_err() {
+    if size > MAX_ALLOC
+        || align > MAX_ALIGN
+        || !align.is_power_of_two()
+        || crate::ensure_init().is_err()
+    {
         return (ptr::null_mut(), false);
     }
     let s = HEAP.lock().alloc_large(size.max(1), align);
@@ -756,6 +764,16 @@ unsafe fn flush_half(c: *mut MCache, class: usize) {
 mod tests {
 
     #[test]
+    fn alignments_that_are_not_powers_of_two_are_refused() {
+        crate::mallocinit().unwrap();
+        for align in [24usize, 48, 4095, 8191, 3 << 20] {
+            assert_eq!(size_class_aligned(100, align), 0, "{align}");
+            assert!(malloc(100, align).is_null(), "{align}");
+            assert!(malloc(1 << 20, align).is_null(), "{align}");
+        }
+    }
+
+    #[test]
     fn align16_classes() {
         for c in 1..NUM_SIZE_CLASSES {
             let odd = CLASS_TO_SIZE[c] % 16 != 0;
@@ -792,6 +810,11 @@ mod tests {
 
     #[test]
     fn fresh_cache_is_empty() {
+        // Serial with every test that creates caches: a freed cache's
+        // memory is reused by the next one, which `registered` would see.
+        let _serial = crate::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         // Go's I16 counterpart: a new cache holds nothing (Go: every
         // `alloc[i]` is `&emptymspan`).
         let c = allocmcache();
@@ -823,6 +846,11 @@ mod tests {
 
     #[test]
     fn cache_lifecycle_bind_unbind_free_and_thread_exit() {
+        // Serial with every test that creates caches: a freed cache's
+        // memory is reused by the next one, which `registered` would see.
+        let _serial = crate::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         crate::mallocinit().unwrap();
         // A thread's own cache appears on first use and is flushed and
         // unregistered when the thread exits.
@@ -873,6 +901,11 @@ mod tests {
 
     #[test]
     fn first_refill_is_one_page_then_full_batches() {
+        // Serial with every test that creates caches: a freed cache's
+        // memory is reused by the next one, which `registered` would see.
+        let _serial = crate::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         crate::mallocinit().unwrap();
         for size in [16usize, 112, 512, 1024, 4096, 9472, 32768] {
             let class = size_class(size, 8);
@@ -909,6 +942,11 @@ mod tests {
 
     #[test]
     fn overlong_lists_go_back_to_the_mcentral() {
+        // Serial with every test that creates caches: a freed cache's
+        // memory is reused by the next one, which `registered` would see.
+        let _serial = crate::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         crate::mallocinit().unwrap();
         std::thread::spawn(|| {
             let class = size_class(48, 8);

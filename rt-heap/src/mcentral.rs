@@ -212,20 +212,33 @@ pub fn refill(class: usize, want: usize, whole_batch: bool) -> (*mut FreeObj, us
 /// Returns a chain of `n` objects of `class` (linked through their first
 /// word, the last link ignored) to their spans; empty spans go back to the
 /// heap. A pointer that is not an object of this class ends the program
-/// with `fatal error: free of invalid pointer`.
+/// with `fatal error: free of invalid pointer` — also when the chain is a
+/// whole batch parked for another cache, so that no cache is ever handed
+/// a pointer the heap does not own.
 ///
 /// # Safety
 /// Every object in the chain was handed out for `class` and is dead.
 pub unsafe fn release(class: usize, head: *mut FreeObj, n: usize) {
     let mut g = CENTRAL[class].lists.lock();
-    if n == BATCH[class] as usize && g.nxfer < XFER_SLOTS {
-        let i = g.nxfer;
-        g.xfer[i] = head;
-        g.nxfer += 1;
-        return;
+    let ok = if n == BATCH[class] as usize && g.nxfer < XFER_SLOTS {
+        // SAFETY: the caller's contract makes every first word readable.
+        let ok = unsafe { chain_is_of_class(class, head, n) };
+        if ok {
+            let i = g.nxfer;
+            g.xfer[i] = head;
+            g.nxfer += 1;
+        }
+        ok
+    } else {
+        // SAFETY: forwarded caller contract; the lock is held.
+        unsafe { release_locked(&mut g, class, head, n) }
+    };
+    if !ok {
+        // Not under the lock: the fatal path may allocate, and an
+        // allocation of this class would wait for it forever.
+        drop(g);
+        rt_sys::throw("free of invalid pointer");
     }
-    // SAFETY: forwarded caller contract; the lock is held.
-    unsafe { release_locked(&mut g, class, head, n) };
 }
 
 /// Returns every parked batch to its spans (empty spans go to the heap).
@@ -237,30 +250,67 @@ pub fn drain_xfer() {
             let i = g.nxfer;
             let h = core::mem::replace(&mut g.xfer[i], ptr::null_mut());
             // SAFETY: parked chains hold exactly BATCH[class] dead objects of
-            // this class; the lock is held.
-            unsafe { release_locked(&mut g, class, h, BATCH[class] as usize) };
+            // this class (checked when parked); the lock is held.
+            let ok = unsafe { release_locked(&mut g, class, h, BATCH[class] as usize) };
+            if !ok {
+                drop(g);
+                rt_sys::throw("free of invalid pointer");
+            }
         }
     }
 }
 
+/// The small-object span `obj` lies in, if `obj` is the start of an object
+/// of `class` there.
+fn span_of_object(class: usize, obj: *mut FreeObj) -> Option<*mut MSpan> {
+    let s: *mut MSpan = span_of(obj as usize);
+    // SAFETY: a non-null page-map entry names span-structure memory, which
+    // is never unmapped. For a valid object the span is live and these
+    // fields are stable while the object is; for an invalid pointer they
+    // may be stale (a span merged away) — the check is then best-effort,
+    // which is all a free of a foreign pointer can get.
+    let valid = !s.is_null()
+        && unsafe {
+            (*s).state == SPAN_SMALL
+                && (*s).sizeclass as usize == class
+                && (obj as usize).wrapping_sub((*s).start) % (*s).elemsize as usize == 0
+        };
+    valid.then_some(s)
+}
+
+/// True when each of the `n` objects of the chain at `head` is an object of
+/// `class`.
+///
+/// # Safety
+/// The first word of every object in the chain must be readable.
+unsafe fn chain_is_of_class(class: usize, mut head: *mut FreeObj, n: usize) -> bool {
+    for _ in 0..n {
+        if span_of_object(class, head).is_none() {
+            return false;
+        }
+        // SAFETY: caller contract.
+        head = unsafe { (*head).next };
+    }
+    true
+}
+
+/// Returns the chain to its spans; false (stopping there) at the first
+/// pointer that is not an object of `class`, for the caller to report
+/// once it has let go of the lock.
+///
 /// # Safety
 /// As [`release`]; `g` is the guard of `class`'s mcentral.
-unsafe fn release_locked(g: &mut Lists, class: usize, mut head: *mut FreeObj, n: usize) {
+unsafe fn release_locked(g: &mut Lists, class: usize, mut head: *mut FreeObj, n: usize) -> bool {
     for _ in 0..n {
         let obj = head;
-        // SAFETY: the caller guarantees obj is a dead object of this class,
-        // so its first word is ours to read and rewrite.
-        head = unsafe { (*obj).next };
-        let s: *mut MSpan = span_of(obj as usize);
-        // SAFETY: s came from the page map; it is checked before use.
+        let Some(s) = span_of_object(class, obj) else {
+            return false;
+        };
+        // SAFETY: obj is a dead object of this class (checked above, and
+        // the caller's contract), so its first word is ours to read and
+        // rewrite, and s is its live span, guarded by this class's lock.
         unsafe {
-            if s.is_null()
-                || (*s).state != SPAN_SMALL
-                || (*s).sizeclass as usize != class
-                || (obj as usize - (*s).start) % (*s).elemsize as usize != 0
-            {
-                rt_sys::throw("free of invalid pointer");
-            }
+            head = (*obj).next;
             let sp = &mut *s;
             (*obj).next = sp.freelist;
             sp.freelist = obj;
@@ -276,6 +326,7 @@ unsafe fn release_locked(g: &mut Lists, class: usize, mut head: *mut FreeObj, n:
             }
         }
     }
+    true
 }
 
 #[cfg(test)]
