@@ -9,7 +9,7 @@ use crate::args::{self, AuxInfo};
 use crate::cpu;
 use crate::inittrace::{self, Trace};
 use crate::phase::{self, Boot, Phase};
-use core::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Process start (first Rust code), the inittrace time base.
@@ -70,9 +70,18 @@ pub extern "C" fn rt0_tls_fallback() {
 /// is lost), then the goroutine report `GOTRACEBACK` asks for and exit 2
 /// (or SIGABRT for `crash`), through the signal crate.
 fn fatal_hook(msg: &str) -> ! {
-    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // Only once boot has made stdout: creating it allocates, and a fatal
+    // error may come from inside the allocator (and before that point no
+    // program code can have written to it).
+    if STDOUT_READY.load(Ordering::Acquire) {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
     rt_signal::fatal_hook(msg)
 }
+
+/// Set once `schedinit` has created std's stdout, so that flushing it never
+/// allocates.
+static STDOUT_READY: AtomicBool = AtomicBool::new(false);
 
 /// After an unrecovered goroutine panic's report: SIGABRT for
 /// `GOTRACEBACK=crash`, else status 2.
@@ -487,9 +496,17 @@ pub extern "C" fn rt_schedinit() {
     rt_sched::panic::install_hook();
     phase::schedinit(&mut b);
     inittrace::flush(BOOT_START.load(Ordering::Relaxed));
+    // Create stdout's buffer now, while nothing is locked: the fatal path
+    // flushes it and must not be the one to allocate it.
+    let _ = std::io::stdout();
+    STDOUT_READY.store(true, Ordering::Release);
 }
 
-type MainFn = extern "C" fn() -> i32;
+/// The program's main as `main!` wraps it. `C-unwind`: a panic in main
+/// unwinds out of it to the goroutine's entry, which reports it as Go
+/// reports a panic on goroutine 1 (a plain `extern "C"` boundary would
+/// abort the process and lose the message).
+type MainFn = extern "C-unwind" fn() -> i32;
 
 /// `newproc(main)`: goroutine 1 will run `runtime.main`, which calls the
 /// program's main.

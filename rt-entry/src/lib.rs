@@ -90,7 +90,7 @@ macro_rules! main {
     ($main:path) => {
         #[global_allocator]
         static __RT_HEAP: $crate::__rt_heap::RtHeap = $crate::__rt_heap::RtHeap;
-        extern "C" fn __rt_main_main() -> i32 {
+        extern "C-unwind" fn __rt_main_main() -> i32 {
             $crate::MainResult::into_status($main())
         }
         $crate::__rt_entry_trampolines!(__rt_main_main);

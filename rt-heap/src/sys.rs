@@ -96,7 +96,8 @@ pub fn phys_page_size() -> usize {
 }
 
 /// Transparent huge page size (Go `physHugePageSize`), read from sysfs
-/// without allocating; 0 when the file is missing or unreadable.
+/// without allocating; 0 when the file is missing, unreadable, or not a
+/// power of two.
 pub fn phys_huge_page_size() -> usize {
     let path = b"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size\0";
     // SAFETY: the path is NUL-terminated; open has no other pre-conditions.
@@ -112,8 +113,13 @@ pub fn phys_huge_page_size() -> usize {
     if n <= 0 {
         return 0;
     }
+    parse_huge_page_size(&buf[..n as usize])
+}
+
+/// The leading decimal number of `text` if it is a power of two, else 0.
+fn parse_huge_page_size(text: &[u8]) -> usize {
     let mut v: usize = 0;
-    for &b in &buf[..n as usize] {
+    for &b in text {
         if !b.is_ascii_digit() {
             break;
         }
@@ -125,5 +131,24 @@ pub fn phys_huge_page_size() -> usize {
             None => return 0,
         };
     }
-    v
+    // Go's osinit: a size that is not a power of two is ignored.
+    if v.is_power_of_two() {
+        v
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn huge_page_sizes_that_are_not_powers_of_two_are_ignored() {
+        use super::parse_huge_page_size as p;
+        assert_eq!(p(b"2097152\n"), 2 << 20);
+        assert_eq!(p(b"1073741824"), 1 << 30);
+        assert_eq!(p(b"3000000\n"), 0);
+        assert_eq!(p(b"0\n"), 0);
+        assert_eq!(p(b"x"), 0);
+        assert_eq!(p(b"99999999999999999999999"), 0);
+    }
 }

@@ -83,7 +83,7 @@ const CARVE_BYTES: usize = 1 << 20;
 /// The lock is taken once per batch, so 8 keeps that cost negligible.
 const CARVE_MAX_SLOTS: usize = 8;
 /// VMAs kept free for the rest of the process (heap, thread stacks, libraries, files) when
-/// budgeting against `vm.max_map_count`: an eighth of the limit, at least 4096.
+/// budgeting against `vm.max_map_count`: an eighth of the limit, at least 4096, at most half.
 const MAP_COUNT_MARGIN_MIN: usize = 4096;
 
 /// The descriptor of one reservation, dedicated to one size class. It lives in the last
@@ -246,6 +246,14 @@ unsafe impl Send for Pool {}
 // SAFETY: as above: all shared mutation goes through atomics or mutexes.
 unsafe impl Sync for Pool {}
 
+/// VMAs left to the rest of the process under a `vm.max_map_count` of
+/// `max`: an eighth, at least [`MAP_COUNT_MARGIN_MIN`], but at most half, so
+/// that a small limit still leaves the pool room (Go itself never looks at
+/// the setting).
+pub(crate) fn vma_margin(max: usize) -> usize {
+    (max / 8).max(MAP_COUNT_MARGIN_MIN).min(max / 2)
+}
+
 /// The guard mechanism `cfg` asks for: `MADV_GUARD_INSTALL` when the kernel
 /// has it (probed) unless `mprotect` is forced; with the probe's errno when
 /// it fell back.
@@ -270,7 +278,7 @@ impl Pool {
     /// at start-up.
     pub(crate) fn new(cfg: &StackConfig) -> Result<Pool, StackError> {
         let max = os::max_map_count();
-        let margin = (max / 8).max(MAP_COUNT_MARGIN_MIN);
+        let margin = vma_margin(max);
         let (guard, fallback_errno) = choose_guard(cfg);
         let existing = match guard {
             GuardMechanism::Mprotect => os::vma_count(),

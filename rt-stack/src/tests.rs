@@ -769,3 +769,14 @@ fn mprotect_guards_are_counted() {
     let out = run_child("mprotect_guards_are_counted");
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
+
+#[test]
+fn vma_margin_leaves_the_pool_room_under_small_limits() {
+    use crate::pool::vma_margin;
+    assert_eq!(vma_margin(65530), 8191);
+    assert_eq!(vma_margin(1_000_000), 125_000);
+    assert_eq!(vma_margin(20_000), 4096);
+    assert_eq!(vma_margin(4097), 2048);
+    assert_eq!(vma_margin(1000), 500);
+    assert_eq!(vma_margin(0), 0);
+}

@@ -204,3 +204,19 @@ fn unrecovered_panic_with_gotraceback_crash_dies_by_sigabrt() {
         err(&o)
     );
 }
+
+#[test]
+fn a_free_of_a_foreign_pointer_is_a_fatal_error_not_a_hang() {
+    for mode in ["0", "1"] {
+        let (code, out, err) = run_bounded(RT0, &["badfree", mode], &[], 20);
+        assert_eq!(code, 2, "mode {mode}: {out}{err}");
+        assert_eq!(
+            out, "freeing 65 foreign pointers\n",
+            "mode {mode}: stdout flushed"
+        );
+        assert!(
+            err.starts_with("fatal error: free of invalid pointer\n"),
+            "mode {mode}: {err}"
+        );
+    }
+}

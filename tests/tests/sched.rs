@@ -66,6 +66,21 @@ fn unrecovered_goroutine_panic_ends_the_program() {
 }
 
 #[test]
+fn a_panic_in_main_is_reported_as_goroutine_1s() {
+    for bin in ENTRIES {
+        let o = run(bin, ["mainpanic"], &[]);
+        assert_eq!(status(&o), 2, "{}", err(&o));
+        assert_eq!(out(&o), "before the panic\n", "stdout is flushed first");
+        let e = err(&o);
+        assert!(
+            e.starts_with("panic: boom in main\n\ngoroutine 1 [running]:\n"),
+            "{e}"
+        );
+        assert!(!e.contains("abort"), "{e}");
+    }
+}
+
+#[test]
 fn join_handle_returns_the_panic() {
     let o = run(RT0, ["joinpanic"], &[]);
     assert_eq!(status(&o), 0, "{}", err(&o));

@@ -20,7 +20,7 @@
 //! kernel's own argv array, so envp and auxv still follow it).
 //!
 //! Both then put the address of the program's `main` wrapper (an
-//! `extern "C" fn() -> i32` the [`main!`](crate::main) macro defines) in rdx
+//! `extern "C-unwind" fn() -> i32` the [`main!`](crate::main) macro defines) in rdx
 //! and jump to `rt0_go`. The trampolines are emitted into the program's own
 //! crate by that macro (so test binaries of the library, which have a `main`
 //! of their own, never see a second one); `rt0_go` lives here.
@@ -162,7 +162,7 @@ global_asm!(
 
 /// Emits `_rt0_amd64` (and Go's ELF entry name `_rt0_amd64_linux`) and the
 /// C-ABI `main` into the calling crate, both entering `rt0_go` with the given
-/// `extern "C" fn() -> i32` in rdx. Used by [`main!`](crate::main).
+/// `extern "C-unwind" fn() -> i32` in rdx. Used by [`main!`](crate::main).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __rt_entry_trampolines {

@@ -59,6 +59,11 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("deadlock", "block main on a channel nobody sends to"),
     ("panic", "panic in a goroutine spawned without a handle"),
+    ("mainpanic", "panic in main (goroutine 1)"),
+    (
+        "badfree 0|1",
+        "free 65 pointers the heap does not own; 0: let sysmon find them, 1: malloc again",
+    ),
     ("joinpanic", "a panic returned by a join handle"),
     (
         "overflow",
@@ -194,7 +199,12 @@ pub fn main() -> i32 {
         b"threadlimit" => scenarios::threadlimit(),
         b"deadlock" => scenarios::deadlock(),
         b"panic" => scenarios::panic(),
+        b"mainpanic" => {
+            println!("before the panic");
+            panic!("boom in main")
+        }
         b"joinpanic" => scenarios::joinpanic(),
+        b"badfree" => scenarios::badfree(num(rest, 0, 0)),
         b"overflow" => scenarios::overflow(),
         b"stacks" => scenarios::stacks(num(rest, 0, 10_000)),
         b"parked" => scenarios::parked(num(rest, 0, 100_000)),
@@ -922,6 +932,42 @@ mod scenarios {
         }
         // With fpenv=0 the state is the thread's: mismatches are expected.
         i32::from(per_g && b != 0)
+    }
+
+    /// Frees 65 pointers the heap does not own (1 KiB objects, from the
+    /// system allocator): two cache overflows hand a whole batch to the
+    /// mcentral. Mode 0 then waits for sysmon's scavenger to meet the bad
+    /// objects; mode 1 allocates the same class again.
+    pub fn badfree(mode: u64) -> i32 {
+        const SIZE: usize = 1024;
+        const N: usize = 65;
+        let Ok(layout) = std::alloc::Layout::from_size_align(SIZE * N, 4096) else {
+            return 1;
+        };
+        // SAFETY: a valid, non-zero layout; the block is never freed.
+        let fake = unsafe { std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout) } as usize;
+        if fake == 0 {
+            return 1;
+        }
+        println!("freeing {N} foreign pointers");
+        for i in 0..N {
+            // SAFETY: deliberately wrong — the point of the scenario: the
+            // pointer is not rt-heap memory, and the heap must say so.
+            unsafe { rt_heap::free((fake + i * SIZE) as *mut u8, SIZE, 8) };
+        }
+        if mode == 0 {
+            rt_sched::sleep(std::time::Duration::from_millis(300));
+        } else {
+            for _ in 0..N {
+                let p = rt_heap::malloc(SIZE, 8) as usize;
+                if (fake..fake + SIZE * N).contains(&p) {
+                    println!("malloc returned a pointer the heap does not own");
+                    return 3;
+                }
+            }
+        }
+        println!("not detected");
+        0
     }
 
     pub fn blocking(n: u64) -> i32 {
