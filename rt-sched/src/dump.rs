@@ -96,12 +96,19 @@ pub fn write_all(w: &mut dyn Write, skip_goid: i64, level: u32) {
     }
 }
 
+/// The `GOTRACEBACK` level (0 for `none`).
+pub(crate) fn traceback_level() -> u32 {
+    TRACEBACK.load(Ordering::Relaxed) >> 2
+}
+
 /// After an unrecovered panic: the other goroutines, if GOTRACEBACK asks.
 pub(crate) fn dump_others(gp: *mut G) {
     let bits = TRACEBACK.load(Ordering::Relaxed);
-    if bits & 2 != 0 {
+    // Go's dopanic_m: other goroutines only with `all`, and nothing at
+    // level 0 (GOTRACEBACK=none, or a bad value, which sets `all` alone).
+    if bits >> 2 > 0 && bits & 2 != 0 {
+        // write_all puts the blank line before each section.
         let mut w = rt_sys::FdWriter(2);
-        let _ = writeln!(w);
         // SAFETY: gp is live.
         write_all(&mut w, unsafe { (*gp).goid }, bits >> 2);
     }

@@ -67,13 +67,13 @@ pub(crate) fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) ->
         .with(|c| c.borrow_mut().take())
         .unwrap_or_else(|| (payload_str(&*payload), String::new()));
     let mut out = String::new();
-    let _ = write!(
-        out,
-        "panic: {msg}\n\ngoroutine {} [running]:\n",
-        goid_of(gp)
-    );
-    if !loc.is_empty() {
-        let _ = writeln!(out, "\t{loc}");
+    let _ = writeln!(out, "panic: {msg}");
+    // GOTRACEBACK=none (level 0) prints the panic line alone, as Go does.
+    if crate::dump::traceback_level() > 0 {
+        let _ = write!(out, "\ngoroutine {} [running]:\n", goid_of(gp));
+        if !loc.is_empty() {
+            let _ = writeln!(out, "\t{loc}");
+        }
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
     rt_sys::write_stderr(out.as_bytes());

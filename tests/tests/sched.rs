@@ -66,6 +66,26 @@ fn unrecovered_goroutine_panic_ends_the_program() {
 }
 
 #[test]
+fn gotraceback_none_prints_the_panic_line_alone() {
+    // Go: level 0 (none, or a value that is not a level) prints no
+    // goroutine; `all` prints the others, one blank line before each.
+    for tb in ["none", "0", "bogus"] {
+        let o = run(RT0, ["panic"], &[("GOTRACEBACK", tb)]);
+        assert_eq!(status(&o), 2);
+        assert_eq!(
+            err(&o),
+            "panic: boom from a goroutine\n",
+            "GOTRACEBACK={tb}"
+        );
+    }
+    let o = run(RT0, ["panic"], &[("GOTRACEBACK", "all")]);
+    let e = err(&o);
+    assert!(e.contains(" [running]:\n"), "{e}");
+    assert!(e.contains("\n\ngoroutine 1 ["), "{e}");
+    assert!(!e.contains("\n\n\n"), "{e}");
+}
+
+#[test]
 fn a_panic_in_main_is_reported_as_goroutine_1s() {
     for bin in ENTRIES {
         let o = run(bin, ["mainpanic"], &[]);
