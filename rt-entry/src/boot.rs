@@ -154,6 +154,22 @@ static CHECK_SPAN: [AtomicI64; 2] = [AtomicI64::new(0), AtomicI64::new(0)];
 /// Called by rt0_go with the process's initial argument vector.
 pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
     let t0 = rt_sys::nanotime();
+    // The heap starts on the first allocation, which comes next (this
+    // phase or osinit). Start it here instead, so that a heap that cannot
+    // start (no address space) is a fatal error, not Rust's abort from
+    // inside that allocation; schedinit's mallocinit then finds it done.
+    if let Err(e) = rt_heap::mallocinit() {
+        rt_sys::fatal!("mallocinit: {:?}: out of memory", e);
+    }
+    // The first object also reserves the first arena: ask for it directly,
+    // where a failure can be reported, rather than through Rust's allocator
+    // interface, which aborts (signal handlers are not installed yet).
+    let probe = rt_heap::malloc(8, 8);
+    if probe.is_null() {
+        rt_sys::throw("out of memory");
+    }
+    // SAFETY: allocated just above with this size and alignment.
+    unsafe { rt_heap::free(probe, 8, 8) };
     // SAFETY: rt0_go passes the kernel's (or libc's, which is the same) argv.
     let aux = unsafe { args::args(argc, argv) };
     // The environment is known from here on: settle the trace level now

@@ -594,11 +594,11 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
         // No cache on this thread (exiting, or creating its cache): one
         // object straight from the mcentral, counted in the global totals.
         if crate::ensure_init().is_err() {
-            return ptr::null_mut();
+            return out_of_memory();
         }
         let (h, n) = mcentral::refill(class, 1, false);
         if n == 0 {
-            return ptr::null_mut();
+            return out_of_memory();
         }
         REGISTRY.lock().dead_nalloc[class] += 1;
         return h.cast();
@@ -614,7 +614,7 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
             };
             let (h, n) = mcentral::refill(class, want as usize, true);
             if n == 0 {
-                return ptr::null_mut();
+                return out_of_memory();
             }
             (*l).head = h;
             (*l).len = n as u32;
@@ -627,20 +627,28 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
     }
 }
 
+/// The null of a request the OS could not back, noted (see
+/// [`rt_sys::note_alloc_failure`]) so that the abort std makes of an
+/// unhandled one reads as Go's `fatal error: out of memory`.
+#[cold]
+fn out_of_memory() -> *mut u8 {
+    rt_sys::note_alloc_failure();
+    ptr::null_mut()
+}
+
 /// A large object: its own span. Returns the object and whether its memory
 /// may hold old data.
 #[cold]
 pub(crate) fn malloc_large(size: usize, align: usize) -> (*mut u8, bool) {
-    if size > MAX_ALLOC
-        || align > MAX_ALIGN
-        || !align.is_power_of_two()
-        || crate::ensure_init().is_err()
-    {
+    if align > MAX_ALIGN || !align.is_power_of_two() {
         return (ptr::null_mut(), false);
+    }
+    if size > MAX_ALLOC || crate::ensure_init().is_err() {
+        return (out_of_memory(), false);
     }
     let s = HEAP.lock().alloc_large(size.max(1), align);
     if s.is_null() {
-        return (ptr::null_mut(), false);
+        return (out_of_memory(), false);
     }
     // SAFETY: s is the in-use span just allocated for us.
     let (start, npages, needzero) = unsafe { ((*s).start, (*s).npages, (*s).needzero) };

@@ -11,6 +11,13 @@ use core::ptr;
 
 /// Reserves `n` bytes of address space with no access, at `hint` if the
 /// kernel agrees. Returns the address actually obtained, or null.
+///
+/// Without `MAP_NORESERVE` (as Go's `sysReserve`): an inaccessible mapping
+/// costs no commit charge, and [`sys_map`] then charges what it makes
+/// writable, so the kernel can refuse a request that could never be backed
+/// (under the default overcommit heuristic, one larger than RAM plus swap)
+/// and the allocation fails at once instead of the process being killed
+/// later. With `MAP_NORESERVE`, a 16 TiB request "succeeded".
 pub fn sys_reserve(hint: usize, n: usize) -> *mut u8 {
     // SAFETY: an anonymous private PROT_NONE mapping without MAP_FIXED cannot
     // replace existing mappings; the hint is only advice to the kernel.
@@ -19,7 +26,7 @@ pub fn sys_reserve(hint: usize, n: usize) -> *mut u8 {
             hint as *mut libc::c_void,
             n,
             libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         )

@@ -335,6 +335,11 @@ pub fn fault(sig: i32, c: &SigCtxt) -> ! {
 /// (Go's `sighandler` tail): name, `PC=… m=… sigcode=…`, the instruction
 /// bytes for SIGILL/SIGFPE, every goroutine and the registers.
 pub fn throw_signal(sig: i32, c: &SigCtxt) -> ! {
+    if sig == libc::SIGABRT && rt_sys::alloc_failed_here() {
+        // Rust's abort for an allocation that could not be backed (its
+        // message is already out): Go's report for running out of memory.
+        rt_sys::throw("out of memory");
+    }
     enter_report();
     let mut w = FdWriter(2);
     let name = table::signal_name(sig);

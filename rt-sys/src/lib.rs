@@ -17,7 +17,7 @@
 #![warn(missing_docs)]
 
 use core::fmt;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 
 /// Writes all of `bytes` to `fd` with raw `write(2)` calls, retrying on
 /// `EINTR` and short writes. Errors are dropped: this is the path of last
@@ -274,6 +274,26 @@ pub fn nanotime() -> i64 {
     // SAFETY: `ts` is a live timespec that clock_gettime fills in.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Thread id of the last thread an allocation failed on (0: none).
+static ALLOC_FAILED_ON: AtomicI32 = AtomicI32::new(0);
+
+/// Notes that an allocation just failed on this thread for want of memory.
+/// Rust turns an unhandled failure into `abort()` (after its own message);
+/// the SIGABRT handler asks [`alloc_failed_here`] to report that abort as
+/// Go's `fatal error: out of memory` with status 2. A failure the program
+/// handles (`try_reserve`) leaves only this note behind.
+pub fn note_alloc_failure() {
+    ALLOC_FAILED_ON.store(gettid(), Ordering::Relaxed);
+}
+
+/// True when the last failed allocation was on the calling thread: an
+/// abort raised here now is the one Rust makes of it. (A program that
+/// handled such a failure and later calls `abort()` itself on the same
+/// thread would be misreported; nothing else is.)
+pub fn alloc_failed_here() -> bool {
+    ALLOC_FAILED_ON.load(Ordering::Relaxed) == gettid()
 }
 
 /// The kernel thread id of the calling thread (`gettid`).

@@ -220,3 +220,37 @@ fn a_free_of_a_foreign_pointer_is_a_fatal_error_not_a_hang() {
         );
     }
 }
+
+#[test]
+fn running_out_of_memory_is_a_fatal_error_with_status_2() {
+    // A request no machine here can back: Rust's abort after its message
+    // becomes Go's report.
+    let o = run(RT0, ["oom"], &[]);
+    assert_eq!(status(&o), 2, "{}", err(&o));
+    assert!(
+        err(&o).contains("\nfatal error: out of memory\n"),
+        "{}",
+        err(&o)
+    );
+    // No address space for the heap's first arena, at boot (before the
+    // signal handlers exist), on both entries.
+    for bin in ENTRIES {
+        let mut c = Command::new(bin);
+        c.env_remove("GODEBUG").env_remove("GOMAXPROCS");
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            c.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 100 << 20,
+                    rlim_max: 100 << 20,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &lim);
+                Ok(())
+            });
+        }
+        let o = c.output().expect("run rt-demo");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bin}: {e}");
+        assert!(e.starts_with("fatal error: "), "{bin}: {e}");
+    }
+}

@@ -61,6 +61,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("panic", "panic in a goroutine spawned without a handle"),
     ("mainpanic", "panic in main (goroutine 1)"),
     (
+        "oom [GiB]",
+        "allocate a Vec bigger than the machine (default 64 TiB)",
+    ),
+    (
         "badfree 0|1",
         "free 65 pointers the heap does not own; 0: let sysmon find them, 1: malloc again",
     ),
@@ -205,6 +209,15 @@ pub fn main() -> i32 {
         }
         b"joinpanic" => scenarios::joinpanic(),
         b"badfree" => scenarios::badfree(num(rest, 0, 0)),
+        b"oom" => {
+            // Beyond the heap's MAX_ALLOC (64 TiB) by default, so it is
+            // refused whatever the machine's overcommit policy.
+            let gib = num(rest, 0, 1 << 17) as usize;
+            println!("allocating {gib} GiB");
+            let v: Vec<u8> = Vec::with_capacity(gib << 30);
+            println!("got {:p}", v.as_ptr());
+            0
+        }
         b"overflow" => scenarios::overflow(),
         b"stacks" => scenarios::stacks(num(rest, 0, 10_000)),
         b"parked" => scenarios::parked(num(rest, 0, 100_000)),
