@@ -1902,6 +1902,7 @@ pub unsafe fn procresize_boot(nprocs: i32) {
         rt_sys::fatal!("procresize: invalid arg {}", nprocs);
     }
     let n = nprocs as usize;
+    check_p_memory(n);
     let mut v: Vec<*mut P> = Vec::new();
     if v.try_reserve_exact(n).is_err() {
         rt_sys::throw("out of memory");
@@ -1924,6 +1925,36 @@ pub unsafe fn procresize_boot(nprocs: i32) {
     }
     SCHED.lock.unlock();
     SCHED.gomaxprocs.store(nprocs, Ordering::Release);
+}
+
+/// Ends the program when `n` new Ps could not fit in the machine's memory
+/// (`GOMAXPROCS=2147483647`): each is a few KiB once its caches exist, and
+/// with overcommit every one of those allocations would succeed until the
+/// kernel kills the process. Go fails such a request too (1.19 with a
+/// slice-bounds error); here it is `fatal error: out of memory`.
+fn check_p_memory(n: usize) {
+    // The P, its pointer in allp, and at least a page for its caches.
+    let per_p = core::mem::size_of::<P>() + core::mem::size_of::<*mut P>() + 4096;
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let phys = (pages.max(0) as usize).saturating_mul(page.max(0) as usize);
+    let need = n.saturating_mul(per_p);
+    if phys > 0 && need > phys {
+        let _ = core::fmt::Write::write_fmt(
+            &mut rt_sys::FdWriter(2),
+            format_args!(
+                "runtime: cannot allocate {n} Ps ({} MiB; the machine has {} MiB)\n",
+                need >> 20,
+                phys >> 20
+            ),
+        );
+        rt_sys::throw("out of memory");
+    }
 }
 
 fn new_p(id: i32) -> *mut P {
@@ -2159,6 +2190,7 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
     let oldarr = old_all.as_ptr();
     let oldn = old_all.len();
     let newn = n as usize;
+    check_p_memory(newn.saturating_sub(oldn));
     let mut v: Vec<*mut P> = Vec::new();
     if v.try_reserve_exact(newn).is_err() {
         rt_sys::throw("out of memory");

@@ -188,6 +188,24 @@ fn gomaxprocs_from_the_environment() {
 }
 
 #[test]
+fn a_gomaxprocs_no_machine_can_hold_is_a_fatal_error() {
+    // 2^31-1 Ps would take terabytes: refused before any is built.
+    let o = run(RT0, ["procs"], &[("GOMAXPROCS", "2147483647")]);
+    assert_eq!(status(&o), 2, "{}", err(&o));
+    assert_eq!(out(&o), "");
+    assert!(
+        err(&o).starts_with("runtime: cannot allocate 2147483647 Ps ("),
+        "{}",
+        err(&o)
+    );
+    assert!(
+        err(&o).contains("\nfatal error: out of memory\n"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
 fn unknown_scenario_lists_them_and_exits_2() {
     let o = run(RT0, ["no-such-scenario"], &[]);
     assert_eq!(status(&o), 2);
