@@ -270,8 +270,14 @@ impl phase::HeapPhases for RealBoot {
     }
 }
 
+/// sysmon's 10 ms tick: the heap's retention policy, and about once a
+/// second the parked batches too. (Releasing every free page each tick
+/// made a program that frees and reallocates the same memory fault it
+/// back in every 10 ms.)
 fn scavenge_tick() {
-    rt_heap::scavenge(usize::MAX);
+    static TICKS: AtomicUsize = AtomicUsize::new(0);
+    let n = TICKS.fetch_add(1, Ordering::Relaxed);
+    rt_heap::scavenge_background(n % 100 == 0);
 }
 
 impl phase::SchedPhases for RealBoot {

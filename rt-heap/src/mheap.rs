@@ -812,12 +812,22 @@ impl MHeap {
             self.coalesce_insert(s);
         }
         if self.scav.inline {
-            let limit = (self.scav.min_retain_bytes / PAGE_SIZE)
-                .max(self.inuse_pages.saturating_mul(self.scav.retain_percent) / 100);
-            if self.dirty.pages > limit {
-                let want = self.dirty.pages - limit / 2;
-                self.scavenge_pages(want);
-            }
+            self.scavenge_to_policy();
+        }
+    }
+
+    /// Applies the retention policy: when more than
+    /// `max(min_retain, retain_percent% of in-use pages)` dirty free pages
+    /// are kept, releases them down to half of that. Returns the pages
+    /// released.
+    pub fn scavenge_to_policy(&mut self) -> usize {
+        let limit = (self.scav.min_retain_bytes / PAGE_SIZE)
+            .max(self.inuse_pages.saturating_mul(self.scav.retain_percent) / 100);
+        if self.dirty.pages > limit {
+            let want = self.dirty.pages - limit / 2;
+            self.scavenge_pages(want)
+        } else {
+            0
         }
     }
 
