@@ -264,17 +264,19 @@ pub fn drain_xfer() {
 /// of `class` there.
 fn span_of_object(class: usize, obj: *mut FreeObj) -> Option<*mut MSpan> {
     let s: *mut MSpan = span_of(obj as usize);
-    // SAFETY: a non-null page-map entry names span-structure memory, which
-    // is never unmapped. For a valid object the span is live and these
-    // fields are stable while the object is; for an invalid pointer they
-    // may be stale (a span merged away) — the check is then best-effort,
-    // which is all a free of a foreign pointer can get.
-    let valid = !s.is_null()
-        && unsafe {
-            (*s).state == SPAN_SMALL
-                && (*s).sizeclass as usize == class
-                && (obj as usize).wrapping_sub((*s).start) % (*s).elemsize as usize == 0
-        };
+    if s.is_null() {
+        return None;
+    }
+    // For a valid object the span is live and these fields are stable while
+    // the object is; for an invalid pointer they may be stale (a span merged
+    // away): the check is then best-effort, all a foreign free can get.
+    // SAFETY: a non-null page-map entry names span-structure memory, never
+    // unmapped, so the reads are of mapped, initialised span fields.
+    let valid = unsafe {
+        (*s).state == SPAN_SMALL
+            && (*s).sizeclass as usize == class
+            && (obj as usize).wrapping_sub((*s).start) % (*s).elemsize as usize == 0
+    };
     valid.then_some(s)
 }
 
@@ -306,9 +308,9 @@ unsafe fn release_locked(g: &mut Lists, class: usize, mut head: *mut FreeObj, n:
         let Some(s) = span_of_object(class, obj) else {
             return false;
         };
-        // SAFETY: obj is a dead object of this class (checked above, and
-        // the caller's contract), so its first word is ours to read and
-        // rewrite, and s is its live span, guarded by this class's lock.
+        // obj is a dead object of this class (checked above, and the
+        // caller's contract); s is its live span, guarded by this lock.
+        // SAFETY: so obj's first word is ours to read and rewrite, and s's.
         unsafe {
             head = (*obj).next;
             let sp = &mut *s;

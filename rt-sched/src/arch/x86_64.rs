@@ -485,9 +485,9 @@ pub unsafe fn gogo(buf: *const Gobuf) -> ! {
 /// ```
 #[inline(always)]
 pub unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
-    // SAFETY: forwarded contract; the asm leaves through `to` (having loaded
-    // `to`'s FP slot) and comes back at label 2 with the stack exactly as it
-    // left it.
+    // The asm leaves through `to` (having loaded `to`'s FP slot) and comes
+    // back at label 2 with the stack exactly as it left it.
+    // SAFETY: the forwarded contract.
     unsafe {
         asm!(
             "push rbp",
