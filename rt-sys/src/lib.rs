@@ -372,19 +372,19 @@ impl Lock {
     pub fn lock(&self) {
         // Acquire pairs with the Release in `unlock`: everything written
         // under the lock by the previous holder is visible to us.
-        if self
-            .key
-            .compare_exchange(
-                UNLOCKED,
-                LOCKED,
-                LockOrdering::Acquire,
-                LockOrdering::Relaxed,
-            )
-            .is_ok()
-        {
+        if self.try_take(LOCKED) {
             return;
         }
         self.lock_slow();
+    }
+
+    /// Takes the lock if it is free, leaving `word` in it (LOCKED, or
+    /// SLEEPING once this thread has slept on it).
+    #[inline(always)]
+    fn try_take(&self, word: u32) -> bool {
+        self.key
+            .compare_exchange(UNLOCKED, word, LockOrdering::Acquire, LockOrdering::Relaxed)
+            .is_ok()
     }
 
     #[cold]
@@ -397,21 +397,13 @@ impl Lock {
                 for _ in 0..30 {
                     core::hint::spin_loop();
                 }
-                if self
-                    .key
-                    .compare_exchange(UNLOCKED, wait, LockOrdering::Acquire, LockOrdering::Relaxed)
-                    .is_ok()
-                {
+                if self.try_take(wait) {
                     return;
                 }
             }
             // SAFETY-free: sched_yield has no preconditions.
             std::thread::yield_now();
-            if self
-                .key
-                .compare_exchange(UNLOCKED, wait, LockOrdering::Acquire, LockOrdering::Relaxed)
-                .is_ok()
-            {
+            if self.try_take(wait) {
                 return;
             }
             if self.key.swap(SLEEPING, LockOrdering::Acquire) == UNLOCKED {
