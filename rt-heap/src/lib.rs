@@ -65,6 +65,7 @@
 // Per-class loops index several parallel tables by class number.
 #![allow(clippy::needless_range_loop)]
 
+mod arch;
 pub mod fixalloc;
 pub mod lock;
 pub mod mcache;
@@ -80,7 +81,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 pub use mcache::{
     allocmcache, bind_thread_cache, cache_alloc_counters, current_cache, free, freemcache, malloc,
-    size_class, thread_alloc_counters, unbind_thread_cache, MCache,
+    register_m_thread, size_class, thread_alloc_counters, unbind_thread_cache, MCache,
 };
 pub use mheap::ScavengeConfig;
 

@@ -10,12 +10,14 @@
 //!   may read them from any thread.
 //! - Thread binding: a `thread_local!` (const-initialised, no destructor,
 //!   so access is a single TLS load) holds `cur`, the cache the calling
-//!   thread allocates through. An M that acquired a P points `cur` at the
-//!   P's cache ([`bind_thread_cache`]); any other thread gets its own cache,
-//!   created lazily on first use and flushed back to the mcentrals when the
-//!   thread exits (a second thread-local with a destructor).
-//! - Hot path ([`malloc`]): size → class by table, one TLS load, pop the
-//!   class list. [`free`]: class from the layout, push on the list; a list
+//!   thread allocates through. Threads that run goroutines (Ms) keep it in
+//!   their GS-based block instead ([`register_m_thread`]; the reason is on
+//!   `Tls`), and an M that acquired a P points it at the P's cache
+//!   ([`bind_thread_cache`]). Every thread also gets its own cache, created
+//!   lazily on first use and flushed back to the mcentrals when the thread
+//!   exits (a second thread-local with a destructor).
+//! - Hot path ([`malloc`]): size → class by table, one TLS load (plus one
+//!   GS-relative load on an M), pop the class list. [`free`]: class from the layout, push on the list; a list
 //!   longer than its limit gives half back to the mcentral. Misses take a
 //!   batch from the mcentral ([`crate::mcentral::refill`]).
 //! - Objects freed by another thread simply join that thread's cache; the
@@ -298,14 +300,35 @@ pub unsafe fn freemcache(c: *mut MCache) {
 }
 
 /// What the calling thread allocates through.
+///
+/// On a thread that is not an M, `cur` is the cache itself. On an M it is
+/// one of the markers below, and the cache lives elsewhere. The reason is
+/// that allocation is inlined into goroutine code, and a goroutine may park
+/// and resume on another M between two allocations in one function: the
+/// compiler may have computed this thread-local's address once, before the
+/// park, so the value read afterwards can be the *previous* thread's `cur`
+/// (see `rt_sys::tls`). Every M's `cur` holds the same marker, so that stale
+/// read still gives the right answer, "ask the M's own block", and the
+/// block is reached through the GS base, which is read afresh each time.
 struct Tls {
-    /// The cache in use: a P's cache while bound, else the thread's own.
+    /// A cache pointer (threads that are not Ms), null, or a marker
+    /// ([`VIA_GS`], [`VIA_CALL`]) on Ms.
     cur: Cell<*mut MCache>,
+    /// The current cache of an M whose GS base could not be set
+    /// ([`VIA_CALL`]); read only out of line.
+    mcur: Cell<*mut MCache>,
     /// The thread's own cache (null until first needed).
     own: Cell<*mut MCache>,
     /// `LIVE`, `FRESH`, `CREATING` or `EXITED`.
     state: Cell<u8>,
 }
+
+/// `Tls::cur` of an M: the current cache is in the GS slot
+/// `rt_sys::tls::TLS_MCACHE`.
+const VIA_GS: usize = 1;
+/// `Tls::cur` of an M without a GS block: the current cache is in
+/// `Tls::mcur`, read by a call the compiler cannot inline ([`current_fresh`]).
+const VIA_CALL: usize = 2;
 
 const FRESH: u8 = 0;
 const LIVE: u8 = 1;
@@ -320,8 +343,8 @@ impl Drop for ThreadCacheGuard {
         let _ = TLS.try_with(|t| {
             t.state.set(EXITED);
             let own = t.own.replace(ptr::null_mut());
-            if t.cur.get() == own {
-                t.cur.set(ptr::null_mut());
+            if current_of(t) == own {
+                set_current_of(t, ptr::null_mut());
             }
             if !own.is_null() {
                 // SAFETY: own was created by this thread for its sole use and
@@ -334,16 +357,87 @@ impl Drop for ThreadCacheGuard {
 
 thread_local! {
     static TLS: Tls = const {
-        Tls { cur: Cell::new(ptr::null_mut()), own: Cell::new(ptr::null_mut()), state: Cell::new(FRESH) }
+        Tls {
+            cur: Cell::new(ptr::null_mut()),
+            mcur: Cell::new(ptr::null_mut()),
+            own: Cell::new(ptr::null_mut()),
+            state: Cell::new(FRESH),
+        }
     };
     static GUARD: ThreadCacheGuard = const { ThreadCacheGuard };
 }
 
 /// The calling thread's current cache, or null (not created yet, being
 /// created, or the thread is exiting).
+///
+/// One thread-local load on threads that are not Ms; on an M that load
+/// yields [`VIA_GS`] (whichever M's slot a stale address names) and one
+/// GS-relative load gives the cache.
 #[inline(always)]
 fn current() -> *mut MCache {
-    TLS.with(|t| t.cur.get())
+    let c = TLS.with(|t| t.cur.get());
+    match c as usize {
+        // SAFETY: only Ms store VIA_GS, after their GS base points at their
+        // own block (`register_m_thread`), and an M keeps its GS base and
+        // its thread for life; a goroutine runs only on Ms.
+        VIA_GS => unsafe { crate::arch::gs_mcache() },
+        VIA_CALL => current_fresh(),
+        _ => c,
+    }
+}
+
+/// The current cache of an M without a GS block, read where the compiler
+/// cannot reuse a thread-local address computed before a park.
+#[inline(never)]
+fn current_fresh() -> *mut MCache {
+    TLS.with(|t| t.mcur.get())
+}
+
+/// The current cache given this thread's (fresh) thread-local.
+fn current_of(t: &Tls) -> *mut MCache {
+    match t.cur.get() as usize {
+        // SAFETY: as in `current`.
+        VIA_GS => unsafe { crate::arch::gs_mcache() },
+        VIA_CALL => t.mcur.get(),
+        _ => t.cur.get(),
+    }
+}
+
+/// Makes `c` this thread's current cache, given its (fresh) thread-local.
+fn set_current_of(t: &Tls, c: *mut MCache) {
+    match t.cur.get() as usize {
+        // SAFETY: as in `current`; the block is this thread's own.
+        VIA_GS => unsafe { crate::arch::set_gs_mcache(c) },
+        VIA_CALL => t.mcur.set(c),
+        _ => t.cur.set(c),
+    }
+}
+
+/// Marks the calling thread as an M: from now on its current cache is kept
+/// in its M block (`rt_sys::tls::TLS_MCACHE`, reached through the GS base)
+/// when `gs_block` is true, or out of line when the runtime runs without a
+/// GS block. The cache the thread was using, if any, stays current.
+///
+/// Idempotent.
+///
+/// # Safety
+/// Called by a thread that runs goroutines for the rest of its life and
+/// never exits. With `gs_block`, the thread's GS base points at
+/// its own live M block for the rest of its life.
+#[inline(never)]
+pub unsafe fn register_m_thread(gs_block: bool) {
+    TLS.with(|t| {
+        let c = current_of(t);
+        if gs_block {
+            // SAFETY: the caller guarantees the GS base names this thread's
+            // own block.
+            unsafe { crate::arch::set_gs_mcache(c) };
+            t.cur.set(VIA_GS as *mut MCache);
+        } else {
+            t.mcur.set(c);
+            t.cur.set(VIA_CALL as *mut MCache);
+        }
+    });
 }
 
 /// Creates the calling thread's own cache if it may have one.
@@ -351,8 +445,9 @@ fn current() -> *mut MCache {
 #[inline(never)]
 fn create_thread_cache() -> *mut MCache {
     TLS.with(|t| {
-        if !t.cur.get().is_null() {
-            return t.cur.get();
+        let cur = current_of(t);
+        if !cur.is_null() {
+            return cur;
         }
         if t.state.get() != FRESH && !(t.state.get() == LIVE && t.own.get().is_null()) {
             return ptr::null_mut();
@@ -364,7 +459,7 @@ fn create_thread_cache() -> *mut MCache {
             return c;
         }
         t.own.set(c);
-        t.cur.set(c);
+        set_current_of(t, c);
         t.state.set(LIVE);
         // Register the exit flush; may allocate, which now finds the cache.
         let _ = GUARD.try_with(|_| {});
@@ -378,23 +473,25 @@ fn create_thread_cache() -> *mut MCache {
 /// # Safety
 /// `c` came from [`allocmcache`], is not freed, and no other thread uses it
 /// until it is unbound here.
+#[inline(never)]
 pub unsafe fn bind_thread_cache(c: *mut MCache) {
     TLS.with(|t| {
         if c.is_null() {
-            t.cur.set(t.own.get());
+            set_current_of(t, t.own.get());
         } else {
-            t.cur.set(c);
+            set_current_of(t, c);
         }
     });
 }
 
 /// Goes back to the thread's own cache (`releasep`); returns the cache that
 /// was bound (null if none was).
+#[inline(never)]
 pub fn unbind_thread_cache() -> *mut MCache {
     TLS.with(|t| {
-        let prev = t.cur.get();
+        let prev = current_of(t);
         let own = t.own.get();
-        t.cur.set(own);
+        set_current_of(t, own);
         if prev == own {
             ptr::null_mut()
         } else {

@@ -51,8 +51,13 @@ thread_local! {
     /// The M this OS thread is, or null for threads the runtime did not
     /// create. A thread spawned from a goroutine inherits its creator's GS
     /// base but not this slot, which is why `getg_checked` consults it first.
+    /// Code inlined into goroutines may read it through a stale address
+    /// (`rt_sys::tls`), so on those paths only its null-ness is used: that
+    /// is the same on every M, and Ms never exit. The M itself is read
+    /// through GS.
     static CURRENT_M: Cell<*mut M> = const { Cell::new(null_mut()) };
-    /// The goroutine slot when the kernel refused `ARCH_SET_GS`.
+    /// The goroutine slot when the kernel refused `ARCH_SET_GS`; read and
+    /// written only out of line (`fallback_getg`).
     static FALLBACK_G: Cell<*mut G> = const { Cell::new(null_mut()) };
 }
 
@@ -126,8 +131,24 @@ pub fn getg() -> *mut G {
         // before running any goroutine; callers are on an M.
         unsafe { arch::getg_raw() }
     } else {
-        FALLBACK_G.with(|g| g.get())
+        fallback_getg()
     }
+}
+
+/// The goroutine slot without a GS block. Out of line: a thread-local's
+/// address computed before a park would name the previous M's slot after
+/// the goroutine resumed elsewhere (`rt_sys::tls`), and a call is
+/// re-executed where it is written.
+#[inline(never)]
+fn fallback_getg() -> *mut G {
+    FALLBACK_G.with(|g| g.get())
+}
+
+/// This thread's M from its thread-local, read out of line (see
+/// [`fallback_getg`]).
+#[inline(never)]
+fn current_m_fresh() -> *mut M {
+    CURRENT_M.with(|m| m.get())
 }
 
 /// The running goroutine, or null when the calling thread is not an M (a
@@ -151,8 +172,11 @@ pub fn getg_checked() -> *mut G {
 #[inline]
 pub fn current_m() -> *mut M {
     let m = CURRENT_M.with(|m| m.get());
-    if m.is_null() || !GS_TLS.load(Ordering::Relaxed) {
+    if m.is_null() {
         return m;
+    }
+    if !GS_TLS.load(Ordering::Relaxed) {
+        return current_m_fresh();
     }
     // SAFETY: the thread is an M (stale or not, the flag is the same on
     // every M), so GS points at an M's TLS block whose word 1 is that M.
@@ -166,8 +190,15 @@ fn setg(g: *mut G) {
         // SAFETY: as in `getg`: only called on Ms whose GS base is set.
         unsafe { arch::setg_raw(g) }
     } else {
-        FALLBACK_G.with(|c| c.set(g));
+        fallback_setg(g);
     }
+}
+
+/// Writes the goroutine slot without a GS block, out of line (see
+/// [`fallback_getg`]).
+#[inline(never)]
+fn fallback_setg(g: *mut G) {
+    FALLBACK_G.with(|c| c.set(g));
 }
 
 /// Go's `settls` + the `0x123` check for an M other than m0 (m0's is done
@@ -216,6 +247,9 @@ pub unsafe fn bind_thread(mp: *mut M) {
         (*mp).procid.store(rt_sys::gettid(), Ordering::Relaxed);
         (*mp).thread = libc::pthread_self() as usize;
         setg((*mp).g0);
+        // The allocator's cache moves into this M's block (or out of line
+        // without one): Ms never exit and keep their GS base for life.
+        rt_heap::register_m_thread(GS_TLS.load(Ordering::Relaxed));
     }
 }
 
@@ -829,7 +863,7 @@ pub unsafe fn yield_to(next: *mut G) {
         // SAFETY: as in `getg`.
         unsafe { arch::getg_raw() }
     } else {
-        FALLBACK_G.with(|g| g.get())
+        fallback_getg()
     };
     // SAFETY: gp runs on this M (caller contract for next).
     unsafe {
@@ -845,7 +879,7 @@ pub unsafe fn yield_to(next: *mut G) {
         if gs {
             arch::setg_raw(next);
         } else {
-            FALLBACK_G.with(|c| c.set(next));
+            fallback_setg(next);
         }
         arch::switch(&mut (*gp).sched, &(*next).sched);
     }

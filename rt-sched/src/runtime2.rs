@@ -209,12 +209,11 @@ impl Note {
     }
 }
 
-/// Slots of an M's TLS block, which the GS base points at.
-pub const TLS_SLOTS: usize = 6;
-/// `tls[0]`: the current goroutine (`getg`).
-pub const TLS_G: usize = 0;
-/// `tls[1]`: the M itself.
-pub const TLS_M: usize = 1;
+/// Slots of an M's TLS block, which the GS base points at: `tls[TLS_G]` the
+/// current goroutine, `tls[TLS_M]` the M, `tls[TLS_MCACHE]` the allocator's
+/// cache (see `rt_sys::tls` for why these live in GS and not in
+/// thread-locals).
+pub use rt_sys::tls::{TLS_G, TLS_M, TLS_MCACHE, TLS_SLOTS};
 
 /// An OS thread that runs goroutines (Go's `m`).
 #[repr(C)]

@@ -10,13 +10,16 @@
 //!   goroutine report the installed [`FatalHook`] prints (the scheduler wires
 //!   it at boot), and exit status 2;
 //! * [`futex_wait`] / [`futex_wake`]: the parking primitive under `note`s;
-//! * [`Lock`]: the runtime's futex lock (scheduler and allocator).
+//! * [`Lock`]: the runtime's futex lock (scheduler and allocator);
+//! * [`tls`]: the layout of the per-M block the GS base points at, which the
+//!   scheduler and the allocator both read.
 //!
 //! Nothing here allocates.
 
 #![warn(missing_docs)]
 
 use core::fmt;
+pub mod tls;
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 
 /// Writes all of `bytes` to `fd` with raw `write(2)` calls, retrying on

@@ -76,6 +76,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 /// `arch_prctl` code that sets the GS base.
 const ARCH_SET_GS: i32 = 0x1001;
 
+// The goroutine and M slots are read at fixed GS offsets below (and in
+// rt-entry's rt0_go); the layout is rt_sys::tls's.
+const _: () = assert!(rt_sys::tls::slot_offset(rt_sys::tls::TLS_G) == 0);
+const _: () = assert!(rt_sys::tls::slot_offset(rt_sys::tls::TLS_M) == 8);
+
 /// Points the calling thread's GS base at `block` (`settls`).
 ///
 /// Returns the kernel's error number on failure.
