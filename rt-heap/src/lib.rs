@@ -429,13 +429,26 @@ pub struct RtHeap;
 // SAFETY: every method honours the GlobalAlloc contract: returned blocks are
 // at least `layout.size()` bytes aligned to `layout.align()` and disjoint
 // from all live blocks; null signals failure; frees use the same layout.
+//
+// The methods are never inlined into the program's allocator shim
+// (`__rust_alloc` and friends, which rustc generates in the crate that
+// names the global allocator and then inlines into that crate's code): the
+// shim jumps to code compiled here, in one piece with the cache lookup.
+// Measured reason: with the M's cache read by a GS-relative `asm!`
+// (`arch::gs_mcache`) inlined through the shim, rustc 1.95's release build
+// of rt-demo emitted `ud2` where one `Vec::with_capacity` should have
+// called `malloc_general` (the optimised IR held a call to a dangling
+// callee, which also crashed rustc's IR printer), so `rt-demo selectstorm`
+// died with SIGILL at start. Kept out of line, the shim is a tail jump here
+// (`cargo xtask bench --only malloc` beside mimalloc: see the closing
+// numbers of the allocator commit).
 unsafe impl GlobalAlloc for RtHeap {
-    #[inline]
+    #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         malloc(layout.size(), layout.align())
     }
 
-    #[inline]
+    #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: GlobalAlloc's contract: ptr was allocated with this layout.
         unsafe { free(ptr, layout.size(), layout.align()) }
@@ -459,7 +472,7 @@ unsafe impl GlobalAlloc for RtHeap {
         p
     }
 
-    #[inline]
+    #[inline(never)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: GlobalAlloc's contract matches `realloc`'s.
         unsafe { realloc(ptr, layout.size(), layout.align(), new_size) }

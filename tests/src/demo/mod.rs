@@ -1,7 +1,9 @@
 //! rt-demo: a runtime program in the manner of Go's `testprog`. The first
 //! argument names a scenario; the rest are its arguments.
 
+mod gochan;
 mod stress;
+mod torture;
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -114,6 +116,18 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "heap",
         "allocate and free a few hundred MiB in goroutines; print heap statistics",
+    ),
+    (
+        "gochan list|NAME",
+        "Go's channel, select and scheduler tests rewritten for rt (see demo/gochan.rs)",
+    ),
+    (
+        "torture SEED [SIZE]",
+        "a seeded random program of goroutines, channels, select, timers and locks, checked",
+    ),
+    (
+        "selectstorm [FEATURES]",
+        "8 senders, 6 selecting receivers; FEATURES: after,selsend,mutex,sleep,flip,env",
     ),
     (
         "schedtrace",
@@ -238,6 +252,9 @@ pub fn main() -> i32 {
         b"thread" => scenarios::thread(),
         b"heap" => scenarios::heap(),
         b"schedtrace" => scenarios::schedtrace(),
+        b"gochan" => gochan::main(rest),
+        b"torture" => torture::main(rest),
+        b"selectstorm" => stress::selectstorm(rest),
         other => usage(&String::from_utf8_lossy(other)),
     }
 }

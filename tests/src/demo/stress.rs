@@ -169,3 +169,179 @@ pub fn selstress(n: u64) -> i32 {
     println!("selstress ok {got}");
     0
 }
+
+/// Which extra operations `selectstorm` mixes in.
+#[derive(Clone, Copy, Default)]
+struct StormFeatures {
+    /// Each receiver's select also waits on a fresh `after(2ms)`.
+    after: bool,
+    /// Senders send through a two-case select instead of plain sends.
+    selsend: bool,
+    /// Senders take a shared `Mutex` now and then and yield.
+    mutex: bool,
+    /// Senders sleep now and then.
+    sleep: bool,
+    /// A goroutine keeps changing GOMAXPROCS.
+    flip: bool,
+    /// Goroutines read the environment (std's lock, allocation).
+    env: bool,
+}
+
+/// Eight senders and six receivers that select over an unbuffered channel,
+/// a buffered one, a quit channel and a timer (or an idle channel), in five
+/// rounds. Every value must arrive exactly once; the line printed is the
+/// number of values and their sum. This was the program of the P0 report:
+/// with the allocator's cache reached through a kept thread-local address it
+/// crashed or hung in most runs at GOMAXPROCS=2.
+pub fn selectstorm(args: &[&std::ffi::OsStr]) -> i32 {
+    let mut f = StormFeatures::default();
+    if let Some(list) = args.first().and_then(|a| a.to_str()) {
+        for w in list.split(',').filter(|w| !w.is_empty()) {
+            match w {
+                "after" => f.after = true,
+                "selsend" => f.selsend = true,
+                "mutex" => f.mutex = true,
+                "sleep" => f.sleep = true,
+                "flip" => f.flip = true,
+                "env" => f.env = true,
+                "all" => {
+                    f = StormFeatures {
+                        after: true,
+                        selsend: true,
+                        mutex: true,
+                        sleep: true,
+                        flip: true,
+                        env: true,
+                    }
+                }
+                other => {
+                    eprintln!("selectstorm: unknown feature {other:?}");
+                    return 2;
+                }
+            }
+        }
+    }
+    let (mut count, mut sum) = (0u64, 0u64);
+    for round in 0..5 {
+        let (c, s) = storm_round(f, round);
+        count += c;
+        sum += s;
+    }
+    println!("selectstorm ok {count} {sum}");
+    0
+}
+
+fn storm_round(f: StormFeatures, seed: u64) -> (u64, u64) {
+    use rt_sched::{Mutex, Select, WaitGroup};
+    const N: u64 = 3000;
+    const SENDERS: u64 = 8;
+    let unbuf: Chan<u64> = Chan::new(0);
+    let buf: Chan<u64> = Chan::new(17);
+    let quit: Chan<()> = Chan::new(0);
+    // One bit per value: set by the receiver that got it.
+    let words = (SENDERS * N / 64 + 1) as usize;
+    let mut bits = Vec::with_capacity(words);
+    bits.resize_with(words, || AtomicU64::new(0));
+    let seen: Arc<Vec<AtomicU64>> = Arc::new(bits);
+    let count = Arc::new(AtomicU64::new(0));
+    let sum = Arc::new(AtomicU64::new(0));
+    let m = Arc::new(Mutex::new(0u64));
+    let senders = WaitGroup::new();
+    for p in 0..SENDERS {
+        let (u, b, m) = (unbuf.clone(), buf.clone(), m.clone());
+        senders.add(1);
+        let done = senders.clone();
+        rt_sched::go(move || {
+            for i in 0..N {
+                let v = p * N + i + 1;
+                if f.env && std::env::var_os("RT_SELECTSTORM_UNSET").is_some() {
+                    println!("?");
+                }
+                if f.selsend {
+                    let mut s = Select::new();
+                    s.send(&u, v);
+                    s.send(&b, v);
+                    s.select();
+                } else if v % 2 == 0 {
+                    u.send(v)
+                } else {
+                    b.send(v)
+                }
+                if f.mutex && (i + seed) % 97 == 0 {
+                    *m.lock() += 1;
+                    rt_sched::gosched();
+                }
+                if f.sleep && (i + seed) % 1009 == 0 {
+                    rt_sched::sleep(Duration::from_micros(50));
+                }
+            }
+            done.done();
+        });
+    }
+    let cons = WaitGroup::new();
+    for _ in 0..6 {
+        cons.add(1);
+        let (u, b, q) = (unbuf.clone(), buf.clone(), quit.clone());
+        let (seen, count, sum, cons) = (seen.clone(), count.clone(), sum.clone(), cons.clone());
+        rt_sched::go(move || {
+            let keep: Chan<()> = Chan::new(0);
+            loop {
+                if f.env && std::env::var_os("RT_SELECTSTORM_UNSET").is_some() {
+                    println!("?");
+                }
+                let t = if f.after {
+                    rt_sched::after(Duration::from_millis(2))
+                } else {
+                    keep.clone()
+                };
+                let mut s = Select::new();
+                let a = s.recv(&u);
+                let b2 = s.recv(&b);
+                let qq = s.recv(&q);
+                let _tt = s.recv(&t);
+                let i = s.select();
+                let v = if i == a.index {
+                    s.received(a)
+                } else if i == b2.index {
+                    s.received(b2)
+                } else if i == qq.index {
+                    break;
+                } else {
+                    continue;
+                };
+                let v = v.expect("senders never close their channels");
+                let bit = 1u64 << (v % 64);
+                let old = seen[(v / 64) as usize].fetch_or(bit, Ordering::Relaxed);
+                assert!(old & bit == 0, "value {v} received twice");
+                sum.fetch_add(v, Ordering::Relaxed);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            cons.done();
+        });
+    }
+    let flipper = f.flip.then(|| {
+        rt_sched::spawn(move || {
+            let procs = rt_sched::gomaxprocs();
+            for k in 0..20u64 {
+                rt_sched::set_gomaxprocs(1 + ((k + seed) % 3) as i32);
+                rt_sched::sleep(Duration::from_micros(200));
+            }
+            rt_sched::set_gomaxprocs(procs);
+        })
+    });
+    senders.wait();
+    // Every value was handed to a receiver (unbuffered) or is in the buffer;
+    // the receivers drain the buffer before quit can win: quit is only
+    // closed once the count is complete.
+    while count.load(Ordering::Relaxed) < SENDERS * N {
+        rt_sched::sleep(Duration::from_micros(100));
+    }
+    quit.close();
+    cons.wait();
+    if let Some(h) = flipper {
+        h.join().expect("GOMAXPROCS flipper");
+    }
+    let total = SENDERS * N;
+    assert_eq!(count.load(Ordering::Relaxed), total, "values lost");
+    (total, sum.load(Ordering::Relaxed))
+}
