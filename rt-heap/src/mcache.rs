@@ -132,6 +132,88 @@ pub struct MCache {
     large_bytes: AtomicU64,
     next: *mut MCache,
     prev: *mut MCache,
+    /// Self-checks: the thread pointer of the one thread allowed to use the
+    /// cache now (0: none), set when a thread binds or creates it.
+    owner: core::sync::atomic::AtomicUsize,
+}
+
+/// Whether the runtime's self-checks are compiled in: always in debug
+/// builds, in release builds with the `rtcheck` feature (HACKING.md,
+/// "Self-checks"). They check that a cache is only used by the thread that
+/// owns it, and poison freed objects so that a write after free or a double
+/// free is reported where it is found.
+pub const CHECKS: bool = cfg!(any(debug_assertions, feature = "rtcheck"));
+
+/// The poison of a freed object's bytes after its first two words.
+const POISON_BYTE: u8 = 0xdb;
+/// Word 1 of a poisoned object, xor its class: tells a poisoned object of
+/// this class from fresh memory or an object of another layout.
+const POISON_MAGIC: usize = 0xf7ee_d0bb_f7ee_d0bb;
+
+/// Self-check: `c` is used by the thread that owns it.
+#[cold]
+#[inline(never)]
+fn check_owner(c: *mut MCache) {
+    // SAFETY: c is a live cache (callers hold a pointer from `current`).
+    let owner = unsafe { (*c).owner.load(Ordering::Relaxed) };
+    if owner != crate::arch::thread_pointer() {
+        rt_sys::throw("mcache used by a thread that does not own it (its P belongs to another M)");
+    }
+}
+
+/// Self-check on free: poisons the dead object `p` of `class`, after
+/// reporting a second free of an object that is still poisoned.
+///
+/// # Safety
+/// `p` is a dead object of `class` (at least 16 bytes for any effect).
+#[cold]
+#[inline(never)]
+unsafe fn poison_freed(p: *mut u8, class: usize) {
+    let size = CLASS_TO_SIZE[class] as usize;
+    if size < 16 {
+        return;
+    }
+    // SAFETY: p is a dead object of `size` bytes (caller).
+    unsafe {
+        let w = p.cast::<usize>().add(1);
+        if *w == POISON_MAGIC ^ class
+            && core::slice::from_raw_parts(p.add(16), size - 16)
+                .iter()
+                .all(|&b| b == POISON_BYTE)
+        {
+            rt_sys::throw("double free of a heap object (it is still poisoned from its last free)");
+        }
+        *w = POISON_MAGIC ^ class;
+        ptr::write_bytes(p.add(16), POISON_BYTE, size - 16);
+    }
+}
+
+/// Self-check on allocation: a poisoned object must still be intact (no
+/// write after its free); the poison mark is removed.
+///
+/// # Safety
+/// `p` is a free object of `class` just taken off a list.
+#[cold]
+#[inline(never)]
+unsafe fn check_poison(p: *mut u8, class: usize) {
+    let size = CLASS_TO_SIZE[class] as usize;
+    if size < 16 {
+        return;
+    }
+    // SAFETY: p is a free object of `size` bytes, ours now (caller).
+    unsafe {
+        let w = p.cast::<usize>().add(1);
+        if *w != POISON_MAGIC ^ class {
+            return;
+        }
+        if !core::slice::from_raw_parts(p.add(16), size - 16)
+            .iter()
+            .all(|&b| b == POISON_BYTE)
+        {
+            rt_sys::throw("write to a freed heap object (its poison changed while it was free)");
+        }
+        *w = 0;
+    }
 }
 
 /// Relaxed increment by a single writer: a load and a store, no RMW.
@@ -404,7 +486,23 @@ fn current_of(t: &Tls) -> *mut MCache {
 }
 
 /// Makes `c` this thread's current cache, given its (fresh) thread-local.
+/// With the self-checks, the thread becomes `c`'s owner and gives up the
+/// cache it used before.
 fn set_current_of(t: &Tls, c: *mut MCache) {
+    if CHECKS {
+        let prev = current_of(t);
+        // SAFETY: both are live caches (null aside); ownership is only a
+        // record for `check_owner`.
+        unsafe {
+            if !prev.is_null() && prev != c {
+                (*prev).owner.store(0, Ordering::Relaxed);
+            }
+            if !c.is_null() {
+                (*c).owner
+                    .store(crate::arch::thread_pointer(), Ordering::Relaxed);
+            }
+        }
+    }
     match t.cur.get() as usize {
         // SAFETY: as in `current`; the block is this thread's own.
         VIA_GS => unsafe { crate::arch::set_gs_mcache(c) },
@@ -638,6 +736,9 @@ fn cache_pop(class: usize) -> *mut u8 {
     if c.is_null() {
         return ptr::null_mut();
     }
+    if CHECKS {
+        check_owner(c);
+    }
     // SAFETY: c is the calling thread's current cache, used by this thread
     // alone; the head object is free and ours.
     unsafe {
@@ -647,6 +748,9 @@ fn cache_pop(class: usize) -> *mut u8 {
             (*l).head = (*h).next;
             (*l).len -= 1;
             bump(&(*l).nalloc, 1);
+            if CHECKS {
+                check_poison(h.cast(), class);
+            }
         }
         h.cast()
     }
@@ -663,6 +767,11 @@ unsafe fn cache_push(p: *mut u8, class: usize) -> bool {
     let c = current();
     if c.is_null() {
         return false;
+    }
+    if CHECKS {
+        check_owner(c);
+        // SAFETY: p is a dead object of class (caller).
+        unsafe { poison_freed(p, class) };
     }
     // SAFETY: c is the calling thread's cache; p is a dead object of this
     // class (caller), so its first word may hold the link.
@@ -700,6 +809,9 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
         REGISTRY.lock().dead_nalloc[class] += 1;
         return h.cast();
     }
+    if CHECKS {
+        check_owner(c);
+    }
     // SAFETY: c is the calling thread's current cache.
     unsafe {
         let l = ptr::addr_of_mut!((*c).lists[class]);
@@ -720,6 +832,9 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
         (*l).head = (*h).next;
         (*l).len -= 1;
         bump(&(*l).nalloc, 1);
+        if CHECKS {
+            check_poison(h.cast(), class);
+        }
         h.cast()
     }
 }

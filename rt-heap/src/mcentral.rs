@@ -190,6 +190,12 @@ pub fn refill(class: usize, want: usize, whole_batch: bool) -> (*mut FreeObj, us
                     let o =
                         (sp.start + sp.freeindex as usize * sp.elemsize as usize) as *mut FreeObj;
                     sp.freeindex += 1;
+                    if crate::mcache::CHECKS && sp.elemsize >= 16 {
+                        // Never-used memory may hold an old poison mark
+                        // whose tail was scavenged since: clear the mark so
+                        // the object is not mistaken for a poisoned one.
+                        *o.cast::<usize>().add(1) = 0;
+                    }
                     o
                 } else {
                     break;

@@ -9,7 +9,7 @@
 
 use crate::lock::Lock;
 use crate::proc::{getg_checked, gopark, goready};
-use crate::runtime2::G;
+use crate::runtime2::{CHECKS, G};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -22,6 +22,25 @@ pub struct Waiter {
     pub success: bool,
     /// Set by the waker of a select: which case fired.
     pub fired: core::sync::atomic::AtomicUsize,
+    /// Self-checks: `NEW`, `ARMED` (parking, reachable by a waker),
+    /// `WOKEN`, `RETIRED` (the park returned; nobody may wake it again).
+    state: AtomicU32,
+}
+
+const NEW: u32 = 0;
+const ARMED: u32 = 1;
+const WOKEN: u32 = 2;
+const RETIRED: u32 = 3;
+
+/// Self-check: a waiter is woken once, while it is parked.
+#[cold]
+#[inline(never)]
+fn bad_wake(state: u32) -> ! {
+    match state {
+        WOKEN => rt_sys::throw("waiter woken twice"),
+        RETIRED => rt_sys::throw("waiter woken after its wait returned"),
+        _ => rt_sys::throw("waiter woken before it parked"),
+    }
 }
 
 impl Default for Waiter {
@@ -84,6 +103,7 @@ impl Waiter {
             futex: AtomicU32::new(0),
             success: false,
             fired: core::sync::atomic::AtomicUsize::new(0),
+            state: AtomicU32::new(NEW),
         }
     }
 
@@ -95,6 +115,36 @@ impl Waiter {
     /// waker only through state that `lock` guards; `self` must stay put until
     /// this returns.
     pub unsafe fn park(&self, lock: &Lock, reason: &'static str) {
+        self.arm();
+        // SAFETY: forwarded caller contract.
+        unsafe { self.park_armed(lock, reason) };
+        self.retire();
+    }
+
+    /// Self-checks: the waiter becomes wakeable (the caller still holds the
+    /// lock that makes it reachable).
+    fn arm(&self) {
+        if CHECKS {
+            self.state.store(ARMED, Ordering::Relaxed);
+        }
+    }
+
+    /// Self-checks: the wait returned; it must have been woken, and nobody
+    /// may wake it again.
+    fn retire(&self) {
+        if CHECKS {
+            let s = self.state.swap(RETIRED, Ordering::AcqRel);
+            if s != WOKEN {
+                rt_sys::fatal!("waiter resumed without a wake-up (state {s})");
+            }
+        }
+    }
+
+    /// [`park`](Self::park) after [`arm`](Self::arm).
+    ///
+    /// # Safety
+    /// As `park`.
+    unsafe fn park_armed(&self, lock: &Lock, reason: &'static str) {
         if !self.g.is_null() {
             gopark(Some(unlock_arg), lock as *const Lock as usize, reason);
         } else {
@@ -110,6 +160,17 @@ impl Waiter {
     /// # Safety
     /// As `park`, for every lock in `locks`.
     pub unsafe fn park_all(&self, locks: &[&Lock], reason: &'static str) {
+        self.arm();
+        // SAFETY: forwarded caller contract.
+        unsafe { self.park_all_armed(locks, reason) };
+        self.retire();
+    }
+
+    /// [`park_all`](Self::park_all) after [`arm`](Self::arm).
+    ///
+    /// # Safety
+    /// As `park_all`.
+    unsafe fn park_all_armed(&self, locks: &[&Lock], reason: &'static str) {
         if !self.g.is_null() {
             // The fat slice reference lives in this frame, on the goroutine's
             // own stack, which stays intact while g0 runs the unlock.
@@ -133,6 +194,14 @@ impl Waiter {
     pub unsafe fn wake(w: *const Waiter) {
         // SAFETY: caller contract: w is live until it observes the wake-up.
         unsafe {
+            if CHECKS {
+                if let Err(s) =
+                    (*w).state
+                        .compare_exchange(ARMED, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    bad_wake(s);
+                }
+            }
             let g = (*w).g;
             if !g.is_null() {
                 goready(g);

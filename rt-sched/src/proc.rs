@@ -418,7 +418,7 @@ fn malg_system(size: usize) -> *mut G {
     unsafe {
         set_stack(gp, st);
         (*gp).system = true;
-        (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
+        casgstatus(gp, GIDLE, GDEAD);
     }
     gp
 }
@@ -429,7 +429,7 @@ fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
     if lazy_stacks() {
         let gp = alloc_g();
         // SAFETY: gp is fresh.
-        unsafe { (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed) };
+        unsafe { casgstatus(gp, GIDLE, GDEAD) };
         allgadd(gp);
         return Ok(gp);
     }
@@ -438,14 +438,14 @@ fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
         None
     } else {
         // SAFETY: pp is held by this M, so its stack cache is ours.
-        Some(unsafe { &mut (*pp).stackcache })
+        Some(unsafe { p_stackcache(pp) })
     };
     let st = rt_stack::stackalloc(cache, size).map_err(|e| SpawnError::Stack(e.to_string()))?;
     let gp = alloc_g();
     // SAFETY: gp is fresh.
     unsafe {
         set_stack(gp, st);
-        (*gp).atomicstatus.store(GDEAD, Ordering::Relaxed);
+        casgstatus(gp, GIDLE, GDEAD);
     }
     allgadd(gp);
     Ok(gp)
@@ -482,6 +482,85 @@ unsafe fn set_stack(gp: *mut G, st: rt_stack::Stack) {
         };
         (*gp).stackguard0 = st.lo + STACK_GUARD;
         (*gp).stackguard1 = usize::MAX;
+        if CHECKS {
+            check_stack_poison(&(*gp).stack);
+        }
+    }
+}
+
+/// `pp`'s stack cache, which only the M holding `pp` may use. The
+/// self-checks end the program when another M reaches for it (a P used
+/// after it was handed on).
+///
+/// # Safety
+/// `pp` is held by the calling M; the reference is not kept past that.
+#[inline(always)]
+unsafe fn p_stackcache<'a>(pp: *mut P) -> &'a mut rt_stack::StackCache {
+    if CHECKS {
+        // SAFETY: Ps are never freed; `m` is an atomic snapshot.
+        let holder = unsafe { (*pp).m.load(Ordering::Relaxed) };
+        if holder != current_m() {
+            rt_sys::throw("P's stack cache used by an M that does not hold the P");
+        }
+    }
+    // SAFETY: caller contract: the calling M holds pp.
+    unsafe { &mut (*pp).stackcache }
+}
+
+/// Bytes at the top of a freed stack that the self-checks poison: where a
+/// goroutine's first frames (and so its sudogs, waiters and selects) live.
+const STACK_POISON_BYTES: usize = 4096;
+/// The last word of a poisoned stack: tells poison from a stack the pool
+/// released to the OS (which comes back zeroed) or one never used.
+const STACK_POISON_MAGIC: u64 = 0x5ac4_f7ee_5ac4_f7ee;
+const STACK_POISON_BYTE: u8 = 0xd5;
+
+/// Self-check on `stackfree`: poisons the top of a dead goroutine's stack,
+/// so that a write into it while it is free (a waker touching a sudog of a
+/// goroutine that already left, a goroutine resumed after it exited) is
+/// found when the stack is handed out again.
+///
+/// # Safety
+/// `st` is a dead goroutine's stack, not yet freed.
+#[cold]
+#[inline(never)]
+unsafe fn poison_stack(st: &Stack) {
+    if st.hi - st.lo < 2 * STACK_POISON_BYTES {
+        return;
+    }
+    let lo = st.hi - STACK_POISON_BYTES;
+    // SAFETY: the top of the stack is mapped and committed (the goroutine's
+    // first frames were there), and nothing runs on it any more.
+    unsafe {
+        core::ptr::write_bytes(lo as *mut u8, STACK_POISON_BYTE, STACK_POISON_BYTES - 8);
+        *((st.hi - 8) as *mut u64) = STACK_POISON_MAGIC;
+    }
+}
+
+/// Self-check on `stackalloc`: a poisoned stack must be intact.
+///
+/// # Safety
+/// `st` was just handed out by the pool and is not in use yet.
+#[cold]
+#[inline(never)]
+unsafe fn check_stack_poison(st: &Stack) {
+    if st.hi - st.lo < 2 * STACK_POISON_BYTES {
+        return;
+    }
+    let lo = st.hi - STACK_POISON_BYTES;
+    // SAFETY: the stack is ours; reading its top commits at most one page.
+    unsafe {
+        let magic = (st.hi - 8) as *mut u64;
+        if *magic != STACK_POISON_MAGIC {
+            return;
+        }
+        let body = core::slice::from_raw_parts(lo as *const u8, STACK_POISON_BYTES - 8);
+        if body.iter().any(|&b| b != STACK_POISON_BYTE) {
+            rt_sys::throw(
+                "write to a freed goroutine stack (its poison changed while it was free)",
+            );
+        }
+        *magic = 0;
     }
 }
 
@@ -496,7 +575,10 @@ unsafe fn free_stack(pp: *mut P, gp: *mut G) {
             lo: (*gp).stack.lo,
             hi: (*gp).stack.hi,
         };
-        rt_stack::stackfree(Some(&mut (*pp).stackcache), st);
+        if CHECKS {
+            poison_stack(&(*gp).stack);
+        }
+        rt_stack::stackfree(Some(p_stackcache(pp)), st);
         (*gp).stack = Stack::default();
     }
 }
@@ -560,7 +642,7 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
         (*pp).gfree = (*gp).schedlink;
         (*pp).gfreecnt -= 1;
         if (*gp).stack.lo == 0 && !lazy_stacks() {
-            match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
+            match rt_stack::stackalloc(Some(p_stackcache(pp)), stack_size()) {
                 Ok(st) => set_stack(gp, st),
                 Err(_) => {
                     // Put it back stackless; the caller falls back to malg,
@@ -639,7 +721,7 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
             id as i64
         };
         SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
-        g.atomicstatus.store(GRUNNABLE, Ordering::Release);
+        casgstatus(newg, GDEAD, GRUNNABLE);
         if pp.is_null() {
             globrunqput(newg);
         } else {
@@ -679,7 +761,7 @@ fn init_stack_top(g: &mut G) {
 unsafe fn bind_stack(pp: *mut P, gp: *mut G) {
     // SAFETY: caller contract.
     unsafe {
-        match rt_stack::stackalloc(Some(&mut (*pp).stackcache), stack_size()) {
+        match rt_stack::stackalloc(Some(p_stackcache(pp)), stack_size()) {
             Ok(st) => {
                 set_stack(gp, st);
                 init_stack_top(&mut *gp);
@@ -717,7 +799,7 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
     let mp = current_m();
     // SAFETY: gp is the goroutine that just left; we are on g0 of its M.
     unsafe {
-        dropg(mp, gp, GDEAD);
+        dropg(mp, gp, GRUNNING, GDEAD);
         (*gp).entry = None;
         if (*gp).lockedm == mp {
             (*gp).lockedm = null_mut();
@@ -782,10 +864,10 @@ pub fn gopark(unlockf: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: &'
 ///
 /// # Safety
 /// On g0 of the M `mp` that was running `gp`; `gp`'s context is saved.
-unsafe fn dropg(mp: *mut M, gp: *mut G, status: u32) {
+unsafe fn dropg(mp: *mut M, gp: *mut G, from: u32, status: u32) {
     // SAFETY: caller contract.
     unsafe {
-        (*gp).atomicstatus.store(status, Ordering::Release);
+        casgstatus(gp, from, status);
         (*gp).m = null_mut();
         (*mp).curg = null_mut();
     }
@@ -795,11 +877,11 @@ extern "C" fn park_m(gp: *mut G) -> ! {
     let mp = current_m();
     // SAFETY: on g0 of gp's M; gp's context is saved.
     unsafe {
-        dropg(mp, gp, GWAITING);
+        dropg(mp, gp, GRUNNING, GWAITING);
         if let Some(f) = (*mp).waitunlockf.take() {
             let arg = core::mem::take(&mut (*mp).waitarg);
             if !f(gp, arg) {
-                (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+                casgstatus(gp, GWAITING, GRUNNABLE);
                 execute(gp, true);
             }
         }
@@ -871,11 +953,16 @@ pub unsafe fn yield_to(next: *mut G) {
         if (*next).sched.sp == 0 {
             bind_stack((*mp).p.load(Ordering::Relaxed), next);
         }
-        (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+        casgstatus(gp, GRUNNING, GRUNNABLE);
         (*gp).m = null_mut();
         (*mp).curg = next;
         (*next).m = mp;
-        (*next).atomicstatus.store(GRUNNING, Ordering::Release);
+        let from = if CHECKS {
+            (*next).atomicstatus.load(Ordering::Acquire)
+        } else {
+            GRUNNABLE
+        };
+        casgstatus(next, from, GRUNNING);
         if gs {
             arch::setg_raw(next);
         } else {
@@ -911,7 +998,7 @@ pub fn gosched() {
 extern "C" fn gosched_m(gp: *mut G) -> ! {
     let mp = current_m();
     // SAFETY: on g0; gp saved.
-    unsafe { dropg(mp, gp, GRUNNABLE) };
+    unsafe { dropg(mp, gp, GRUNNING, GRUNNABLE) };
     globrunqput(gp);
     schedule()
 }
@@ -1718,7 +1805,7 @@ fn execute(gp: *mut G, inherit: bool) -> ! {
         }
         (*mp).curg = gp;
         (*gp).m = mp;
-        (*gp).atomicstatus.store(GRUNNING, Ordering::Release);
+        casgstatus(gp, GRUNNABLE, GRUNNING);
         if !inherit {
             let pp = (*mp).p.load(Ordering::Relaxed);
             (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
@@ -1761,7 +1848,7 @@ fn check_timers(pp: *mut P) -> usize {
         // SAFETY: timer goroutines are parked with reason "sleep" and only
         // the timer wakes them.
         unsafe {
-            (*gp).atomicstatus.store(GRUNNABLE, Ordering::Release);
+            casgstatus(gp, GWAITING, GRUNNABLE);
             runqput(pp, gp, false);
         }
     }
@@ -2280,7 +2367,7 @@ pub fn entersyscallblock() -> bool {
     }
     // SAFETY: gp runs on mp, which holds a P.
     unsafe {
-        (*gp).atomicstatus.store(GSYSCALL, Ordering::Release);
+        casgstatus(gp, GRUNNING, GSYSCALL);
         let pp = releasep();
         (*pp).syscalltick.fetch_add(1, Ordering::Relaxed);
         handoffp(pp);
@@ -2308,7 +2395,7 @@ pub fn exitsyscall() {
         // SAFETY: pp came off the idle list for us; gp runs on this M.
         unsafe {
             acquirep(pp);
-            (*gp).atomicstatus.store(GRUNNING, Ordering::Release);
+            casgstatus(gp, GSYSCALL, GRUNNING);
         }
         return;
     }
@@ -2320,7 +2407,7 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
     // SAFETY: on g0 of the M that ran gp; gp's context is saved; the M has
     // no P.
     unsafe {
-        dropg(mp, gp, GRUNNABLE);
+        dropg(mp, gp, GSYSCALL, GRUNNABLE);
         SCHED.lock.lock();
         let pp = if SCHED.gcwaiting.load(Ordering::Acquire) {
             null_mut()

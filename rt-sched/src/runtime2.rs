@@ -31,6 +31,76 @@ pub const GWAITING: u32 = 4;
 /// Exited, or not yet started; on a free list.
 pub const GDEAD: u32 = 6;
 
+/// Whether the runtime's self-checks are compiled in: always in debug
+/// builds, in release builds with the `rtcheck` feature (HACKING.md,
+/// "Self-checks").
+pub const CHECKS: bool = cfg!(any(debug_assertions, feature = "rtcheck"));
+
+/// The G status changes the scheduler makes (Go's `casgstatus` table, less
+/// the states rt has no use for: copystack, preempted, scan).
+pub const fn legal_transition(from: u32, to: u32) -> bool {
+    matches!(
+        (from, to),
+        (GIDLE, GDEAD)                      // malg: a fresh G is dead until used
+            | (GDEAD, GRUNNABLE)            // newproc
+            | (GRUNNABLE, GRUNNING)         // execute, yield_to
+            | (GWAITING, GRUNNING)          // yield_to a goroutine parked for it
+            | (GRUNNING, GRUNNABLE)         // gosched, yield_to
+            | (GRUNNING, GWAITING)          // gopark
+            | (GWAITING, GRUNNABLE)         // goready, timers, a park that gives up
+            | (GRUNNING, GSYSCALL)          // entersyscallblock
+            | (GSYSCALL, GRUNNING)          // exitsyscall with a P
+            | (GSYSCALL, GRUNNABLE)         // exitsyscall0: queued for later
+            | (GRUNNING, GDEAD) // goexit
+    )
+}
+
+/// Moves `gp` from status `from` to `to` (Go's `casgstatus`). With the
+/// self-checks a compare-and-swap that ends the program when the G was not
+/// in `from` or the change is not in [`legal_transition`]'s table; without
+/// them a plain release store.
+///
+/// # Safety
+/// `gp` is a live G that the caller may change the status of.
+#[inline(always)]
+pub unsafe fn casgstatus(gp: *mut G, from: u32, to: u32) {
+    if CHECKS {
+        // SAFETY: forwarded caller contract.
+        unsafe { casgstatus_checked(gp, from, to) }
+    } else {
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            (*gp)
+                .atomicstatus
+                .store(to, core::sync::atomic::Ordering::Release)
+        }
+    }
+}
+
+/// The checked half of [`casgstatus`].
+///
+/// # Safety
+/// As [`casgstatus`].
+#[cold]
+#[inline(never)]
+unsafe fn casgstatus_checked(gp: *mut G, from: u32, to: u32) {
+    use core::sync::atomic::Ordering;
+    if !legal_transition(from, to) {
+        rt_sys::fatal!("casgstatus: bad transition {from} -> {to}");
+    }
+    // SAFETY: gp is live (caller).
+    let r = unsafe {
+        (*gp)
+            .atomicstatus
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+    };
+    if let Err(cur) = r {
+        // SAFETY: as above.
+        let goid = unsafe { (*gp).goid };
+        rt_sys::fatal!("casgstatus: goroutine {goid} has status {cur}, not {from} (to {to})");
+    }
+}
+
 // --- P status ---
 /// Not used by any M; on the idle list.
 pub const PIDLE: u32 = 0;

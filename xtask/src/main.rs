@@ -4,16 +4,22 @@
 //!   the full boot with the trace on (`GODEBUG=inittrace=2` added to the
 //!   caller's GODEBUG); exits with the program's status.
 //! * `test` — everything CI runs: the fence lint, the generated-code check,
-//!   the workspace's tests and doc tests (without the bench-only crate),
-//!   and the loom model check of the run queue.
+//!   the workspace's tests and doc tests (without the bench-only crate), the
+//!   integration tests again against release builds of `rt-demo`, and the
+//!   loom model checks.
 //! * `codegen [--check]` — (re)generate `rt-heap`'s size-class table.
 //! * `bench [--quick] [--only W,…]` — every workload beside Go and the Rust
 //!   peers (`rt-bench`), writing `target/bench/report.md` and the chart.
-//! * `stress stacks [N]` — N (default 1,000,000) live goroutine stacks.
+//! * `stress [chan|sched|torture|all] [--runs N] [--procs 1,2,4] [--seeds N]`
+//!   — the torture suites, many times, under the runtime's self-checks
+//!   (`stress.rs`); `stress stacks [N]` — N (default 1,000,000) live
+//!   goroutine stacks.
 //! * `lint-fences` — assembly only in `*/src/arch/`.
 
 mod codegen;
+mod stress;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -54,13 +60,27 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(task) = args.first() else {
+    // Arguments as the OS gave them: `boot` passes them on to the program
+    // byte for byte (they need not be UTF-8); the other tasks want text.
+    let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let Some(task) = raw.first().and_then(|t| t.to_str()).map(String::from) else {
         return usage();
     };
-    let rest = &args[1..];
+    if task == "boot" {
+        return boot(&raw[1..]);
+    }
+    let mut args = Vec::new();
+    for a in &raw[1..] {
+        match a.to_str() {
+            Some(s) => args.push(s.to_string()),
+            None => {
+                eprintln!("xtask {task}: argument {a:?} is not UTF-8");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let rest = &args[..];
     let r = match task.as_str() {
-        "boot" => return boot(rest),
         "test" => test(),
         "codegen" => codegen::run(rest.iter().any(|a| a == "--check")),
         "bench" => bench(rest),
@@ -77,22 +97,61 @@ fn main() -> ExitCode {
     }
 }
 
-fn boot(rest: &[String]) -> ExitCode {
+/// Runs `c` (a `cargo build` of one binary) and returns the path cargo
+/// reports for the executable named `bin`: wherever `CARGO_TARGET_DIR`,
+/// `build.target-dir` or a target triple put it.
+pub(crate) fn built_executable(mut c: Command, bin: &str) -> Result<PathBuf, String> {
+    c.args(["--message-format=json-render-diagnostics"])
+        .stdout(std::process::Stdio::piped());
+    eprintln!("xtask: running {c:?}");
+    let out = c.output().map_err(|e| format!("cannot run {c:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{c:?} failed: {}", out.status));
+    }
+    // One JSON object per line; the artifact of `bin` names its executable.
+    // Only two fields are needed, so they are picked out by hand.
+    let name = format!("\"name\":\"{bin}\"");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains(&name) {
+            continue;
+        }
+        if let Some(i) = line.find("\"executable\":\"") {
+            let rest = &line[i + "\"executable\":\"".len()..];
+            if let Some(end) = rest.find('"') {
+                return Ok(PathBuf::from(rest[..end].replace("\\\\", "\\")));
+            }
+        }
+    }
+    Err(format!("cargo did not report an executable for {bin}"))
+}
+
+/// Builds binary `bin` of package `pkg` in release (with `features`, if
+/// any) and returns where cargo put it.
+pub(crate) fn release_bin(pkg: &str, bin: &str, features: &[&str]) -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.args(["build", "--release", "--quiet", "-p", pkg, "--bin", bin]);
+    if !features.is_empty() {
+        c.args(["--features", &features.join(",")]);
+    }
+    built_executable(c, bin)
+}
+
+fn boot(rest: &[OsString]) -> ExitCode {
     let mut entry = "rt0".to_string();
-    let mut prog_args: Vec<String> = Vec::new();
+    let mut prog_args: Vec<OsString> = Vec::new();
     let mut i = 0;
     while i < rest.len() {
-        match rest[i].as_str() {
-            "--entry" if i + 1 < rest.len() => {
-                entry = rest[i + 1].clone();
+        match rest[i].to_str() {
+            Some("--entry") if i + 1 < rest.len() => {
+                entry = rest[i + 1].to_string_lossy().into_owned();
                 i += 2;
             }
-            "--" => {
+            Some("--") => {
                 prog_args.extend(rest[i + 1..].iter().cloned());
                 break;
             }
-            a => {
-                prog_args.push(a.to_string());
+            _ => {
+                prog_args.push(rest[i].clone());
                 i += 1;
             }
         }
@@ -105,21 +164,13 @@ fn boot(rest: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut b = cargo();
-    b.args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "rt-tests",
-        "--bin",
-        bin,
-    ]);
-    if let Err(e) = run(b) {
-        eprintln!("xtask boot: {e}");
-        return ExitCode::FAILURE;
-    }
-    let exe = root().join("target/release").join(bin);
+    let exe = match release_bin("rt-tests", bin, &[]) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xtask boot: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let godebug = match std::env::var("GODEBUG") {
         Ok(g) if !g.is_empty() => format!("inittrace=2,{g}"),
         _ => "inittrace=2".to_string(),
@@ -167,6 +218,21 @@ fn test() -> Result<(), String> {
         "--no-fail-fast",
     ]);
     run(c)?;
+    // The same integration tests again against release builds of rt-demo:
+    // optimised scheduler and allocator code inlines differently, and some
+    // bugs only show there (tests/tests/common.rs honours the overrides).
+    let rt0 = release_bin("rt-tests", "rt-demo", &[])?;
+    let libc_entry = release_bin("rt-tests", "rt-demo-libc", &[])?;
+    let mut c = cargo();
+    c.env("RT_DEMO", &rt0)
+        .env("RT_DEMO_LIBC", &libc_entry)
+        .args(["test", "-p", "rt-tests", "--tests", "--no-fail-fast"]);
+    eprintln!(
+        "xtask: rt-tests against release builds ({} and {})",
+        rt0.display(),
+        libc_entry.display()
+    );
+    run(c)?;
     // The run queue's model check: loom's atomics under `--cfg loom`, in a
     // target directory of its own so the normal build is not invalidated.
     let mut c = cargo();
@@ -196,7 +262,7 @@ fn bench(rest: &[String]) -> Result<(), String> {
         "--bins",
     ]);
     run(c)?;
-    let mut h = Command::new(root().join("target/release/rt-bench"));
+    let mut h = Command::new(release_bin("rt-bench", "rt-bench", &[])?);
     h.current_dir(root()).args(rest);
     run(h)
 }
@@ -219,7 +285,7 @@ fn stress(rest: &[String]) -> Result<(), String> {
             ]);
             run(c)
         }
-        _ => Err("usage: cargo xtask stress stacks [N]".into()),
+        _ => stress::run(rest),
     }
 }
 

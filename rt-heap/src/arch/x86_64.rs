@@ -52,3 +52,21 @@ pub(crate) unsafe fn set_gs_mcache(c: *mut MCache) {
         )
     };
 }
+
+/// The calling thread's identity for the self-checks: the thread pointer
+/// libc keeps at `fs:0` (the TCB's pointer to itself), one load. Not `pure`,
+/// so it is read where it is written, like the cache slot.
+#[inline(always)]
+pub(crate) fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: on x86-64 Linux, FS always points at the thread's TCB, whose
+    // first word points at itself (the TLS ABI libc and the kernel follow).
+    unsafe {
+        asm!(
+            "mov {tp}, qword ptr fs:[0]",
+            tp = out(reg) tp,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    tp
+}

@@ -1,0 +1,351 @@
+//! `cargo xtask stress`: the torture suites, run many times.
+//!
+//! Concurrency bugs show up as a small fraction of runs, so one green run
+//! proves little. Each suite is a list of `rt-demo` invocations with the
+//! output a correct runtime prints; the driver runs every invocation many
+//! times at several GOMAXPROCS values, two processes at a time (one per
+//! core), each killed after a time bound (a hang is a failure), and ends with
+//! one line `stress: N passed, M failed`.
+//!
+//! `rt-demo` is built in release with the `rtcheck` feature: the runtime's
+//! self-checks (P-cache ownership, poisoned frees, G status transitions,
+//! single wake-ups) are on, so a bug tends to stop at its cause with a
+//! `fatal error:` instead of corrupting something far away.
+//!
+//! Suites:
+//! * `chan` — Go's channel, select and scheduler tests rewritten for rt
+//!   (`rt-demo gochan list`), plus `selectstorm` with and without every
+//!   feature, also pinned to one CPU (`taskset -c 0`);
+//! * `sched` — the scheduler torture scenarios of `demo/stress.rs`;
+//! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
+//!   `0..--seeds`, GOMAXPROCS rotating with the seed.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One child run and what it must print.
+#[derive(Clone, Debug)]
+struct Job {
+    /// `rt-demo` arguments.
+    args: Vec<String>,
+    /// GOMAXPROCS for the child.
+    procs: u32,
+    /// Run under `taskset -c 0` (one CPU for every thread).
+    pinned: bool,
+    /// What stdout must be, exactly, or start with (`prefix`).
+    want: String,
+    prefix: bool,
+}
+
+impl Job {
+    fn new(args: &[&str], procs: u32, want: &str) -> Job {
+        Job {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            procs,
+            pinned: false,
+            want: want.to_string(),
+            prefix: false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "GOMAXPROCS={}{} rt-demo {}",
+            self.procs,
+            if self.pinned { " taskset -c 0" } else { "" },
+            self.args.join(" ")
+        )
+    }
+}
+
+struct Options {
+    suites: Vec<String>,
+    runs: u32,
+    procs: Vec<u32>,
+    seeds: u64,
+    jobs: usize,
+    timeout: Duration,
+}
+
+const USAGE: &str = "usage: cargo xtask stress [chan|sched|torture|all ...] [--runs N] \
+[--procs 1,2,4] [--seeds N] [--jobs J] [--timeout SECS]\n\
+       cargo xtask stress stacks [N]";
+
+fn parse(rest: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        suites: Vec::new(),
+        runs: 100,
+        procs: vec![1, 2, 4],
+        seeds: 10_000,
+        jobs: 2,
+        timeout: Duration::from_secs(120),
+    };
+    let mut i = 0;
+    let num = |v: Option<&String>, what: &str| -> Result<u64, String> {
+        v.and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{what} needs a number\n{USAGE}"))
+    };
+    while i < rest.len() {
+        match rest[i].as_str() {
+            "--runs" => o.runs = num(rest.get(i + 1), "--runs")? as u32,
+            "--seeds" => o.seeds = num(rest.get(i + 1), "--seeds")?,
+            "--jobs" => o.jobs = num(rest.get(i + 1), "--jobs")?.max(1) as usize,
+            "--timeout" => o.timeout = Duration::from_secs(num(rest.get(i + 1), "--timeout")?),
+            "--procs" => {
+                let v = rest
+                    .get(i + 1)
+                    .ok_or_else(|| format!("--procs needs a list\n{USAGE}"))?;
+                o.procs = v
+                    .split(',')
+                    .map(|p| {
+                        p.trim()
+                            .parse::<u32>()
+                            .map_err(|_| format!("bad --procs {v:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            s @ ("chan" | "sched" | "torture") => {
+                o.suites.push(s.to_string());
+                i += 1;
+                continue;
+            }
+            "all" => {
+                o.suites
+                    .extend(["chan", "sched", "torture"].map(String::from));
+                i += 1;
+                continue;
+            }
+            other => return Err(format!("unknown stress argument {other:?}\n{USAGE}")),
+        }
+        i += 2;
+    }
+    if o.suites.is_empty() {
+        o.suites
+            .extend(["chan", "sched", "torture"].map(String::from));
+    }
+    Ok(o)
+}
+
+/// Builds `rt-demo` (release, self-checks on) and returns where cargo put it.
+fn build_demo() -> Result<PathBuf, String> {
+    crate::release_bin("rt-tests", "rt-demo", &["rtcheck"])
+}
+
+/// The suite's jobs. `gochan list` is asked of the binary itself, so the
+/// list never goes stale.
+fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
+    let mut jobs = Vec::new();
+    match suite {
+        "chan" => {
+            let out = Command::new(demo)
+                .args(["gochan", "list"])
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", demo.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "rt-demo gochan list failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            for _ in 0..o.runs {
+                for &p in &o.procs {
+                    for n in &names {
+                        jobs.push(Job::new(&["gochan", n], p, &format!("gochan {n} ok\n")));
+                    }
+                }
+            }
+            let storm = "selectstorm ok 120000 1440060000\n";
+            for _ in 0..o.runs {
+                for &p in &o.procs {
+                    jobs.push(Job::new(&["selectstorm"], p, storm));
+                    jobs.push(Job::new(&["selectstorm", "all"], p, storm));
+                }
+                let mut pinned = Job::new(&["selectstorm"], 2, storm);
+                pinned.pinned = true;
+                jobs.push(pinned);
+            }
+        }
+        "sched" => {
+            let cases: [(&str, &str, &str); 6] = [
+                ("lockpp", "20000", "lockpp ok 20000\n"),
+                ("gmptimer", "2000", "gmptimer ok 2000\n"),
+                ("gmp2", "500", "gmp2 ok 500\n"),
+                ("lockblock", "100", "lockblock ok 100\n"),
+                ("foreignlat", "20000", "foreignlat ok 20000 stalled=false\n"),
+                ("selstress", "5000", "selstress ok 30000\n"),
+            ];
+            for _ in 0..o.runs {
+                for &p in &o.procs {
+                    for (s, n, want) in cases {
+                        jobs.push(Job::new(&[s, n], p, want));
+                    }
+                }
+            }
+        }
+        "torture" => {
+            for seed in 0..o.seeds {
+                let p = o.procs[(seed % o.procs.len() as u64) as usize];
+                let s = seed.to_string();
+                let mut j = Job::new(&["torture", &s], p, &format!("torture ok seed={seed} "));
+                j.prefix = true;
+                jobs.push(j);
+            }
+        }
+        other => return Err(format!("unknown suite {other:?}")),
+    }
+    Ok(jobs)
+}
+
+/// Outcome of one run: None when it passed, else what went wrong.
+fn run_one(demo: &Path, j: &Job, timeout: Duration) -> Option<String> {
+    let mut c = if j.pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(demo);
+        c
+    } else {
+        Command::new(demo)
+    };
+    c.args(&j.args)
+        .env_remove("GODEBUG")
+        .env_remove("GOTRACEBACK")
+        .env("GOMAXPROCS", j.procs.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let t0 = Instant::now();
+    let mut child = match c.spawn() {
+        Ok(ch) => ch,
+        Err(e) => return Some(format!("cannot start: {e}")),
+    };
+    // Drain both pipes on threads so a chatty child cannot block on a full
+    // pipe while we wait for it.
+    let mut so = child.stdout.take().expect("piped stdout");
+    let mut se = child.stderr.take().expect("piped stderr");
+    let to = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = so.read_to_end(&mut s);
+        s
+    });
+    let te = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = se.read_to_end(&mut s);
+        s
+    });
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if t0.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Some(format!("wait failed: {e}")),
+        }
+    };
+    let out = String::from_utf8_lossy(&to.join().unwrap_or_default()).into_owned();
+    let err = String::from_utf8_lossy(&te.join().unwrap_or_default()).into_owned();
+    let tail = |s: &str| -> String {
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(12)..].join("\n")
+    };
+    let Some(st) = status else {
+        return Some(format!(
+            "hung: killed after {}s\n{}",
+            timeout.as_secs(),
+            tail(&format!("{out}{err}"))
+        ));
+    };
+    let ok_out = if j.prefix {
+        out.starts_with(&j.want)
+    } else {
+        out == j.want
+    };
+    if st.success() && ok_out {
+        return None;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (st.code(), st.signal()) {
+        (Some(c), _) => format!("status {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "unknown status".into(),
+    };
+    Some(format!(
+        "{how}, {:.2}s; stdout {:?} (want {}{:?})\n{}",
+        t0.elapsed().as_secs_f64(),
+        tail(&out),
+        if j.prefix { "prefix " } else { "" },
+        j.want,
+        tail(&err)
+    ))
+}
+
+pub fn run(rest: &[String]) -> Result<(), String> {
+    let o = parse(rest)?;
+    let demo = build_demo()?;
+    let mut all = Vec::new();
+    for s in &o.suites {
+        let j = jobs_for(&demo, s, &o)?;
+        eprintln!("stress: suite {s}: {} runs", j.len());
+        all.extend(j);
+    }
+    let total = all.len();
+    let queue = Arc::new(Mutex::new(VecDeque::from(all)));
+    let failed: Arc<Mutex<Vec<(Job, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..o.jobs)
+        .map(|_| {
+            let (queue, failed, done, demo) =
+                (queue.clone(), failed.clone(), done.clone(), demo.clone());
+            let timeout = o.timeout;
+            std::thread::spawn(move || loop {
+                let Some(j) = queue.lock().expect("queue").pop_front() else {
+                    return;
+                };
+                if let Some(why) = run_one(&demo, &j, timeout) {
+                    eprintln!("stress: FAIL {}: {why}", j.describe());
+                    failed.lock().expect("failures").push((j, why));
+                }
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n % 1000 == 0 {
+                    eprintln!(
+                        "stress: {n}/{total} runs, {:.0}s",
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let failed = failed.lock().expect("failures");
+    if !failed.is_empty() {
+        eprintln!("stress: failures (replay with the same GOMAXPROCS and arguments):");
+        for (j, _) in failed.iter() {
+            eprintln!("  {}", j.describe());
+        }
+    }
+    println!(
+        "stress: {} passed, {} failed ({:.0}s)",
+        total - failed.len(),
+        failed.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} of {total} runs failed", failed.len()))
+    }
+}
