@@ -7,10 +7,12 @@
 //! core), each killed after a time bound (a hang is a failure), and ends with
 //! one line `stress: N passed, M failed`.
 //!
-//! `rt-demo` is built in release with the `rtcheck` feature: the runtime's
-//! self-checks (P-cache ownership, poisoned frees, G status transitions,
-//! single wake-ups) are on, so a bug tends to stop at its cause with a
-//! `fatal error:` instead of corrupting something far away.
+//! `rt-demo` is built twice in release, and the runs alternate between the
+//! builds: once plain (the code users run) and once with the `rtcheck`
+//! feature, where the runtime's self-checks (P-cache ownership, poisoned
+//! frees, G status transitions, single wake-ups) are on, so a bug tends to
+//! stop at its cause with a `fatal error:` instead of corrupting something
+//! far away.
 //!
 //! Suites:
 //! * `chan` — Go's channel, select and scheduler tests rewritten for rt
@@ -39,6 +41,8 @@ struct Job {
     /// What stdout must be, exactly, or start with (`prefix`).
     want: String,
     prefix: bool,
+    /// Which build runs it: 0 plain release, 1 release with self-checks.
+    build: usize,
 }
 
 impl Job {
@@ -49,14 +53,16 @@ impl Job {
             pinned: false,
             want: want.to_string(),
             prefix: false,
+            build: 1,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "GOMAXPROCS={}{} rt-demo {}",
+            "GOMAXPROCS={}{} rt-demo{} {}",
             self.procs,
             if self.pinned { " taskset -c 0" } else { "" },
+            if self.build == 1 { "(rtcheck)" } else { "" },
             self.args.join(" ")
         )
     }
@@ -130,9 +136,32 @@ fn parse(rest: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// Builds `rt-demo` (release, self-checks on) and returns where cargo put it.
-fn build_demo() -> Result<PathBuf, String> {
-    crate::release_bin("rt-tests", "rt-demo", &["rtcheck"])
+/// The two builds every job alternates between: plain release (the code
+/// users run) and release with the self-checks. Both are needed: the checks
+/// add calls that change what the optimiser inlines and hoists, and the
+/// P0 bug (a thread-local address kept across a park) showed only in the
+/// plain build of some programs. The checked build goes to a target
+/// directory of its own so the two do not rebuild each other.
+fn build_demos() -> Result<[PathBuf; 2], String> {
+    let plain = crate::release_bin("rt-tests", "rt-demo", &[])?;
+    let dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d).join("rtcheck"),
+        None => crate::root().join("target/rtcheck"),
+    };
+    let mut c = crate::cargo();
+    c.env("CARGO_TARGET_DIR", &dir).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "rt-tests",
+        "--bin",
+        "rt-demo",
+        "--features",
+        "rtcheck",
+    ]);
+    let checked = crate::built_executable(c, "rt-demo")?;
+    Ok([plain, checked])
 }
 
 /// The suite's jobs. `gochan list` is asked of the binary itself, so the
@@ -292,12 +321,30 @@ fn run_one(demo: &Path, j: &Job, timeout: Duration) -> Option<String> {
 
 pub fn run(rest: &[String]) -> Result<(), String> {
     let o = parse(rest)?;
-    let demo = build_demo()?;
+    let demos = build_demos()?;
+    let demo = demos[1].clone();
     let mut all = Vec::new();
     for s in &o.suites {
         let j = jobs_for(&demo, s, &o)?;
         eprintln!("stress: suite {s}: {} runs", j.len());
         all.extend(j);
+    }
+    // Every other run of each job (same arguments, GOMAXPROCS and pinning)
+    // uses the plain build; a torture seed runs once, so seeds alternate.
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    for j in all.iter_mut() {
+        let n = seen.entry(j.describe()).or_default();
+        j.build = *n % 2;
+        *n += 1;
+        if j.args.first().is_some_and(|a| a == "torture") {
+            j.build = j
+                .args
+                .get(1)
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(0)
+                / 3
+                % 2;
+        }
     }
     let total = all.len();
     let queue = Arc::new(Mutex::new(VecDeque::from(all)));
@@ -307,13 +354,13 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let workers: Vec<_> = (0..o.jobs)
         .map(|_| {
             let (queue, failed, done, demo) =
-                (queue.clone(), failed.clone(), done.clone(), demo.clone());
+                (queue.clone(), failed.clone(), done.clone(), demos.clone());
             let timeout = o.timeout;
             std::thread::spawn(move || loop {
                 let Some(j) = queue.lock().expect("queue").pop_front() else {
                     return;
                 };
-                if let Some(why) = run_one(&demo, &j, timeout) {
+                if let Some(why) = run_one(&demo[j.build], &j, timeout) {
                     eprintln!("stress: FAIL {}: {why}", j.describe());
                     failed.lock().expect("failures").push((j, why));
                 }
