@@ -14,13 +14,7 @@
 
 use crate::proc::{getg_checked, goid_of};
 use crate::runtime2::G;
-use std::cell::RefCell;
 use std::fmt::Write as _;
-
-thread_local! {
-    /// Message and location of the last panic on this thread's goroutine.
-    static LAST: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
 
 /// Installs the goroutine-aware panic hook (once, at boot).
 pub fn install_hook() {
@@ -38,7 +32,8 @@ pub fn install_hook() {
             .location()
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
             .unwrap_or_default();
-        LAST.with(|c| *c.borrow_mut() = Some((msg, loc)));
+        // SAFETY: gp is the running goroutine; only it touches its report.
+        unsafe { (*gp).panic_report = Some(Box::new((msg, loc))) };
     }));
 }
 
@@ -63,8 +58,9 @@ pub(crate) fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) ->
     rt_sys::enter_fatal();
     // SAFETY: gp is the running goroutine.
     unsafe { (*gp).panicking = true };
-    let (msg, loc) = LAST
-        .with(|c| c.borrow_mut().take())
+    // SAFETY: gp is the running goroutine; only it touches its report.
+    let (msg, loc) = unsafe { (*gp).panic_report.take() }
+        .map(|b| *b)
         .unwrap_or_else(|| (payload_str(&*payload), String::new()));
     let mut out = String::new();
     let _ = writeln!(out, "panic: {msg}");

@@ -801,6 +801,7 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
     unsafe {
         dropg(mp, gp, GRUNNING, GDEAD);
         (*gp).entry = None;
+        (*gp).panic_report = None;
         if (*gp).lockedm == mp {
             (*gp).lockedm = null_mut();
             (*gp).lockedcount = 0;
