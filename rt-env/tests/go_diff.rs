@@ -4,61 +4,135 @@
 //! temporary directory (with its own GOCACHE and GOPATH) and run under many
 //! tricky settings of `GOMAXPROCS`, `GOTRACEBACK`, `GODEBUG` and crafted
 //! environment blocks; each observable result must equal what rt-env computes
-//! for the same input. Without `go`, every test prints one line saying it was
-//! skipped, and passes.
+//! for the same input. Without a working `go`, every test fails when the
+//! environment variable `CI` is set (CI must not skip them silently);
+//! elsewhere each one writes a line to stderr saying it was skipped, and
+//! passes.
+//!
+//! Every child (`go version`, `go build`, the probe) runs with a time
+//! bound: one that hangs is killed and fails the test.
 //!
 //! The installed Go (1.19) predates cgroup-aware defaults, so the
 //! `GOMAXPROCS` comparisons use the affinity-only default
 //! (`containermaxprocs=0`).
 
 use std::ffi::{CString, OsStr};
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use rt_env::{
     affinity_cpus, default_procs, gomaxprocs, parse_godebug, parse_gotraceback, DebugVars, Env,
 };
 
-/// The probe binary, built once per test process; `None` when `go` is absent.
-fn probe() -> Option<&'static Path> {
-    static PROBE: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// Seconds `go version` and each probe run may take.
+const RUN_BOUND_SECS: u64 = 60;
+/// Seconds `go build` may take (a cold cache builds the standard library).
+const BUILD_BOUND_SECS: u64 = 600;
+
+/// Runs `c` with stdin closed and stdout and stderr captured, killing it
+/// after `secs` seconds; a child killed so fails the test as a hang.
+fn output_bounded(mut c: Command, secs: u64) -> std::io::Result<Output> {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{c:?}");
+    let mut child = c.spawn()?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => panic!(
+            "hung: {what} ran longer than {secs} s and was killed\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
+}
+
+/// Why there is no usable `go`, or `None` when `go version` works.
+fn go_missing() -> Option<String> {
+    let mut c = Command::new("go");
+    c.arg("version");
+    match output_bounded(c, RUN_BOUND_SECS) {
+        Err(e) => Some(format!("cannot run `go version`: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "`go version` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim_end()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// The probe binary, built once per test process; `Err` says why there is
+/// no `go` to build it with.
+fn probe() -> Result<&'static Path, &'static str> {
+    static PROBE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PROBE
         .get_or_init(|| {
-            let have_go = Command::new("go")
-                .arg("version")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if !have_go {
-                return None;
+            if let Some(why) = go_missing() {
+                return Err(why);
             }
             remove_stale_build_dirs();
             let dir = std::env::temp_dir().join(format!("rt-env-go-diff-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/gomaxprocs.go");
             let bin = dir.join("probe");
-            let out = Command::new("go")
-                .args(["build", "-o"])
+            let mut c = Command::new("go");
+            c.args(["build", "-o"])
                 .arg(&bin)
                 .arg(&src)
                 .env("GOCACHE", dir.join("gocache"))
                 .env("GOPATH", dir.join("gopath"))
                 .env("GO111MODULE", "off")
                 .env("CGO_ENABLED", "0")
-                .env_remove("GOFLAGS")
-                .output()
-                .expect("run go build");
+                .env_remove("GOFLAGS");
+            let out = output_bounded(c, BUILD_BOUND_SECS).expect("run go build");
             assert!(
                 out.status.success(),
                 "go build failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            Some(bin)
+            Ok(bin)
         })
-        .as_deref()
+        .as_ref()
+        .map(|p| p.as_path())
+        .map_err(|why| why.as_str())
+}
+
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or
+/// `false`).
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 /// Removes build directories left by earlier test processes that have
@@ -81,12 +155,24 @@ fn remove_stale_build_dirs() {
     }
 }
 
+/// The probe, or (without `go`) a failure in CI and a skip elsewhere. The
+/// skip line goes straight to the process's stderr, past the test
+/// harness's capture, so it shows in a passing run.
 macro_rules! probe_or_skip {
     ($name:expr) => {
         match probe() {
-            Some(p) => p,
-            None => {
-                println!("go_diff::{}: skipped: `go` is not on PATH", $name);
+            Ok(p) => p,
+            Err(why) if in_ci() => panic!(
+                "go_diff::{}: CI is set but Go is not usable ({why}); \
+                 install it (apt-get install golang-go) or these differential tests do not run",
+                $name
+            ),
+            Err(why) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "go_diff::{}: SKIPPED, not compared with Go: {why}",
+                    $name
+                );
                 return;
             }
         }
@@ -116,7 +202,7 @@ fn run(bin: &Path, args: &[&str], vars: &[(&str, Option<&[u8]>)]) -> Output {
             Ok(())
         });
     }
-    cmd.output().expect("run probe")
+    output_bounded(cmd, RUN_BOUND_SECS).expect("run probe")
 }
 
 fn no_cgroup() -> DebugVars {
@@ -303,10 +389,10 @@ fn spawn_raw_env(bin: &Path, args: &[&[u8]], envp: &[&[u8]]) -> String {
     let mut envv: Vec<*mut libc::c_char> = envp_c.iter().map(|s| s.as_ptr() as *mut _).collect();
     envv.push(std::ptr::null_mut());
     let out_c = c(out_path.as_os_str().as_bytes());
-    // Every pointer passed below refers to a live, NUL-terminated CString or
-    // a null-terminated pointer array built above.
-    // SAFETY: and the file actions object is initialised before use and destroyed after.
-    unsafe {
+    // SAFETY: every pointer passed below refers to a live, NUL-terminated
+    // CString or a null-terminated pointer array built above, and the file
+    // actions object is initialised before use and destroyed after.
+    let pid = unsafe {
         let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         assert_eq!(libc::posix_spawn_file_actions_init(&mut fa), 0);
         assert_eq!(
@@ -330,16 +416,44 @@ fn spawn_raw_env(bin: &Path, args: &[&[u8]], envp: &[&[u8]]) -> String {
         );
         assert_eq!(r, 0, "posix_spawn");
         libc::posix_spawn_file_actions_destroy(&mut fa);
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "probe status {status}"
-        );
-    }
+        pid
+    };
+    let status = wait_pid_bounded(pid, RUN_BOUND_SECS);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "probe status {status}"
+    );
     let s = String::from_utf8(std::fs::read(&out_path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&out_path);
     s
+}
+
+/// Waits for child `pid` without blocking (`WNOHANG`), polling until it
+/// has exited or `secs` seconds have passed; then kills it, reaps it and
+/// fails the test as a hang. Returns the wait status.
+fn wait_pid_bounded(pid: libc::pid_t, secs: u64) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut status = 0;
+        // SAFETY: `pid` is our child, not yet reaped; `status` is a live int.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            panic!("waitpid({pid}): {}", std::io::Error::last_os_error());
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: kill and waitpid on our own unreaped child; `status`
+            // is a live int.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("hung: the probe ran longer than {secs} s and was killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn hex(b: &[u8]) -> String {

@@ -80,8 +80,13 @@ fn free_items(p: usize) {
     }
 }
 
+/// The PRNG seed of thread `tid` in `round` (printed by the test).
+fn seed(tid: usize, round: usize) -> u64 {
+    (tid as u64 + 1) * 0x1234_5678 + round as u64
+}
+
 fn stress(tid: usize, round: usize) {
-    let mut r = Rng((tid as u64 + 1) * 0x1234_5678 + round as u64);
+    let mut r = Rng(seed(tid, round));
     let mut mine: Vec<usize> = vec![0; 500];
     for _ in 0..ITERS {
         let k = (r.next() % 100) as usize;
@@ -114,6 +119,13 @@ fn cross_thread_stress_keeps_contents_and_balances_counts() {
     rt_heap::mallocinit().unwrap();
     let before = rt_heap::memstats();
     for round in 0..ROUNDS {
+        let seeds: Vec<String> = (0..THREADS)
+            .map(|t| format!("{:#x}", seed(t, round)))
+            .collect();
+        eprintln!(
+            "rt-heap stress round {round}: thread seeds {}",
+            seeds.join(" ")
+        );
         let hs: Vec<_> = (0..THREADS)
             .map(|t| std::thread::spawn(move || stress(t, round)))
             .collect();

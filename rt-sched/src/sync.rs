@@ -285,12 +285,86 @@ mod tests {
 
     #[test]
     fn waitgroup_on_threads() {
+        // Each worker records its work before calling done(); once wait()
+        // returns, every record must be visible. Many rounds, so both the
+        // path where wait() finds the counter at zero and the one where it
+        // sleeps until the last done() are taken. The waiter runs on a
+        // thread of its own so that a wait that never ends fails the test
+        // instead of hanging it.
+        use core::sync::atomic::{AtomicBool, AtomicU64};
+        const WORKERS: u64 = 4;
+        const ROUNDS: u64 = 200;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bad = Vec::new();
+            for round in 0..ROUNDS {
+                let wg = WaitGroup::new();
+                let go = Arc::new(AtomicBool::new(false));
+                let done_before: Arc<Vec<AtomicU64>> =
+                    Arc::new((0..WORKERS).map(|_| AtomicU64::new(0)).collect());
+                wg.add(WORKERS as i64);
+                let workers: Vec<_> = (0..WORKERS)
+                    .map(|k| {
+                        let (wg, go, done_before) = (wg.clone(), go.clone(), done_before.clone());
+                        std::thread::spawn(move || {
+                            while !go.load(Ordering::Acquire) {
+                                std::thread::yield_now();
+                            }
+                            // Relaxed on purpose: only the WaitGroup orders
+                            // this store before the waiter's load.
+                            done_before[k as usize].store(round + 1, Ordering::Relaxed);
+                            wg.done();
+                        })
+                    })
+                    .collect();
+                go.store(true, Ordering::Release);
+                wg.wait();
+                let seen: Vec<u64> = done_before
+                    .iter()
+                    .map(|d| d.load(Ordering::Relaxed))
+                    .collect();
+                if seen.iter().any(|&s| s != round + 1) {
+                    bad.push((round, seen));
+                }
+                for w in workers {
+                    w.join().unwrap();
+                }
+            }
+            let _ = tx.send(bad);
+        });
+        let bad = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("WaitGroup::wait did not return within 60 s");
+        assert!(
+            bad.is_empty(),
+            "wait() returned before these done() calls: {bad:?}"
+        );
+    }
+
+    #[test]
+    fn waitgroup_wait_blocks_until_the_last_done() {
+        // The waiter is usually asleep in wait() before the first done();
+        // the dones come one at a time, and wait() must not return before
+        // the last, so it sees every one of them.
         let wg = WaitGroup::new();
+        let finished = Arc::new(core::sync::atomic::AtomicU64::new(0));
         wg.add(3);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (w2, f2) = (wg.clone(), finished.clone());
+        std::thread::spawn(move || {
+            let _ = ready_tx.send(());
+            w2.wait();
+            let _ = tx.send(f2.load(Ordering::Relaxed));
+        });
+        ready_rx.recv().unwrap();
         for _ in 0..3 {
-            let wg = wg.clone();
-            std::thread::spawn(move || wg.done());
+            finished.fetch_add(1, Ordering::Relaxed);
+            wg.done();
         }
-        wg.wait();
+        let seen = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("WaitGroup::wait did not return within 60 s");
+        assert_eq!(seen, 3);
     }
 }

@@ -26,8 +26,14 @@ impl Outcome {
     }
 }
 
+/// How long a forked child may run before it counts as hung. Generous: only
+/// a hang (a handler that never returns, a lost signal) should reach it.
+const CHILD_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs `f` in a forked child with fd 2 captured and core dumps off. The
-/// child exits 0 if `f` returns, 101 if it panics.
+/// child exits 0 if `f` returns, 101 if it panics. A child still running
+/// after [`CHILD_BOUND`] is killed and the calling test fails as a hang,
+/// with whatever the child printed.
 fn in_child(f: impl FnOnce()) -> Outcome {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a live [i32; 2] for pipe to fill.
@@ -54,22 +60,53 @@ fn in_child(f: impl FnOnce()) -> Outcome {
     }
     // SAFETY: closing the parent's copy of the write end, which it owns.
     unsafe { libc::close(fds[1]) };
+    let deadline = std::time::Instant::now() + CHILD_BOUND;
+    let mut killed = false;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
+    // Read until end-of-file, waiting at most until the deadline; a child
+    // that is still running then is killed, which closes its end.
     loop {
+        let now = std::time::Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() && !killed {
+            // SAFETY: `pid` is our child and has not been reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        // Something the child started may still hold the pipe open after
+        // the kill: stop reading a little later regardless.
+        if killed && now > deadline + std::time::Duration::from_secs(5) {
+            break;
+        }
+        let mut pfd = libc::pollfd {
+            fd: fds[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, 100) as i32;
+        // SAFETY: `pfd` is one live pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if ready == 0 || (ready < 0 && errno() == libc::EINTR) {
+            continue;
+        }
         // SAFETY: `buf` is live and writable for its length.
         let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
             out.extend_from_slice(&buf[..n as usize]);
-        } else if n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        } else if n == 0 || errno() != libc::EINTR {
             break;
         }
     }
     // SAFETY: closing the read end this function opened.
     unsafe { libc::close(fds[0]) };
-    let mut status = 0;
-    // SAFETY: `pid` is this function's child; `status` is a live int.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {}
+    let status = reap_within(pid, deadline, &mut killed);
+    let stderr = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        !killed,
+        "hung: the forked child was still running after {CHILD_BOUND:?} and was killed\n\
+         its stderr: {stderr}"
+    );
     let (code, signal) = if libc::WIFEXITED(status) {
         (Some(libc::WEXITSTATUS(status)), None)
     } else if libc::WIFSIGNALED(status) {
@@ -80,7 +117,40 @@ fn in_child(f: impl FnOnce()) -> Outcome {
     Outcome {
         code,
         signal,
-        stderr: String::from_utf8_lossy(&out).into_owned(),
+        stderr,
+    }
+}
+
+/// This thread's errno.
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Reaps child `pid`, polling with `WNOHANG` so the wait never blocks past
+/// `deadline`; a child still running then is killed (and `killed` set)
+/// before it is reaped. Returns its wait status.
+fn reap_within(pid: libc::pid_t, deadline: std::time::Instant, killed: &mut bool) -> i32 {
+    loop {
+        let mut status = 0;
+        let flags = if *killed { 0 } else { libc::WNOHANG };
+        // SAFETY: `pid` is this function's unreaped child; `status` is a
+        // live int.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && errno() != libc::EINTR {
+            panic!("waitpid({pid}): {}", std::io::Error::last_os_error());
+        }
+        if r == 0 {
+            if std::time::Instant::now() >= deadline {
+                // SAFETY: `pid` is our child and has not been reaped yet.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                *killed = true;
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
     }
 }
 

@@ -328,11 +328,77 @@ mod tests {
         assert!(!b.overflowed);
     }
 
+    /// Runs `f` on a thread of its own and returns its result; fails the
+    /// test if `f` has not returned within a minute (a wait that never
+    /// ends would otherwise hang the test run).
+    fn on_thread_bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("futex_wait did not return within 60 s")
+    }
+
+    /// Calls `futex_wait` and returns the errno the kernel left for it
+    /// (futex_wait goes through libc's `syscall`, which reports the
+    /// kernel's answer there), cleared beforehand.
+    fn futex_wait_errno(w: &AtomicU32, expected: u32, timeout_ns: Option<u64>) -> i32 {
+        // SAFETY: __errno_location returns this thread's errno slot, valid
+        // for the life of the thread.
+        unsafe { *libc::__errno_location() = 0 };
+        futex_wait(w, expected, timeout_ns);
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
     #[test]
     fn futex_wait_returns_when_word_differs() {
-        let w = AtomicU32::new(1);
-        futex_wait(&w, 0, None); // value is not 0: returns at once
-        futex_wait(&w, 1, Some(1_000)); // times out after 1 µs
+        // Nobody ever wakes this waiter: it can only return because the
+        // word (1) is not the value it expects (0), which the kernel
+        // reports as EAGAIN.
+        let (errno, word) = on_thread_bounded(|| {
+            let w = AtomicU32::new(1);
+            (futex_wait_errno(&w, 0, None), w.load(Ordering::Relaxed))
+        });
+        assert_eq!(errno, libc::EAGAIN, "returned for another reason");
+        assert_eq!(word, 1);
+    }
+
+    #[test]
+    fn futex_wait_with_a_timeout_returns_with_the_word_unchanged() {
+        // The word equals the expected value and nobody wakes the waiter:
+        // only the timeout can end the wait, and the word is untouched.
+        let (errno, word) = on_thread_bounded(|| {
+            let w = AtomicU32::new(1);
+            (
+                futex_wait_errno(&w, 1, Some(1_000_000)),
+                w.load(Ordering::Relaxed),
+            )
+        });
+        assert_eq!(errno, libc::ETIMEDOUT, "returned for another reason");
+        assert_eq!(word, 1);
+    }
+
+    #[test]
+    fn futex_wake_ends_a_wait_on_an_unchanged_word() {
+        // The waiter loops until it sees the word change, so it returns
+        // whether the wake or the store reaches it first; a lost wake-up
+        // would leave it asleep, and the bound would fail the test.
+        let w = std::sync::Arc::new(AtomicU32::new(0));
+        let w2 = w.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            while w2.load(Ordering::Acquire) == 0 {
+                futex_wait(&w2, 0, None);
+            }
+            let _ = tx.send(w2.load(Ordering::Acquire));
+        });
+        w.store(7, Ordering::Release);
+        futex_wake(&w, 1);
+        let seen = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the waiter was not woken within 60 s");
+        assert_eq!(seen, 7);
     }
 
     #[test]

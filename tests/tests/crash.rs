@@ -3,9 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
 
 #[test]
 fn stack_overflow_in_a_goroutine_is_reported_with_its_bounds() {
@@ -93,18 +91,16 @@ fn a_fault_on_a_thread_spawned_from_a_goroutine_is_reported() {
     );
 }
 
+/// How long the signal tests wait for the child's "ready" line and for its
+/// exit before counting it as hung.
+const SIGNAL_BOUND_SECS: u64 = 60;
+
 /// Starts `quit`-like scenarios and waits for their "ready" line.
-fn start(
-    scenario: &str,
-    ignore_int: bool,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
-    let mut c = Command::new(RT0);
+fn start(scenario: &str, ignore_int: bool) -> Running {
+    let mut c = command(RT0);
     // One P: a goroutine blocked outside the scheduler must not hold it.
     c.env("GOMAXPROCS", "1");
-    c.arg(scenario)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("GOTRACEBACK");
+    c.arg(scenario);
     if ignore_int {
         // SAFETY: between fork and exec only async-signal-safe calls are made.
         unsafe {
@@ -114,27 +110,16 @@ fn start(
             });
         }
     }
-    let mut child = c.spawn().expect("spawn rt-demo");
-    let mut rd = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    rd.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    (child, rd)
-}
-
-fn stderr_of(child: &mut std::process::Child) -> String {
-    let mut s = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut s).unwrap();
-    s
+    let mut child = Running::start(c);
+    assert_eq!(child.line(SIGNAL_BOUND_SECS), "ready\n");
+    child
 }
 
 #[test]
 fn sigquit_dumps_every_goroutine_and_exits_2() {
-    let (mut child, _rd) = start("quit", false);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
-    let st = child.wait().unwrap();
-    let e = stderr_of(&mut child);
+    let child = start("quit", false);
+    child.signal(libc::SIGQUIT);
+    let (st, e) = child.finish(SIGNAL_BOUND_SECS);
     assert_eq!(st.code(), Some(2), "{e}");
     assert!(e.starts_with("SIGQUIT: quit\nPC=0x"), "{e}");
     // Goroutine 1 may still be returning from its write of "ready".
@@ -147,32 +132,33 @@ fn sigquit_dumps_every_goroutine_and_exits_2() {
 
 #[test]
 fn sigint_with_nobody_listening_kills_by_the_signal() {
-    let (mut child, _rd) = start("quit", false);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let st = child.wait().unwrap();
-    assert_eq!(st.signal(), Some(libc::SIGINT));
+    let child = start("quit", false);
+    child.signal(libc::SIGINT);
+    let (st, e) = child.finish(SIGNAL_BOUND_SECS);
+    assert_eq!(st.signal(), Some(libc::SIGINT), "{e}");
 }
 
 #[test]
 fn notify_delivers_sigint_to_the_program() {
-    let (mut child, mut rd) = start("notify", false);
+    let mut child = start("notify", false);
     // Let the ticking goroutine run while main waits in the blocking call.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut line = String::new();
-    rd.read_line(&mut line).unwrap();
-    assert_eq!(line, "got signal 2 (SIGINT: interrupt)\n");
-    line.clear();
-    rd.read_line(&mut line).unwrap();
-    assert_eq!(line, "others ran meanwhile: true\n");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    child.signal(libc::SIGINT);
+    assert_eq!(
+        child.line(SIGNAL_BOUND_SECS),
+        "got signal 2 (SIGINT: interrupt)\n"
+    );
+    assert_eq!(
+        child.line(SIGNAL_BOUND_SECS),
+        "others ran meanwhile: true\n"
+    );
+    let (st, e) = child.finish(SIGNAL_BOUND_SECS);
+    assert_eq!(st.code(), Some(0), "{e}");
 }
 
 #[test]
 fn sigint_inherited_as_ignored_stays_ignored() {
-    let mut c = Command::new(RT0);
+    let mut c = command(RT0);
     c.arg("nohup");
     // SAFETY: between fork and exec only async-signal-safe calls are made.
     unsafe {
@@ -181,7 +167,7 @@ fn sigint_inherited_as_ignored_stays_ignored() {
             Ok(())
         });
     }
-    let o = c.output().unwrap();
+    let o = output_bounded(c, RUN_BOUND_SECS);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -235,8 +221,7 @@ fn running_out_of_memory_is_a_fatal_error_with_status_2() {
     // No address space for the heap's first arena, at boot (before the
     // signal handlers exist), on both entries.
     for bin in ENTRIES {
-        let mut c = Command::new(bin);
-        c.env_remove("GODEBUG").env_remove("GOMAXPROCS");
+        let mut c = command(bin);
         // SAFETY: setrlimit is async-signal-safe and touches only the child.
         unsafe {
             c.pre_exec(|| {
@@ -248,7 +233,7 @@ fn running_out_of_memory_is_a_fatal_error_with_status_2() {
                 Ok(())
             });
         }
-        let o = c.output().expect("run rt-demo");
+        let o = output_bounded(c, RUN_BOUND_SECS);
         let e = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{bin}: {e}");
         assert!(e.starts_with("fatal error: "), "{bin}: {e}");

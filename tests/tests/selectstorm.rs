@@ -31,13 +31,13 @@ fn storm(features: &str, procs: &str, runs: usize) {
 #[test]
 fn selectstorm_plain() {
     for procs in ["1", "2", "4"] {
-        storm("", procs, 3);
+        storm("", procs, 2);
     }
 }
 
 #[test]
 fn selectstorm_every_feature() {
     for procs in ["1", "2", "4"] {
-        storm("all", procs, 2);
+        storm("all", procs, 1);
     }
 }

@@ -33,7 +33,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "pingpong N",
         "N round trips over an unbuffered channel between two goroutines",
     ),
-    ("yield N", "two goroutines alternating with gosched N times"),
+    (
+        "yield N",
+        "two goroutines taking turns with gosched, N rounds each; checks they alternate at GOMAXPROCS=1",
+    ),
     (
         "chan N",
         "N messages through a buffered channel from 4 senders to 4 receivers, checked",
@@ -71,6 +74,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "free 65 pointers the heap does not own; 0: let sysmon find them, 1: malloc again",
     ),
     ("joinpanic", "a panic returned by a join handle"),
+    (
+        "closedchan join|gosend|goclose",
+        "send on / second close of a closed channel: recovered by join, or unrecovered in a `go`",
+    ),
     (
         "overflow",
         "unbounded recursion in a goroutine that is not main",
@@ -222,6 +229,7 @@ pub fn main() -> i32 {
             panic!("boom in main")
         }
         b"joinpanic" => scenarios::joinpanic(),
+        b"closedchan" => scenarios::closedchan(rest.first().map_or(&b"join"[..], |a| a.as_bytes())),
         b"badfree" => scenarios::badfree(num(rest, 0, 0)),
         b"oom" => {
             // Beyond the heap's MAX_ALLOC (64 TiB) by default, so it is
@@ -317,29 +325,58 @@ mod scenarios {
         }
     }
 
+    /// Two goroutines each run `n` rounds, calling `gosched` after every
+    /// round and noting, at the start of each round, how many rounds the
+    /// other has finished. Prints the rounds counted; with one P it also
+    /// prints whether they took turns: `gosched` puts the caller at the back
+    /// of the global run queue, behind the other goroutine, so while both
+    /// still have rounds left neither may run more than two in a row (two,
+    /// not one: every 61st schedule takes the global queue's head first,
+    /// which can be the goroutine that just yielded — Go does the same).
     pub fn yield_(n: u64) -> i32 {
-        let count = Arc::new(AtomicU64::new(0));
-        let wg = rt_sched::WaitGroup::new();
+        let rounds = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let t0 = std::time::Instant::now();
-        for _ in 0..2 {
-            wg.add(1);
-            let (c, wg) = (count.clone(), wg.clone());
-            rt_sched::go(move || {
-                for _ in 0..n {
-                    c.fetch_add(1, Ordering::Relaxed);
-                    rt_sched::gosched();
-                }
-                wg.done();
-            });
-        }
-        wg.wait();
+        let hs: Vec<_> = (0..2usize)
+            .map(|me| {
+                let rounds = rounds.clone();
+                rt_sched::spawn(move || {
+                    // The longest stretch of this goroutine's rounds during
+                    // which the other, not yet finished, ran none.
+                    let (mut streak, mut longest) = (0u64, 0u64);
+                    let mut last = u64::MAX;
+                    for i in 0..n {
+                        let seen = rounds[1 - me].load(Ordering::Relaxed);
+                        streak = if seen == last { streak + 1 } else { 1 };
+                        last = seen;
+                        if seen < n {
+                            longest = longest.max(streak);
+                        }
+                        rounds[me].store(i + 1, Ordering::Relaxed);
+                        rt_sched::gosched();
+                    }
+                    longest
+                })
+            })
+            .collect();
+        let longest: Vec<u64> = hs
+            .into_iter()
+            .map(|h| h.join().unwrap_or(u64::MAX))
+            .collect();
         let el = t0.elapsed();
-        println!("switches {}", count.load(Ordering::Relaxed));
+        let total = rounds[0].load(Ordering::Relaxed) + rounds[1].load(Ordering::Relaxed);
+        let mut ok = total == 2 * n;
+        if rt_sched::gomaxprocs() == 1 {
+            let alternated = longest.iter().all(|&l| l <= 2);
+            println!("yields {total} alternated={alternated}");
+            ok &= alternated;
+        } else {
+            println!("yields {total}");
+        }
         eprintln!(
-            "yield: {:.1} ns/switch",
+            "yield: {:.1} ns/switch; longest run of one goroutine {longest:?}",
             el.as_nanos() as f64 / (2 * n).max(1) as f64
         );
-        0
+        i32::from(!ok)
     }
 
     pub fn chan(n: u64) -> i32 {
@@ -391,34 +428,40 @@ mod scenarios {
 
     pub fn sleep() -> i32 {
         let out = rt_sched::Chan::<u64>::new(8);
+        // Deadlines 20 ms apart from one common start, so the order cannot
+        // depend on when each goroutine first ran.
+        let base = rt_sys::nanotime();
         for ms in [60u64, 20, 40, 0] {
             let out = out.clone();
             rt_sched::go(move || {
-                rt_sched::sleep(std::time::Duration::from_millis(ms));
+                rt_sched::proc::sleep_until(base + ms as i64 * 1_000_000);
                 out.send(ms);
             });
         }
         let order: Vec<u64> = (0..4).map(|_| out.recv().unwrap()).collect();
         println!("woke in order {order:?}");
         // A timer must fire even while another goroutine keeps the P busy
-        // (it yields, but the run queue is never empty).
+        // (it yields, but the run queue is never empty). The spinner stops
+        // only once main has woken, so if the timer never fired the program
+        // would not finish (the tests bound every run). Main reads the
+        // spinner's count as soon as it wakes: a count above zero shows the
+        // spinner was running, keeping the run queue busy, while main slept.
         let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let w2 = woke.clone();
+        let spins = Arc::new(AtomicU64::new(0));
+        let (w2, s2) = (woke.clone(), spins.clone());
         let spinner = rt_sched::spawn(move || {
-            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while !w2.load(Ordering::Relaxed) && std::time::Instant::now() < end {
+            while !w2.load(Ordering::Relaxed) {
+                s2.fetch_add(1, Ordering::Relaxed);
                 rt_sched::gosched();
             }
         });
-        let t0 = std::time::Instant::now();
         rt_sched::sleep(std::time::Duration::from_millis(10));
+        let spun_meanwhile = spins.load(Ordering::Relaxed) > 0;
         woke.store(true, Ordering::Relaxed);
-        let _ = spinner.join();
-        println!(
-            "timer fired while busy: {}",
-            t0.elapsed() < std::time::Duration::from_secs(4)
-        );
-        if order == [0, 20, 40, 60] {
+        let joined = spinner.join().is_ok();
+        let busy = spun_meanwhile && joined;
+        println!("timer fired while busy: {busy}");
+        if order == [0, 20, 40, 60] && busy {
             0
         } else {
             1
@@ -639,6 +682,83 @@ mod scenarios {
                 0
             }
             Ok(_) => 1,
+        }
+    }
+
+    /// Go's run-time panics on closed channels. `join`: goroutines started
+    /// with `spawn` send on a closed channel, send while blocked when the
+    /// channel is closed, send through a select, and close a channel twice;
+    /// each join must return the panic with Go's message, and nothing is
+    /// printed on stderr. `gosend` / `goclose`: the same panic in a goroutine
+    /// started with `go`, which nobody recovers: the program must end with
+    /// Go's report (main meanwhile waits on a channel nobody sends to).
+    pub fn closedchan(mode: &[u8]) -> i32 {
+        use rt_sched::Chan;
+        let closed = Chan::<u64>::new(1);
+        closed.close();
+        match mode {
+            b"join" => {
+                let report = |what: &str, h: rt_sched::JoinHandle<()>| match h.join() {
+                    Ok(()) => {
+                        println!("{what}: no panic");
+                        false
+                    }
+                    Err(p) => {
+                        println!(
+                            "{what}: join error: {}",
+                            rt_sched::panic::panic_message(&*p)
+                        );
+                        true
+                    }
+                };
+                let c = closed.clone();
+                let send = report("send", rt_sched::spawn(move || c.send(1)));
+                // The sender blocks (no receiver) and is woken by the close.
+                // Yielding first lets it reach the send at GOMAXPROCS=1;
+                // either way the send must panic.
+                let open = Chan::<u64>::new(0);
+                let c = open.clone();
+                let h = rt_sched::spawn(move || c.send(2));
+                for _ in 0..3 {
+                    rt_sched::gosched();
+                }
+                open.close();
+                let blocked = report("blocked send", h);
+                let c = closed.clone();
+                let select = report(
+                    "select send",
+                    rt_sched::spawn(move || {
+                        let mut s = rt_sched::Select::new();
+                        s.send(&c, 3);
+                        s.select();
+                    }),
+                );
+                let twice = Chan::<u64>::new(0);
+                let close = report(
+                    "close",
+                    rt_sched::spawn(move || {
+                        twice.close();
+                        twice.close();
+                    }),
+                );
+                i32::from(!(send && blocked && select && close))
+            }
+            b"gosend" | b"goclose" => {
+                let c = closed.clone();
+                if mode == b"gosend" {
+                    rt_sched::go(move || c.send(1));
+                } else {
+                    rt_sched::go(move || c.close());
+                }
+                let never = Chan::<()>::new(0);
+                let _ = never.recv();
+                println!("not reached");
+                1
+            }
+            other => super::usage(&format!(
+                "closedchan {} (want join, gosend or goclose)",
+                String::from_utf8_lossy(other)
+            )),
         }
     }
 
