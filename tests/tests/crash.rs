@@ -191,6 +191,26 @@ fn unrecovered_panic_with_gotraceback_crash_dies_by_sigabrt() {
     );
 }
 
+/// The panic report is kept on the goroutine: a destructor that parks
+/// during unwinding may move it to another M before the report is printed.
+#[test]
+fn a_panic_that_parks_while_unwinding_is_reported_as_itself() {
+    for procs in ["1", "2", "4"] {
+        for _ in 0..3 {
+            let (code, out, err) = run_bounded(RT0, &["panicpark"], &[("GOMAXPROCS", procs)], 60);
+            assert_eq!(code, 2, "GOMAXPROCS={procs}: {out}{err}");
+            assert!(
+                err.starts_with("panic: boom after a park in unwinding\n\ngoroutine "),
+                "GOMAXPROCS={procs}: {err}"
+            );
+            assert!(
+                err.contains("demo/mod.rs:"),
+                "GOMAXPROCS={procs}: no location: {err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_free_of_a_foreign_pointer_is_a_fatal_error_not_a_hang() {
     for mode in ["0", "1"] {

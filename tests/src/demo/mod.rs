@@ -75,6 +75,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("joinpanic", "a panic returned by a join handle"),
     (
+        "panicpark [N]",
+        "a goroutine whose destructor parks while its panic unwinds; the report names that panic",
+    ),
+    (
         "closedchan join|gosend|goclose",
         "send on / second close of a closed channel: recovered by join, or unrecovered in a `go`",
     ),
@@ -229,6 +233,7 @@ pub fn main() -> i32 {
             panic!("boom in main")
         }
         b"joinpanic" => scenarios::joinpanic(),
+        b"panicpark" => scenarios::panicpark(num(rest, 0, 8)),
         b"closedchan" => scenarios::closedchan(rest.first().map_or(&b"join"[..], |a| a.as_bytes())),
         b"badfree" => scenarios::badfree(num(rest, 0, 0)),
         b"oom" => {
@@ -671,6 +676,49 @@ mod scenarios {
     pub fn panic() -> i32 {
         rt_sched::go(|| panic!("boom from a goroutine"));
         rt_sched::sleep(std::time::Duration::from_secs(5));
+        0
+    }
+
+    /// Goroutines that park while their panic unwinds (a destructor that
+    /// sleeps, sends and locks), so the goroutine may resume on another M
+    /// before its panic is reported; the others keep the Ms busy. The
+    /// report must still name this panic: its message and location.
+    pub fn panicpark(n: u64) -> i32 {
+        struct ParkOnDrop(rt_sched::Chan<u64>, std::sync::Arc<rt_sched::Mutex<u64>>);
+        impl Drop for ParkOnDrop {
+            fn drop(&mut self) {
+                for i in 0..20 {
+                    rt_sched::sleep(std::time::Duration::from_micros(50));
+                    self.0.send(i);
+                    *self.1.lock() += 1;
+                }
+            }
+        }
+        let sink = rt_sched::Chan::<u64>::new(0);
+        let m = std::sync::Arc::new(rt_sched::Mutex::new(0u64));
+        for _ in 0..n {
+            let s = sink.clone();
+            rt_sched::go(move || while s.recv().is_some() {});
+        }
+        for _ in 0..n {
+            let m = m.clone();
+            rt_sched::go(move || {
+                let mut x = 0u64;
+                loop {
+                    x = x.wrapping_add(1);
+                    if x % 1024 == 0 {
+                        *m.lock() += 1;
+                        rt_sched::gosched();
+                    }
+                }
+            });
+        }
+        let (s, m2) = (sink.clone(), m.clone());
+        rt_sched::go(move || {
+            let _guard = ParkOnDrop(s, m2);
+            panic!("boom after a park in unwinding");
+        });
+        rt_sched::sleep(std::time::Duration::from_secs(30));
         0
     }
 
