@@ -46,6 +46,11 @@ pub const G0_BOOT_STACK: usize = 64 * 1024 - 104;
 const GLOBAL_FAIRNESS: u32 = 61;
 /// Steal attempts over all Ps before giving up (`stealTries`).
 const STEAL_TRIES: u32 = 4;
+/// How long goroutines that ready each other through `runnext` may share
+/// one time slice (Go's `forcePreemptNS`, 10 ms).
+const TIME_SLICE_NS: i64 = 10_000_000;
+/// The shared slice's clock is read once per this many inherited runs.
+const SLICE_CHECK_EVERY: u32 = 64;
 
 thread_local! {
     /// The M this OS thread is, or null for threads the runtime did not
@@ -1651,22 +1656,37 @@ pub fn schedule() -> ! {
         let mut inherit = false;
         // SAFETY: pp is ours.
         let tick = unsafe { (*pp).schedtick.load(Ordering::Relaxed) };
+        // SAFETY: pp is ours.
+        let expired = unsafe { slice_expired(pp) };
         // A P that never runs out of work still runs due timers (Go's
         // checkTimers in schedule); every 8th tick keeps the cost of
         // scanning the heaps off the hot path.
-        if tick % 8 == 0 && SCHED.ntimers.load(Ordering::Relaxed) > 0 {
+        if (tick % 8 == 0 || expired) && SCHED.ntimers.load(Ordering::Relaxed) > 0 {
             check_timers(pp);
         }
-        if tick % GLOBAL_FAIRNESS == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+        if (tick % GLOBAL_FAIRNESS == 0 || expired) && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
             SCHED.lock.lock();
             // SAFETY: lock held, pp ours.
             gp = unsafe { globrunqget(pp, 1) };
             SCHED.lock.unlock();
         }
+        if gp.is_null() && expired {
+            // The slice is over: whoever waits in the local queue goes
+            // before the `runnext` goroutine, which joins the tail.
+            // SAFETY: pp ours.
+            unsafe {
+                let next = (*pp).runnext.swap(null_mut(), Ordering::AcqRel);
+                if !next.is_null() {
+                    runqput(pp, next, false);
+                }
+            }
+        }
         if gp.is_null() {
             // SAFETY: pp ours.
             (gp, inherit) = unsafe { runqget(pp) };
         }
+        // SAFETY: pp ours.
+        unsafe { note_inherit(pp, inherit) };
         if gp.is_null() {
             (gp, inherit) = findrunnable();
         }
@@ -1682,6 +1702,69 @@ pub fn schedule() -> ! {
             continue;
         }
         execute(gp, inherit);
+    }
+}
+
+/// Whether the time slice that `runnext` goroutines have been sharing on
+/// `pp` is over. Go's `runnext` hand-off lets a goroutine readied by the
+/// running one inherit its slice (no `schedtick` step), and sysmon preempts
+/// the pair when the slice passes 10 ms. rt does not preempt, so two
+/// goroutines that keep readying each other (a ping-pong) would hold the P
+/// for ever: the local queue, the global queue and the timers would wait
+/// (Go's TestTimerFairness and TestPingPongHog hung at GOMAXPROCS=1). The
+/// slice is therefore checked here, once per `SLICE_CHECK_EVERY` inherited
+/// runs; when it is over the streak ends, `schedtick` steps, and
+/// `schedule` checks the timers and the queues first.
+///
+/// # Safety
+/// `pp` is held by the calling M.
+#[inline(always)]
+unsafe fn slice_expired(pp: *mut P) -> bool {
+    // SAFETY: caller contract: the streak fields are the owner's.
+    unsafe {
+        let streak = (*pp).inheritstreak;
+        if streak == 0 || streak % SLICE_CHECK_EVERY != 0 {
+            return false;
+        }
+        slice_expired_slow(pp)
+    }
+}
+
+/// The clock half of [`slice_expired`].
+///
+/// # Safety
+/// As [`slice_expired`].
+#[cold]
+#[inline(never)]
+unsafe fn slice_expired_slow(pp: *mut P) -> bool {
+    // SAFETY: caller contract.
+    unsafe {
+        if rt_sys::nanotime() - (*pp).slicestart < TIME_SLICE_NS {
+            return false;
+        }
+        (*pp).inheritstreak = 0;
+        (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Counts an inherited run (the slice starts with the first), or ends the
+/// streak.
+///
+/// # Safety
+/// `pp` is held by the calling M.
+#[inline(always)]
+unsafe fn note_inherit(pp: *mut P, inherit: bool) {
+    // SAFETY: caller contract: the streak fields are the owner's.
+    unsafe {
+        if !inherit {
+            (*pp).inheritstreak = 0;
+            return;
+        }
+        if (*pp).inheritstreak == 0 {
+            (*pp).slicestart = rt_sys::nanotime();
+        }
+        (*pp).inheritstreak += 1;
     }
 }
 
@@ -1739,6 +1822,11 @@ fn handoffp(pp: *mut P) {
     let has_work =
         unsafe { !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Relaxed).is_null() }
             || SCHED.runqsize.load(Ordering::Relaxed) > 0;
+    // A P with timers needs an M that knows when they are due: the idle
+    // Ms computed their sleep before this P's timers were added (a locked
+    // goroutine that sleeps hands its P off right after adding its timer),
+    // so one is started to take the P, find nothing to run yet, and sleep
+    // until the earliest timer (Go's handoffp wakes the poller for them).
     if has_work {
         startm(pp, false);
         return;
@@ -1751,6 +1839,12 @@ fn handoffp(pp: *mut P) {
             SCHED.stopnote.wakeup();
         }
         SCHED.lock.unlock();
+        return;
+    }
+    // SAFETY: pp is ours (caller); the heap has its own lock.
+    if unsafe { !(*pp).timers.is_empty() } {
+        SCHED.lock.unlock();
+        startm(pp, false);
         return;
     }
     // SAFETY: lock held; pp idle.
@@ -2085,6 +2179,8 @@ fn new_p(id: i32) -> *mut P {
         status: core::sync::atomic::AtomicU32::new(PGCSTOP),
         link: null_mut(),
         schedtick: core::sync::atomic::AtomicU32::new(0),
+        inheritstreak: 0,
+        slicestart: 0,
         syscalltick: core::sync::atomic::AtomicU32::new(0),
         m: AtomicPtr::new(null_mut()),
         mcache: rt_heap::allocmcache(),

@@ -410,6 +410,11 @@ pub struct P {
     pub link: *mut P,
     /// Incremented on every scheduler call (drives the 1-in-61 global check).
     pub schedtick: AtomicU32,
+    /// Goroutines run in a row from `runnext`, each inheriting the time
+    /// slice of the one that readied it (owner only).
+    pub inheritstreak: u32,
+    /// `nanotime` when that shared slice began (owner only).
+    pub slicestart: i64,
     /// Incremented on every system call.
     pub syscalltick: AtomicU32,
     /// The M holding this P, or null.
