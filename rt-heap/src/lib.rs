@@ -430,25 +430,24 @@ pub struct RtHeap;
 // at least `layout.size()` bytes aligned to `layout.align()` and disjoint
 // from all live blocks; null signals failure; frees use the same layout.
 //
-// The methods are never inlined into the program's allocator shim
-// (`__rust_alloc` and friends, which rustc generates in the crate that
-// names the global allocator and then inlines into that crate's code): the
-// shim jumps to code compiled here, in one piece with the cache lookup.
-// Measured reason: with the M's cache read by a GS-relative `asm!`
-// (`arch::gs_mcache`) inlined through the shim, rustc 1.95's release build
-// of rt-demo emitted `ud2` where one `Vec::with_capacity` should have
-// called `malloc_general` (the optimised IR held a call to a dangling
-// callee, which also crashed rustc's IR printer), so `rt-demo selectstorm`
-// died with SIGILL at start. Kept out of line, the shim is a tail jump here
-// (`cargo xtask bench --only malloc` beside mimalloc: see the closing
-// numbers of the allocator commit).
+// The methods inline into the program's allocator shim (`__rust_alloc` and
+// friends), which rustc generates in the crate that names the global
+// allocator and inlines into that crate's code. What inlines is the fast
+// path of a thread that is not an M: one thread-local load and a pop, no
+// `asm!`. An M (whose thread-local holds null) jumps to an out-of-line
+// path that reads its cache from its GS block (see `mcache`). Measured
+// reason for keeping the asm out of line: with the GS read inlined through
+// the shim, rustc 1.95's release build of rt-demo emitted `ud2` where one
+// `Vec::with_capacity` should have called `malloc_general` (the optimised
+// IR held a call to a dangling callee, which also crashed rustc's IR
+// printer), and `rt-demo selectstorm` died with SIGILL at start.
 unsafe impl GlobalAlloc for RtHeap {
-    #[inline(never)]
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         malloc(layout.size(), layout.align())
     }
 
-    #[inline(never)]
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: GlobalAlloc's contract: ptr was allocated with this layout.
         unsafe { free(ptr, layout.size(), layout.align()) }
@@ -472,7 +471,7 @@ unsafe impl GlobalAlloc for RtHeap {
         p
     }
 
-    #[inline(never)]
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: GlobalAlloc's contract matches `realloc`'s.
         unsafe { realloc(ptr, layout.size(), layout.align(), new_size) }

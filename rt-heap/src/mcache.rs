@@ -11,13 +11,15 @@
 //! - Thread binding: a `thread_local!` (const-initialised, no destructor,
 //!   so access is a single TLS load) holds `cur`, the cache the calling
 //!   thread allocates through. Threads that run goroutines (Ms) keep it in
-//!   their GS-based block instead ([`register_m_thread`]; the reason is on
-//!   `Tls`), and an M that acquired a P points it at the P's cache
-//!   ([`bind_thread_cache`]). Every thread also gets its own cache, created
-//!   lazily on first use and flushed back to the mcentrals when the thread
-//!   exits (a second thread-local with a destructor).
-//! - Hot path ([`malloc`]): size → class by table, one TLS load (plus one
-//!   GS-relative load on an M), pop the class list. [`free`]: class from the layout, push on the list; a list
+//!   their GS-based block instead and leave `cur` null
+//!   ([`register_m_thread`]; the reason is on `Tls`), and an M that
+//!   acquired a P points it at the P's cache ([`bind_thread_cache`]). Every
+//!   thread also gets its own cache, created lazily on first use and
+//!   flushed back to the mcentrals when the thread exits (a second
+//!   thread-local with a destructor).
+//! - Hot path ([`malloc`]): size → class by table, one TLS load, pop the
+//!   class list. On an M the TLS load gives null, and one jump leads to the
+//!   same pop on the cache read from the M's block. [`free`]: class from the layout, push on the list; a list
 //!   longer than its limit gives half back to the mcentral. Misses take a
 //!   batch from the mcentral ([`crate::mcentral::refill`]).
 //! - Objects freed by another thread simply join that thread's cache; the
@@ -337,13 +339,13 @@ pub unsafe fn freemcache(c: *mut MCache) {
         return;
     }
     let _ = TLS.try_with(|t| {
-        if t.cur.get() == c {
-            t.cur.set(t.own.get());
+        if current_of(t) == c {
+            set_current_of(t, t.own.get());
         }
         if t.own.get() == c {
             t.own.set(ptr::null_mut());
-            if t.cur.get() == c {
-                t.cur.set(ptr::null_mut());
+            if current_of(t) == c {
+                set_current_of(t, ptr::null_mut());
             }
         }
     });
@@ -383,19 +385,25 @@ pub unsafe fn freemcache(c: *mut MCache) {
 
 /// What the calling thread allocates through.
 ///
-/// On a thread that is not an M, `cur` is the cache itself. On an M it is
-/// one of the markers below, and the cache lives elsewhere. The reason is
-/// that allocation is inlined into goroutine code, and a goroutine may park
-/// and resume on another M between two allocations in one function: the
+/// On a thread that is not an M, `cur` is the current cache. On an M, `cur`
+/// is always null and `mode` says where the cache is. The reason is that
+/// allocation is inlined into goroutine code, and a goroutine may park and
+/// resume on another M between two allocations in one function: the
 /// compiler may have computed this thread-local's address once, before the
-/// park, so the value read afterwards can be the *previous* thread's `cur`
-/// (see `rt_sys::tls`). Every M's `cur` holds the same marker, so that stale
-/// read still gives the right answer, "ask the M's own block", and the
-/// block is reached through the GS base, which is read afresh each time.
+/// park, so the value read afterwards can be the *previous* thread's (see
+/// `rt_sys::tls`). Every M's `cur` and `mode` hold the same values, so that
+/// stale read still gives the right answer: null, "no cache here", which
+/// sends the allocation out of line, where `mode` (the same on every M)
+/// says to read the M's block through the GS base, afresh each time. The
+/// fast path of a thread that is not an M is untouched: one load, one null
+/// test, as before.
 struct Tls {
-    /// A cache pointer (threads that are not Ms), null, or a marker
-    /// ([`VIA_GS`], [`VIA_CALL`]) on Ms.
+    /// The current cache of a thread that is not an M (null until it has
+    /// one); always null on an M.
     cur: Cell<*mut MCache>,
+    /// `PLAIN`, or on an M where its current cache lives: [`VIA_GS`] or
+    /// [`VIA_CALL`].
+    mode: Cell<u8>,
     /// The current cache of an M whose GS base could not be set
     /// ([`VIA_CALL`]); read only out of line.
     mcur: Cell<*mut MCache>,
@@ -405,12 +413,14 @@ struct Tls {
     state: Cell<u8>,
 }
 
-/// `Tls::cur` of an M: the current cache is in the GS slot
+/// `Tls::mode` of a thread that is not an M.
+const PLAIN: u8 = 0;
+/// `Tls::mode` of an M: the current cache is in the GS slot
 /// `rt_sys::tls::TLS_MCACHE`.
-const VIA_GS: usize = 1;
-/// `Tls::cur` of an M without a GS block: the current cache is in
+const VIA_GS: u8 = 1;
+/// `Tls::mode` of an M without a GS block: the current cache is in
 /// `Tls::mcur`, read by a call the compiler cannot inline ([`current_fresh`]).
-const VIA_CALL: usize = 2;
+const VIA_CALL: u8 = 2;
 
 const FRESH: u8 = 0;
 const LIVE: u8 = 1;
@@ -441,6 +451,7 @@ thread_local! {
     static TLS: Tls = const {
         Tls {
             cur: Cell::new(ptr::null_mut()),
+            mode: Cell::new(PLAIN),
             mcur: Cell::new(ptr::null_mut()),
             own: Cell::new(ptr::null_mut()),
             state: Cell::new(FRESH),
@@ -449,23 +460,20 @@ thread_local! {
     static GUARD: ThreadCacheGuard = const { ThreadCacheGuard };
 }
 
-/// The calling thread's current cache, or null (not created yet, being
-/// created, or the thread is exiting).
-///
-/// One thread-local load on threads that are not Ms; on an M that load
-/// yields [`VIA_GS`] (whichever M's slot a stale address names) and one
-/// GS-relative load gives the cache.
+/// The cache of a thread that is not an M, or null: on an M, or before the
+/// thread has a cache, or while it exits. The inlined fast paths use this
+/// and go out of line on null.
 #[inline(always)]
+fn plain_current() -> *mut MCache {
+    TLS.with(|t| t.cur.get())
+}
+
+/// The calling thread's current cache, or null (not created yet, being
+/// created, or the thread is exiting). Out of line: on an M it reads the
+/// M's block, and a call is executed where it is written.
+#[inline(never)]
 fn current() -> *mut MCache {
-    let c = TLS.with(|t| t.cur.get());
-    match c as usize {
-        // SAFETY: only Ms store VIA_GS, after their GS base points at their
-        // own block (`register_m_thread`), and an M keeps its GS base and
-        // its thread for life; a goroutine runs only on Ms.
-        VIA_GS => unsafe { crate::arch::gs_mcache() },
-        VIA_CALL => current_fresh(),
-        _ => c,
-    }
+    TLS.with(current_of)
 }
 
 /// The current cache of an M without a GS block, read where the compiler
@@ -475,12 +483,15 @@ fn current_fresh() -> *mut MCache {
     TLS.with(|t| t.mcur.get())
 }
 
-/// The current cache given this thread's (fresh) thread-local.
+/// The current cache given this thread's thread-local.
+#[inline(always)]
 fn current_of(t: &Tls) -> *mut MCache {
-    match t.cur.get() as usize {
-        // SAFETY: as in `current`.
+    match t.mode.get() {
+        // SAFETY: only Ms set VIA_GS, after their GS base points at their
+        // own block (`register_m_thread`), and an M keeps its GS base and
+        // its thread for life; a goroutine runs only on Ms.
         VIA_GS => unsafe { crate::arch::gs_mcache() },
-        VIA_CALL => t.mcur.get(),
+        VIA_CALL => current_fresh(),
         _ => t.cur.get(),
     }
 }
@@ -503,8 +514,8 @@ fn set_current_of(t: &Tls, c: *mut MCache) {
             }
         }
     }
-    match t.cur.get() as usize {
-        // SAFETY: as in `current`; the block is this thread's own.
+    match t.mode.get() {
+        // SAFETY: as in `current_of`; the block is this thread's own.
         VIA_GS => unsafe { crate::arch::set_gs_mcache(c) },
         VIA_CALL => t.mcur.set(c),
         _ => t.cur.set(c),
@@ -527,14 +538,12 @@ pub unsafe fn register_m_thread(gs_block: bool) {
     TLS.with(|t| {
         let c = current_of(t);
         if gs_block {
-            // SAFETY: the caller guarantees the GS base names this thread's
-            // own block.
-            unsafe { crate::arch::set_gs_mcache(c) };
-            t.cur.set(VIA_GS as *mut MCache);
+            t.mode.set(VIA_GS);
         } else {
-            t.mcur.set(c);
-            t.cur.set(VIA_CALL as *mut MCache);
+            t.mode.set(VIA_CALL);
         }
+        t.cur.set(ptr::null_mut());
+        set_current_of(t, c);
     });
 }
 
@@ -704,13 +713,39 @@ pub fn malloc(size: usize, align: usize) -> *mut u8 {
     // registers (measured with `cargo xtask bench --only malloc`).
     if align <= 16 && size <= SMALL_SIZE_MAX {
         let class = size_class(size, align);
-        let h = cache_pop(class);
+        let c = plain_current();
+        if c.is_null() {
+            // An M (or a thread without a cache yet): one jump to the
+            // out-of-line path.
+            // SAFETY: size_class returns a class below NUM_SIZE_CLASSES.
+            return unsafe { malloc_no_plain_cache(class) };
+        }
+        // SAFETY: c is this thread's own current cache (or null).
+        let h = unsafe { pop_from(c, class) };
         if !h.is_null() {
             return h;
         }
         return malloc_small_slow(class);
     }
     malloc_general(size, align)
+}
+
+/// [`malloc`]'s small path on an M (the cache comes from the M's block)
+/// or on a thread that has no cache yet (`malloc_small_slow` makes one).
+///
+/// # Safety
+/// `class` is a small class (below `NUM_SIZE_CLASSES`).
+#[inline(never)]
+unsafe fn malloc_no_plain_cache(class: usize) -> *mut u8 {
+    // SAFETY: caller contract (the class bound lets the list index go
+    // unchecked, as on the inlined path).
+    unsafe { core::hint::assert_unchecked(class < NUM_SIZE_CLASSES) };
+    // SAFETY: this is the calling thread's current cache (or null).
+    let h = unsafe { pop_from(TLS.with(current_of), class) };
+    if !h.is_null() {
+        return h;
+    }
+    malloc_small_slow(class)
 }
 
 /// [`malloc`] for sizes above 1 KiB or alignments above 16.
@@ -732,7 +767,17 @@ fn malloc_general(size: usize, align: usize) -> *mut u8 {
 /// thread has no cache yet or the list is empty.
 #[inline(always)]
 fn cache_pop(class: usize) -> *mut u8 {
-    let c = current();
+    // SAFETY: current() is the calling thread's current cache (or null).
+    unsafe { pop_from(current(), class) }
+}
+
+/// Pops a free object of `class` from `c`; null when `c` is null or its
+/// list is empty.
+///
+/// # Safety
+/// `c` is null or the calling thread's current cache.
+#[inline(always)]
+unsafe fn pop_from(c: *mut MCache, class: usize) -> *mut u8 {
     if c.is_null() {
         return ptr::null_mut();
     }
@@ -764,7 +809,18 @@ fn cache_pop(class: usize) -> *mut u8 {
 /// `p` is a non-null dead object of `class`, not used afterwards.
 #[inline(always)]
 unsafe fn cache_push(p: *mut u8, class: usize) -> bool {
-    let c = current();
+    // SAFETY: forwarded caller contract; current() is the calling thread's
+    // current cache (or null).
+    unsafe { push_to(current(), p, class) }
+}
+
+/// Pushes the dead object `p` of `class` onto `c` (see [`cache_push`]).
+///
+/// # Safety
+/// `c` is null or the calling thread's current cache; `p` is a non-null
+/// dead object of `class`, not used afterwards.
+#[inline(always)]
+unsafe fn push_to(c: *mut MCache, p: *mut u8, class: usize) -> bool {
     if c.is_null() {
         return false;
     }
@@ -894,13 +950,40 @@ pub(crate) fn large_span(p: *mut u8) -> *mut MSpan {
 pub unsafe fn free(p: *mut u8, size: usize, align: usize) {
     // As in `malloc`: the common small case with nothing live across a call.
     if align <= 16 && size <= SMALL_SIZE_MAX && !p.is_null() {
-        // SAFETY: forwarded caller contract (p is a dead object of that class).
-        if unsafe { cache_push(p, size_class(size, align)) } {
+        let class = size_class(size, align);
+        let c = plain_current();
+        if c.is_null() {
+            // An M (or a thread without a cache yet): one jump to the
+            // out-of-line path.
+            // SAFETY: forwarded caller contract.
+            return unsafe { free_no_plain_cache(p, class) };
+        }
+        // SAFETY: forwarded caller contract (p is a dead object of that
+        // class); c is this thread's own current cache (or null).
+        if unsafe { push_to(c, p, class) } {
             return;
         }
     }
     // SAFETY: forwarded caller contract.
     unsafe { free_general(p, size, align) }
+}
+
+/// [`free`]'s small path on an M (the cache comes from the M's block) or
+/// on a thread that has no cache yet.
+///
+/// # Safety
+/// `p` is a non-null dead object of `class` (a small class, below
+/// `NUM_SIZE_CLASSES`), not used afterwards.
+#[inline(never)]
+unsafe fn free_no_plain_cache(p: *mut u8, class: usize) {
+    // SAFETY: forwarded caller contract; this is the calling thread's
+    // current cache (or null).
+    unsafe {
+        core::hint::assert_unchecked(class < NUM_SIZE_CLASSES);
+        if !push_to(TLS.with(current_of), p, class) {
+            free_small_slow(p, class);
+        }
+    }
 }
 
 /// [`free`] for everything but the small common case.
