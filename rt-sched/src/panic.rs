@@ -32,9 +32,43 @@ pub fn install_hook() {
             .location()
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
             .unwrap_or_default();
-        // SAFETY: gp is the running goroutine; only it touches its report.
-        unsafe { (*gp).panic_report = Some(Box::new((msg, loc))) };
+        record_report(gp, msg, loc);
     }));
+}
+
+/// Message and location of the last panic of each goroutine that panicked
+/// and has not exited yet, by goid. Not a thread-local: a destructor that
+/// parks while the panic unwinds may move the goroutine to another M
+/// before its report is printed. Not a field of the G either: only
+/// panicking goroutines pay for it (a flag on the G says there is one).
+static REPORTS: std::sync::Mutex<Vec<(i64, String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn record_report(gp: *mut G, msg: String, loc: String) {
+    // SAFETY: gp is the running goroutine; only it touches its flag.
+    let goid = unsafe {
+        (*gp).panic_recorded = true;
+        (*gp).goid
+    };
+    let mut r = REPORTS.lock().unwrap_or_else(|e| e.into_inner());
+    r.retain(|(g, _, _)| *g != goid);
+    r.push((goid, msg, loc));
+}
+
+fn take_report(gp: *mut G) -> Option<(String, String)> {
+    // SAFETY: gp is the running goroutine.
+    let goid = unsafe { (*gp).goid };
+    let mut r = REPORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let i = r.iter().position(|(g, _, _)| *g == goid)?;
+    let (_, msg, loc) = r.swap_remove(i);
+    Some((msg, loc))
+}
+
+/// Drops the report of a goroutine that exits (its panic was recovered
+/// through a join handle, or nobody asked).
+pub(crate) fn forget_report(gp: *mut G) {
+    // SAFETY: gp is the goroutine that is exiting; we run on g0 of its M.
+    unsafe { (*gp).panic_recorded = false };
+    let _ = take_report(gp);
 }
 
 fn payload_str(p: &(dyn std::any::Any + Send)) -> String {
@@ -58,10 +92,7 @@ pub(crate) fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) ->
     rt_sys::enter_fatal();
     // SAFETY: gp is the running goroutine.
     unsafe { (*gp).panicking = true };
-    // SAFETY: gp is the running goroutine; only it touches its report.
-    let (msg, loc) = unsafe { (*gp).panic_report.take() }
-        .map(|b| *b)
-        .unwrap_or_else(|| (payload_str(&*payload), String::new()));
+    let (msg, loc) = take_report(gp).unwrap_or_else(|| (payload_str(&*payload), String::new()));
     let mut out = String::new();
     let _ = writeln!(out, "panic: {msg}");
     // GOTRACEBACK=none (level 0) prints the panic line alone, as Go does.

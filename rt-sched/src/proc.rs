@@ -49,8 +49,10 @@ const STEAL_TRIES: u32 = 4;
 /// How long goroutines that ready each other through `runnext` may share
 /// one time slice (Go's `forcePreemptNS`, 10 ms).
 const TIME_SLICE_NS: i64 = 10_000_000;
-/// The shared slice's clock is read once per this many inherited runs.
+/// The shared slice's clock is read once per this many inherited runs (a
+/// power of two).
 const SLICE_CHECK_EVERY: u32 = 64;
+const _: () = assert!(SLICE_CHECK_EVERY.is_power_of_two());
 
 thread_local! {
     /// The M this OS thread is, or null for threads the runtime did not
@@ -806,7 +808,9 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
     unsafe {
         dropg(mp, gp, GRUNNING, GDEAD);
         (*gp).entry = None;
-        (*gp).panic_report = None;
+        if (*gp).panic_recorded {
+            crate::panic::forget_report(gp);
+        }
         if (*gp).lockedm == mp {
             (*gp).lockedm = null_mut();
             (*gp).lockedcount = 0;
@@ -1656,37 +1660,33 @@ pub fn schedule() -> ! {
         let mut inherit = false;
         // SAFETY: pp is ours.
         let tick = unsafe { (*pp).schedtick.load(Ordering::Relaxed) };
-        // SAFETY: pp is ours.
-        let expired = unsafe { slice_expired(pp) };
         // A P that never runs out of work still runs due timers (Go's
         // checkTimers in schedule); every 8th tick keeps the cost of
         // scanning the heaps off the hot path.
-        if (tick % 8 == 0 || expired) && SCHED.ntimers.load(Ordering::Relaxed) > 0 {
+        if tick % 8 == 0 && SCHED.ntimers.load(Ordering::Relaxed) > 0 {
             check_timers(pp);
         }
-        if (tick % GLOBAL_FAIRNESS == 0 || expired) && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+        if tick % GLOBAL_FAIRNESS == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
             SCHED.lock.lock();
             // SAFETY: lock held, pp ours.
             gp = unsafe { globrunqget(pp, 1) };
             SCHED.lock.unlock();
         }
-        if gp.is_null() && expired {
-            // The slice is over: whoever waits in the local queue goes
-            // before the `runnext` goroutine, which joins the tail.
-            // SAFETY: pp ours.
-            unsafe {
-                let next = (*pp).runnext.swap(null_mut(), Ordering::AcqRel);
-                if !next.is_null() {
-                    runqput(pp, next, false);
-                }
-            }
-        }
         if gp.is_null() {
             // SAFETY: pp ours.
             (gp, inherit) = unsafe { runqget(pp) };
+            // SAFETY: pp ours.
+            if inherit && unsafe { slice_over(pp) } {
+                // The shared slice is over: this goroutine joins the tail,
+                // due timers and the global queue go first, then the local
+                // queue's head.
+                // SAFETY: pp ours; gp came off its runnext.
+                (gp, inherit) = unsafe { end_slice(pp, gp) };
+            } else if !inherit {
+                // SAFETY: pp ours.
+                unsafe { (*pp).inheritstreak = 0 };
+            }
         }
-        // SAFETY: pp ours.
-        unsafe { note_inherit(pp, inherit) };
         if gp.is_null() {
             (gp, inherit) = findrunnable();
         }
@@ -1705,66 +1705,72 @@ pub fn schedule() -> ! {
     }
 }
 
-/// Whether the time slice that `runnext` goroutines have been sharing on
-/// `pp` is over. Go's `runnext` hand-off lets a goroutine readied by the
-/// running one inherit its slice (no `schedtick` step), and sysmon preempts
-/// the pair when the slice passes 10 ms. rt does not preempt, so two
-/// goroutines that keep readying each other (a ping-pong) would hold the P
-/// for ever: the local queue, the global queue and the timers would wait
-/// (Go's TestTimerFairness and TestPingPongHog hung at GOMAXPROCS=1). The
-/// slice is therefore checked here, once per `SLICE_CHECK_EVERY` inherited
-/// runs; when it is over the streak ends, `schedtick` steps, and
-/// `schedule` checks the timers and the queues first.
+/// Counts a goroutine taken from `runnext` (it inherits the running time
+/// slice) and says whether that shared slice is over. Go's `runnext`
+/// hand-off lets a goroutine readied by the running one inherit its slice
+/// (no `schedtick` step), and sysmon preempts the pair when the slice
+/// passes 10 ms. rt does not preempt, so two goroutines that keep readying
+/// each other (a ping-pong) would hold the P for ever: the local queue, the
+/// global queue and the timers would wait (Go's TestTimerFairness and
+/// TestPingPongHog hung at GOMAXPROCS=1). The clock is read when a streak
+/// starts and once per `SLICE_CHECK_EVERY` inherited runs.
 ///
 /// # Safety
 /// `pp` is held by the calling M.
 #[inline(always)]
-unsafe fn slice_expired(pp: *mut P) -> bool {
+unsafe fn slice_over(pp: *mut P) -> bool {
     // SAFETY: caller contract: the streak fields are the owner's.
     unsafe {
-        let streak = (*pp).inheritstreak;
-        if streak == 0 || streak % SLICE_CHECK_EVERY != 0 {
+        let streak = (*pp).inheritstreak + 1;
+        (*pp).inheritstreak = streak;
+        if streak == 1 {
+            (*pp).slicestart = rt_sys::nanotime();
             return false;
         }
-        slice_expired_slow(pp)
+        streak & (SLICE_CHECK_EVERY - 1) == 0 && slice_clock_over(pp)
     }
 }
 
-/// The clock half of [`slice_expired`].
+/// The clock half of [`slice_over`].
 ///
 /// # Safety
-/// As [`slice_expired`].
+/// As [`slice_over`].
 #[cold]
 #[inline(never)]
-unsafe fn slice_expired_slow(pp: *mut P) -> bool {
+unsafe fn slice_clock_over(pp: *mut P) -> bool {
     // SAFETY: caller contract.
-    unsafe {
-        if rt_sys::nanotime() - (*pp).slicestart < TIME_SLICE_NS {
-            return false;
-        }
-        (*pp).inheritstreak = 0;
-        (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
-        true
-    }
+    unsafe { rt_sys::nanotime() - (*pp).slicestart >= TIME_SLICE_NS }
 }
 
-/// Counts an inherited run (the slice starts with the first), or ends the
-/// streak.
+/// Ends a shared time slice: `gp` (just taken from `runnext`) joins the
+/// local queue's tail, `schedtick` steps, due timers run, and the next
+/// goroutine comes from the global queue or the local queue's head.
 ///
 /// # Safety
-/// `pp` is held by the calling M.
-#[inline(always)]
-unsafe fn note_inherit(pp: *mut P, inherit: bool) {
-    // SAFETY: caller contract: the streak fields are the owner's.
+/// `pp` is held by the calling M; `gp` came off its `runnext`.
+#[cold]
+#[inline(never)]
+unsafe fn end_slice(pp: *mut P, gp: *mut G) -> (*mut G, bool) {
+    // SAFETY: caller contract.
     unsafe {
-        if !inherit {
-            (*pp).inheritstreak = 0;
-            return;
+        (*pp).inheritstreak = 0;
+        (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+        runqput(pp, gp, false);
+        if SCHED.ntimers.load(Ordering::Relaxed) > 0 {
+            check_timers(pp);
         }
-        if (*pp).inheritstreak == 0 {
-            (*pp).slicestart = rt_sys::nanotime();
+        if SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+            SCHED.lock.lock();
+            let g = globrunqget(pp, 1);
+            SCHED.lock.unlock();
+            if !g.is_null() {
+                return (g, false);
+            }
         }
-        (*pp).inheritstreak += 1;
+        // The queue's head (gp itself when it was alone; a timer goroutine
+        // readied above joined the tail).
+        let (g, _) = runqget(pp);
+        (g, false)
     }
 }
 

@@ -175,11 +175,9 @@ pub struct G {
     pub panicking: bool,
     /// Nesting depth of `lock_os_thread`.
     pub lockedcount: u32,
-    /// Message and location of this goroutine's last panic, recorded by the
-    /// panic hook for the report of an unrecovered panic. Kept on the G, not
-    /// in a thread-local: a destructor that parks while the panic unwinds
-    /// may move the goroutine to another M before the report is printed.
-    pub panic_report: Option<Box<(String, String)>>,
+    /// The panic hook recorded a message and location for this goroutine
+    /// (`crate::panic`, keyed by goid; removed when the G exits).
+    pub panic_recorded: bool,
     /// The floating-point control state a fresh goroutine starts with (its
     /// creator's, see [`crate::arch::FpEnv`]); written into the stack's
     /// FP slot when the stack is laid out.
@@ -218,7 +216,7 @@ impl G {
             foreign_stack: false,
             panicking: false,
             lockedcount: 0,
-            panic_report: None,
+            panic_recorded: false,
             fpenv: crate::arch::FpEnv::DEFAULT,
         }
     }
