@@ -19,13 +19,72 @@
 //! first win the select's `done` flag (a CAS): sudogs of a select that
 //! already fired are skipped. The woken goroutine then relocks the channels
 //! and takes its other sudogs off their queues.
+//!
+//! ## Model checking
+//! Under `--cfg loom` the same code runs on loom's threads and primitives
+//! (`Arc`, the `done` flag, the lock and the waiter's words are loom's; the
+//! lock-protected state and the sudogs' elements sit in loom cells, so an
+//! access that the lock or a wake-up does not order is reported). Two
+//! choices that are random or address-based in real builds are made
+//! deterministic there, as loom needs: the select poll order and the
+//! channel lock order. `loom_tests` at the end holds the models.
 
 use crate::lock::Lock;
 use crate::park::Waiter;
+#[cfg(not(loom))]
 use core::cell::{Cell, UnsafeCell};
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicU32, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU32, Ordering};
+#[cfg(loom)]
+use loom::sync::Arc;
+#[cfg(loom)]
+use model_cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
+#[cfg(not(loom))]
 use std::sync::Arc;
+
+/// `core::cell::UnsafeCell`'s and `Cell`'s methods used here, over loom's
+/// cell: every access is recorded for the calling model thread, and loom
+/// fails the model when two threads' accesses (one of them a write) are not
+/// ordered by happens-before.
+#[cfg(loom)]
+mod model_cell {
+    #[derive(Debug)]
+    pub(super) struct UnsafeCell<T>(loom::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(super) fn new(v: T) -> UnsafeCell<T> {
+            UnsafeCell(loom::cell::UnsafeCell::new(v))
+        }
+
+        /// Recorded as a write: the callers may write through the pointer.
+        pub(super) fn get(&self) -> *mut T {
+            self.0.with_mut(|p| p)
+        }
+    }
+
+    #[derive(Debug)]
+    pub(super) struct Cell<T>(loom::cell::UnsafeCell<T>);
+
+    impl<T: Copy> Cell<T> {
+        pub(super) fn new(v: T) -> Cell<T> {
+            Cell(loom::cell::UnsafeCell::new(v))
+        }
+
+        pub(super) fn get(&self) -> T {
+            // SAFETY: loom checks that this read is ordered with every write;
+            // the model threads run one at a time.
+            self.0.with(|p| unsafe { *p })
+        }
+
+        pub(super) fn set(&self, v: T) {
+            // SAFETY: as in `get`, for a write.
+            self.0.with_mut(|p| unsafe { *p = v })
+        }
+    }
+}
 
 /// A waiting sender or receiver.
 struct Sudog<T> {
@@ -96,6 +155,10 @@ unsafe fn wake<T>(sg: *const Sudog<T>, success: bool) {
 struct HChan<T> {
     lock: Lock,
     inner: UnsafeCell<Inner<T>>,
+    /// The model's lock order: channels in creation order (addresses may
+    /// differ from one explored execution to the next).
+    #[cfg(loom)]
+    serial: usize,
 }
 
 // SAFETY: `inner` is only touched with `lock` held; elements move between
@@ -143,7 +206,7 @@ enum Now<T> {
 impl<T: Send> Chan<T> {
     /// A channel with room for `cap` elements (0: unbuffered).
     pub fn new(cap: usize) -> Chan<T> {
-        Chan {
+        let c = Chan {
             h: Arc::new(HChan {
                 lock: Lock::new(),
                 inner: UnsafeCell::new(Inner {
@@ -153,8 +216,18 @@ impl<T: Send> Chan<T> {
                     recvq: VecDeque::new(),
                     sendq: VecDeque::new(),
                 }),
+                #[cfg(loom)]
+                serial: {
+                    static NEXT: std::sync::atomic::AtomicUsize =
+                        std::sync::atomic::AtomicUsize::new(0);
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
             }),
-        }
+        };
+        // The model lock makes its loom objects here, on the creating thread.
+        #[cfg(loom)]
+        c.h.lock.init();
+        c
     }
 
     /// The lock-protected state.
@@ -167,8 +240,14 @@ impl<T: Send> Chan<T> {
         unsafe { &mut *self.h.inner.get() }
     }
 
+    #[cfg(not(loom))]
     fn id(&self) -> usize {
         Arc::as_ptr(&self.h) as usize
+    }
+
+    #[cfg(loom)]
+    fn id(&self) -> usize {
+        self.h.serial
     }
 
     /// With the lock held: send `v` now if a receiver waits or the buffer has
@@ -557,6 +636,9 @@ pub struct Select<'a> {
     id: u64,
     cases: Vec<Box<dyn SelCase + 'a>>,
     recv_values: Vec<Option<Box<dyn core::any::Any>>>,
+    /// The model's poll order: cases from this index on, wrapping around.
+    #[cfg(loom)]
+    poll_first: usize,
 }
 
 impl core::fmt::Debug for Select<'_> {
@@ -581,7 +663,15 @@ impl<'a> Select<'a> {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cases: Vec::new(),
             recv_values: Vec::new(),
+            #[cfg(loom)]
+            poll_first: 0,
         }
+    }
+
+    /// Model only: poll the cases starting at `first` (instead of at random).
+    #[cfg(all(test, loom))]
+    fn poll_from(&mut self, first: usize) {
+        self.poll_first = first;
     }
 
     /// Adds a receive case.
@@ -647,15 +737,37 @@ impl<'a> Select<'a> {
         }
     }
 
-    fn poll(&mut self) -> Option<usize> {
+    /// Tries the cases in the poll order; returns the case that fired, or
+    /// the order, which a select that has to wait queues its sudogs in.
+    fn poll(&mut self) -> Result<usize, Vec<usize>> {
+        let poll = self.pollorder();
+        match poll.iter().copied().find(|&i| self.cases[i].try_fire()) {
+            Some(i) => Ok(i),
+            None => Err(poll),
+        }
+    }
+
+    /// A random order of the cases (Go's pollorder), so no case is
+    /// favoured.
+    #[cfg(not(loom))]
+    fn pollorder(&self) -> Vec<usize> {
         let n = self.cases.len();
-        // Random poll order (Go's pollorder), so no case is favoured.
         let mut poll: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
             let j = crate::proc::fastrand() as usize % (i + 1);
             poll.swap(i, j);
         }
-        poll.into_iter().find(|&i| self.cases[i].try_fire())
+        poll
+    }
+
+    /// The model's poll order: a fixed rotation (loom replays every
+    /// execution, so the order may not change behind its back); the models
+    /// run each select once per starting case.
+    #[cfg(loom)]
+    fn pollorder(&self) -> Vec<usize> {
+        let n = self.cases.len();
+        let first = self.poll_first;
+        (0..n).map(|k| (first + k) % n).collect()
     }
 
     fn finish(&self, i: usize) -> usize {
@@ -671,7 +783,7 @@ impl<'a> Select<'a> {
             return None;
         }
         let order = self.lock_all();
-        let r = self.poll();
+        let r = self.poll().ok();
         self.unlock_all(&order);
         r.map(|i| self.finish(i))
     }
@@ -689,14 +801,21 @@ impl<'a> Select<'a> {
             unreachable!("empty select woke up");
         }
         let order = self.lock_all();
-        if let Some(i) = self.poll() {
-            self.unlock_all(&order);
-            return self.finish(i);
-        }
+        let pollorder = match self.poll() {
+            Ok(i) => {
+                self.unlock_all(&order);
+                return self.finish(i);
+            }
+            Err(p) => p,
+        };
         let w = Waiter::new();
         let done = AtomicU32::new(0);
-        for (i, c) in self.cases.iter_mut().enumerate() {
-            c.enqueue(&w, &done, i);
+        // Queue in the poll order: when several cases wait on one channel,
+        // the counterpart that comes later takes whichever was queued
+        // first, so a fixed order would always fire the same case (Go's
+        // TestPseudoRandomSend).
+        for &i in &pollorder {
+            self.cases[i].enqueue(&w, &done, i);
         }
         let locks: Vec<&Lock> = order.iter().map(|&i| self.cases[i].lock()).collect();
         // SAFETY: every lock is held; w and done live on this stack until
@@ -716,7 +835,7 @@ impl<'a> Select<'a> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -835,5 +954,291 @@ mod tests {
         }
         // Both cases are always ready; a fair coin gives each well over 10.
         assert!(na > 10 && nb > 10, "{na} {nb}");
+    }
+}
+
+/// Model checks of channels and select (`RUSTFLAGS="--cfg loom" cargo test
+/// --release -p rt-sched --lib chan::loom_tests`): every waiter is a thread
+/// waiter (no goroutines in the model), and loom explores the interleavings
+/// of the channel locks, the select `done` flags and the waiters' words,
+/// checking that values arrive exactly once, that every waiter is woken
+/// exactly once while parked (`Waiter`'s self-checks, on in the model), and
+/// that no sudog stays queued once everybody is done. A lost wake-up shows
+/// up as loom's "deadlock", an unordered access to a sudog or to the
+/// channel state as a "causality violation" on a loom cell.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+
+    impl<T: Send> Chan<T> {
+        /// (buffered elements, queued receivers, queued senders).
+        fn queue_lens(&self) -> (usize, usize, usize) {
+            self.h.lock.lock();
+            // SAFETY: lock held; the reference ends before the unlock.
+            let c = unsafe { self.inner() };
+            let r = (c.buf.len(), c.recvq.len(), c.sendq.len());
+            self.h.lock.unlock();
+            r
+        }
+    }
+
+    /// Runs a model with at most `bound` preemptions per execution (`None`:
+    /// every interleaving), unless `LOOM_MAX_PREEMPTIONS` asks for a bound.
+    /// The bounds keep each model at a few seconds in `--release`.
+    fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = bound;
+        }
+        b.check(f);
+    }
+
+    /// (1) Unbuffered: a blocking send meets a blocking receive; the value
+    /// arrives once, whoever parks first.
+    #[test]
+    fn unbuffered_send_recv() {
+        check(None, || {
+            let c = Chan::<u32>::new(0);
+            let c2 = c.clone();
+            let t = thread::spawn(move || c2.send(7));
+            assert_eq!(c.recv(), Some(7));
+            t.join().unwrap();
+            assert_eq!(c.try_recv(), Err(()), "value delivered twice");
+            assert_eq!(c.queue_lens(), (0, 0, 0));
+        });
+    }
+
+    /// (2) Capacity 1, two sends: the second send parks on a full buffer (or
+    /// hands over to a parked receiver); the receiver gets 1 then 2.
+    #[test]
+    fn buffered_two_in_order() {
+        check(None, || {
+            let c = Chan::<u32>::new(1);
+            let c2 = c.clone();
+            let t = thread::spawn(move || {
+                c2.send(1);
+                c2.send(2);
+            });
+            assert_eq!(c.recv(), Some(1));
+            assert_eq!(c.recv(), Some(2));
+            t.join().unwrap();
+            assert_eq!(c.try_recv(), Err(()), "value delivered twice");
+            assert_eq!(c.queue_lens(), (0, 0, 0));
+        });
+    }
+
+    /// The value of model (3) ends in exactly one place.
+    fn one_owner(sent: bool, got: Option<u32>, back: Option<u32>) {
+        match (sent, got, back) {
+            (true, Some(5), None) | (false, None, Some(5)) => {}
+            other => panic!("value lost or duplicated: (sent, got, back) = {other:?}"),
+        }
+    }
+
+    /// (3a) A non-blocking send, a blocking receive and a close race on an
+    /// unbuffered channel: either the receiver got the value, or the sender
+    /// kept it (Full or Closed) and the receiver saw the close.
+    #[test]
+    fn try_send_recv_close() {
+        check(Some(5), || {
+            let c = Chan::<u32>::new(0);
+            let (cs, cc) = (c.clone(), c.clone());
+            let s = thread::spawn(move || cs.try_send(5));
+            let k = thread::spawn(move || cc.close());
+            let got = c.recv();
+            let back = match s.join().unwrap() {
+                Ok(()) => None,
+                Err(TrySendError::Full(v)) | Err(TrySendError::Closed(v)) => Some(v),
+            };
+            k.join().unwrap();
+            one_owner(back.is_none(), got, back);
+            assert_eq!(c.queue_lens(), (0, 0, 0));
+        });
+    }
+
+    /// (3b) A blocking send (the internal form, which returns the value
+    /// instead of panicking on close), a receive and a close, unbuffered and
+    /// with capacity 1: a sender parked when the close comes gets its value
+    /// back; a buffered value is still received after the close.
+    #[test]
+    fn blocking_send_recv_close() {
+        for cap in [0, 1] {
+            check(Some(5), move || {
+                let c = Chan::<u32>::new(cap);
+                let (cs, cc) = (c.clone(), c.clone());
+                let s = thread::spawn(move || cs.send_impl(5, true));
+                let k = thread::spawn(move || cc.close());
+                let got = c.recv();
+                let back = match s.join().unwrap() {
+                    Ok(()) => None,
+                    Err(TrySendError::Closed(v)) => Some(v),
+                    Err(TrySendError::Full(_)) => panic!("blocking send returned Full"),
+                };
+                k.join().unwrap();
+                one_owner(back.is_none(), got, back);
+                assert_eq!(c.queue_lens(), (0, 0, 0));
+            });
+        }
+    }
+
+    /// (3c) A sender blocked on an unbuffered channel that nobody receives
+    /// from is woken by the close and gets its value back; a close that
+    /// comes first makes the send fail at once.
+    #[test]
+    fn close_wakes_blocked_sender() {
+        check(None, || {
+            let c = Chan::<u32>::new(0);
+            let cs = c.clone();
+            let s = thread::spawn(move || cs.send_impl(5, true));
+            c.close();
+            assert_eq!(s.join().unwrap(), Err(TrySendError::Closed(5)));
+            assert_eq!(c.recv(), None);
+            assert_eq!(c.queue_lens(), (0, 0, 0));
+        });
+    }
+
+    /// (4) A select receiving on `a` and `b` (unbuffered) against a blocking
+    /// sender on each: the select gets one value, from the channel it names;
+    /// the other sender, which may have found (and skipped) the select's
+    /// stale sudog, is then served by a plain receive. Every queue ends
+    /// empty. Run once per poll order.
+    #[test]
+    fn select_two_recvs_two_senders() {
+        for first in [0, 1] {
+            check(Some(3), move || {
+                let a = Chan::<u32>::new(0);
+                let b = Chan::<u32>::new(0);
+                let (a2, b2) = (a.clone(), b.clone());
+                let sa = thread::spawn(move || a2.send(1));
+                let sb = thread::spawn(move || b2.send(2));
+                let mut s = Select::new();
+                s.poll_from(first);
+                let ta = s.recv(&a);
+                let tb = s.recv(&b);
+                let i = s.select();
+                let rest = if i == ta.index {
+                    assert_eq!(s.received(ta), Some(1));
+                    b.recv()
+                } else {
+                    assert_eq!(i, tb.index);
+                    assert_eq!(s.received(tb), Some(2));
+                    a.recv()
+                };
+                drop(s);
+                assert_eq!(rest, Some(if i == ta.index { 2 } else { 1 }));
+                sa.join().unwrap();
+                sb.join().unwrap();
+                assert_eq!(a.queue_lens(), (0, 0, 0));
+                assert_eq!(b.queue_lens(), (0, 0, 0));
+            });
+        }
+    }
+
+    /// (4b) The same select against non-blocking senders on channels of
+    /// capacity 1: each value goes into a buffer or straight to the select.
+    #[test]
+    fn select_two_recvs_two_try_senders() {
+        for first in [0, 1] {
+            check(Some(3), move || {
+                let a = Chan::<u32>::new(1);
+                let b = Chan::<u32>::new(1);
+                let (a2, b2) = (a.clone(), b.clone());
+                let sa = thread::spawn(move || a2.try_send(1));
+                let sb = thread::spawn(move || b2.try_send(2));
+                let mut s = Select::new();
+                s.poll_from(first);
+                let ta = s.recv(&a);
+                let tb = s.recv(&b);
+                let i = s.select();
+                let (got, rest) = if i == ta.index {
+                    (s.received(ta), b.recv())
+                } else {
+                    (s.received(tb), a.recv())
+                };
+                drop(s);
+                assert_eq!(sa.join().unwrap(), Ok(()));
+                assert_eq!(sb.join().unwrap(), Ok(()));
+                let want = if i == ta.index { (1, 2) } else { (2, 1) };
+                assert_eq!((got, rest), (Some(want.0), Some(want.1)));
+                assert_eq!(a.queue_lens(), (0, 0, 0));
+                assert_eq!(b.queue_lens(), (0, 0, 0));
+            });
+        }
+    }
+
+    /// (5) A select that sends 10 on `a` or receives from `b` (both
+    /// unbuffered) races a plain receiver on `a` and a plain sender of 20 on
+    /// `b`. Whichever case fires, the main thread then serves the other
+    /// thread with a plain operation; each value arrives once and every
+    /// queue ends empty. Run once per poll order.
+    #[test]
+    fn select_send_and_recv_cases() {
+        for first in [0, 1] {
+            check(Some(3), move || {
+                let a = Chan::<u32>::new(0);
+                let b = Chan::<u32>::new(0);
+                let (a2, b2) = (a.clone(), b.clone());
+                let r = thread::spawn(move || a2.recv());
+                let w = thread::spawn(move || b2.send(20));
+                let mut s = Select::new();
+                s.poll_from(first);
+                let ia = s.send(&a, 10);
+                let tb = s.recv(&b);
+                let i = s.select();
+                let from_b = if i == ia {
+                    drop(s);
+                    b.recv()
+                } else {
+                    assert_eq!(i, tb.index);
+                    let v = s.received(tb);
+                    drop(s);
+                    a.send(10);
+                    v
+                };
+                assert_eq!(from_b, Some(20));
+                assert_eq!(r.join().unwrap(), Some(10));
+                w.join().unwrap();
+                assert_eq!(a.queue_lens(), (0, 0, 0));
+                assert_eq!(b.queue_lens(), (0, 0, 0));
+            });
+        }
+    }
+
+    /// (6) A select receiving on `a` and `b` (unbuffered) against a thread
+    /// closing `a` and a blocking sender of 7 on `b`: the select fires on
+    /// the close (`None`) or on the value, then the main thread collects the
+    /// other outcome with a plain receive. The close path must skip a
+    /// select that already fired, and the value arrives exactly once.
+    #[test]
+    fn select_recv_vs_close_and_send() {
+        for first in [0, 1] {
+            check(Some(3), move || {
+                let a = Chan::<u32>::new(0);
+                let b = Chan::<u32>::new(0);
+                let (a2, b2) = (a.clone(), b.clone());
+                let k = thread::spawn(move || a2.close());
+                let w = thread::spawn(move || b2.send(7));
+                let mut s = Select::new();
+                s.poll_from(first);
+                let ta = s.recv(&a);
+                let tb = s.recv(&b);
+                let i = s.select();
+                if i == ta.index {
+                    assert_eq!(s.received(ta), None);
+                    drop(s);
+                    assert_eq!(b.recv(), Some(7));
+                } else {
+                    assert_eq!(i, tb.index);
+                    assert_eq!(s.received(tb), Some(7));
+                    drop(s);
+                    assert_eq!(a.recv(), None);
+                }
+                k.join().unwrap();
+                w.join().unwrap();
+                assert_eq!(a.queue_lens(), (0, 0, 0));
+                assert_eq!(b.queue_lens(), (0, 0, 0));
+            });
+        }
     }
 }

@@ -6,12 +6,20 @@
 //! wake-up: on a goroutine the lock is dropped on g0 after the goroutine's
 //! context is saved (`gopark`'s unlock function); on a thread that is not a
 //! goroutine it sleeps on a futex word.
+//!
+//! Under `--cfg loom` (the channel model, `chan::loom_tests`) there are no
+//! goroutines: every waiter is a thread waiter, its words are loom atomics
+//! and it sleeps on a loom `Notify` in place of the futex. The wake-up
+//! self-checks are always on there.
 
 use crate::lock::Lock;
 use crate::proc::{getg_checked, gopark, goready};
 use crate::runtime2::{CHECKS, G};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicU32, Ordering};
+#[cfg(not(loom))]
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// One blocked goroutine or thread (Go's `sudog`, minus the element).
 #[derive(Debug)]
@@ -21,10 +29,14 @@ pub struct Waiter {
     /// Set by the waker: whether the event happened (false = e.g. closed).
     pub success: bool,
     /// Set by the waker of a select: which case fired.
-    pub fired: core::sync::atomic::AtomicUsize,
+    pub fired: AtomicUsize,
     /// Self-checks: `NEW`, `ARMED` (parking, reachable by a waker),
     /// `WOKEN`, `RETIRED` (the park returned; nobody may wake it again).
     state: AtomicU32,
+    /// The model's stand-in for the futex wait queue. Shared, so that the
+    /// waker can still notify after the store that lets the waiter return.
+    #[cfg(loom)]
+    notify: loom::sync::Arc<loom::sync::Notify>,
 }
 
 const NEW: u32 = 0;
@@ -32,16 +44,41 @@ const ARMED: u32 = 1;
 const WOKEN: u32 = 2;
 const RETIRED: u32 = 3;
 
+/// Whether `arm`/`retire`/`wake` track the waiter's state: the runtime's
+/// self-checks, and always in the loom model.
+const WAKE_CHECKS: bool = CHECKS || cfg!(loom);
+
 /// Self-check: a waiter is woken once, while it is parked.
 #[cold]
 #[inline(never)]
 fn bad_wake(state: u32) -> ! {
+    #[cfg(not(loom))]
     match state {
         WOKEN => rt_sys::throw("waiter woken twice"),
         RETIRED => rt_sys::throw("waiter woken after its wait returned"),
         _ => rt_sys::throw("waiter woken before it parked"),
     }
+    // In the model a failed check panics, so loom fails the model.
+    #[cfg(loom)]
+    match state {
+        WOKEN => panic!("waiter woken twice"),
+        RETIRED => panic!("waiter woken after its wait returned"),
+        _ => panic!("waiter woken before it parked"),
+    }
 }
+
+/// Orderings of the self-check's `state` operations. In the model they are
+/// relaxed: the checks must not add happens-before edges that builds
+/// without them lack (the waiter's data must be published by the futex
+/// word alone). Read-modify-writes still see the latest state.
+#[cfg(not(loom))]
+const STATE_ACQREL: Ordering = Ordering::AcqRel;
+#[cfg(not(loom))]
+const STATE_ACQUIRE: Ordering = Ordering::Acquire;
+#[cfg(loom)]
+const STATE_ACQREL: Ordering = Ordering::Relaxed;
+#[cfg(loom)]
+const STATE_ACQUIRE: Ordering = Ordering::Relaxed;
 
 impl Default for Waiter {
     fn default() -> Self {
@@ -84,10 +121,17 @@ fn unlock_all_arg(_gp: *mut G, arg: usize) -> bool {
 }
 
 /// True when the caller runs on a user goroutine (not g0, not a foreign thread).
+#[cfg(not(loom))]
 pub fn on_goroutine() -> bool {
     let gp = getg_checked();
     // SAFETY: reading the running goroutine's own fields.
     !gp.is_null() && unsafe { (*gp).goid != 0 }
+}
+
+/// In the loom model every caller is a plain thread.
+#[cfg(loom)]
+pub fn on_goroutine() -> bool {
+    false
 }
 
 impl Waiter {
@@ -102,8 +146,10 @@ impl Waiter {
             g: gp,
             futex: AtomicU32::new(0),
             success: false,
-            fired: core::sync::atomic::AtomicUsize::new(0),
+            fired: AtomicUsize::new(0),
             state: AtomicU32::new(NEW),
+            #[cfg(loom)]
+            notify: loom::sync::Arc::new(loom::sync::Notify::new()),
         }
     }
 
@@ -124,7 +170,7 @@ impl Waiter {
     /// Self-checks: the waiter becomes wakeable (the caller still holds the
     /// lock that makes it reachable).
     fn arm(&self) {
-        if CHECKS {
+        if WAKE_CHECKS {
             self.state.store(ARMED, Ordering::Relaxed);
         }
     }
@@ -132,9 +178,12 @@ impl Waiter {
     /// Self-checks: the wait returned; it must have been woken, and nobody
     /// may wake it again.
     fn retire(&self) {
-        if CHECKS {
-            let s = self.state.swap(RETIRED, Ordering::AcqRel);
+        if WAKE_CHECKS {
+            let s = self.state.swap(RETIRED, STATE_ACQREL);
             if s != WOKEN {
+                #[cfg(loom)]
+                panic!("waiter resumed without a wake-up (state {s})");
+                #[cfg(not(loom))]
                 rt_sys::fatal!("waiter resumed without a wake-up (state {s})");
             }
         }
@@ -149,9 +198,7 @@ impl Waiter {
             gopark(Some(unlock_arg), lock as *const Lock as usize, reason);
         } else {
             lock.unlock();
-            while self.futex.load(Ordering::Acquire) == 0 {
-                rt_sys::futex_wait(&self.futex, 0, None);
-            }
+            self.wait_word();
         }
     }
 
@@ -180,9 +227,21 @@ impl Waiter {
             for l in locks.iter().rev() {
                 l.unlock();
             }
-            while self.futex.load(Ordering::Acquire) == 0 {
-                rt_sys::futex_wait(&self.futex, 0, None);
-            }
+            self.wait_word();
+        }
+    }
+
+    /// A thread waiter's wait: until [`wake`](Self::wake) sets the word.
+    fn wait_word(&self) {
+        #[cfg(not(loom))]
+        while self.futex.load(Ordering::Acquire) == 0 {
+            rt_sys::futex_wait(&self.futex, 0, None);
+        }
+        // A notify that comes before the wait is kept, so no wake-up is
+        // lost; loom also explores a spurious return, as from a futex wait.
+        #[cfg(loom)]
+        while self.futex.load(Ordering::Acquire) == 0 {
+            self.notify.wait();
         }
     }
 
@@ -194,10 +253,10 @@ impl Waiter {
     pub unsafe fn wake(w: *const Waiter) {
         // SAFETY: caller contract: w is live until it observes the wake-up.
         unsafe {
-            if CHECKS {
+            if WAKE_CHECKS {
                 if let Err(s) =
                     (*w).state
-                        .compare_exchange(ARMED, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+                        .compare_exchange(ARMED, WOKEN, STATE_ACQREL, STATE_ACQUIRE)
                 {
                     bad_wake(s);
                 }
@@ -206,8 +265,16 @@ impl Waiter {
             if !g.is_null() {
                 goready(g);
             } else {
+                // Once the word is set the waiter may return and free `w`:
+                // the futex wake only uses its address; the model takes its
+                // own reference to the Notify first.
+                #[cfg(loom)]
+                let n = (*w).notify.clone();
                 (*w).futex.store(1, Ordering::Release);
+                #[cfg(not(loom))]
                 rt_sys::futex_wake(&(*w).futex, 1);
+                #[cfg(loom)]
+                n.notify();
             }
         }
     }

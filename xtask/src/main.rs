@@ -233,8 +233,9 @@ fn test() -> Result<(), String> {
         libc_entry.display()
     );
     run(c)?;
-    // The run queue's model check: loom's atomics under `--cfg loom`, in a
-    // target directory of its own so the normal build is not invalidated.
+    // The model checks of the run queue and of the channel + select core:
+    // loom's primitives under `--cfg loom`, in a target directory of its own
+    // so the normal build is not invalidated.
     let mut c = cargo();
     c.env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
@@ -244,7 +245,9 @@ fn test() -> Result<(), String> {
             "-p",
             "rt-sched",
             "--lib",
-            "runq::loom_tests",
+            // runq::loom_tests (the run queue) and chan::loom_tests (the
+            // channel and select core).
+            "loom_tests",
         ]);
     run(c)
 }
