@@ -618,6 +618,16 @@ pub fn thread_alloc_counters() -> (u64, u64) {
     unsafe { cache_alloc_counters(c) }
 }
 
+/// The value the inlined allocation path reads from the calling thread's
+/// thread-local: the current cache on a thread that is not an M, null on
+/// an M (whose cache is in its GS block, `rt_sys::tls`). Exposed so tests
+/// can check that invariant: a non-null value on an M would be a cache a
+/// goroutine could keep using after it moved to another M.
+#[doc(hidden)]
+pub fn thread_local_cache_slot() -> *mut MCache {
+    plain_current()
+}
+
 /// The cache the calling thread allocates through now (a P's bound cache,
 /// or the thread's own), or null before it has one. Identifies the cache
 /// for [`cache_alloc_counters`]; telling caches apart is its only use.

@@ -44,3 +44,11 @@ fn goroutines_readied_by_plain_threads_are_not_stranded() {
 fn contended_selects_lose_nothing() {
     check("selstress", "5000", "selstress ok 30000\n");
 }
+
+/// On every M the allocator's thread-local slot is null and the cache comes
+/// from the M's GS block, so a goroutine that parks and resumes elsewhere
+/// cannot keep using the previous M's cache (the P0 corruption).
+#[test]
+fn allocator_cache_is_reached_through_the_m_not_a_thread_local() {
+    check("mcacheslot", "2000", "mcacheslot ok 2000\n");
+}

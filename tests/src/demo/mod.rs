@@ -121,6 +121,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "scheduler torture scenarios (see demo/stress.rs)",
     ),
     (
+        "mcacheslot [N]",
+        "goroutines park and resume; on every M the allocator's thread-local slot stays null",
+    ),
+    (
         "thread",
         "a std thread spawned from a goroutine allocates and is not mistaken for an M",
     ),
@@ -263,6 +267,7 @@ pub fn main() -> i32 {
         b"notify" => scenarios::notify(),
         b"nohup" => scenarios::nohup(),
         b"thread" => scenarios::thread(),
+        b"mcacheslot" => scenarios::mcacheslot(num(rest, 0, 2000)),
         b"heap" => scenarios::heap(),
         b"schedtrace" => scenarios::schedtrace(),
         b"gochan" => gochan::main(rest),
@@ -1202,6 +1207,55 @@ mod scenarios {
             unsafe { p.write_volatile(1) };
         });
         let _ = t.join();
+        0
+    }
+
+    /// The allocator invariant behind the P0 fix: on every M the
+    /// thread-local slot the inlined allocation path reads is null (the M's
+    /// cache is reached through its GS block), while the M does have a
+    /// current cache; on a plain thread the slot is its own cache.
+    /// Goroutines check it before and after parking, on whichever M they
+    /// resume; a plain thread checks the other half.
+    pub fn mcacheslot(n: u64) -> i32 {
+        fn check(where_: &str) {
+            let slot = rt_heap::thread_local_cache_slot();
+            let cur = rt_heap::current_cache();
+            assert!(
+                slot.is_null() && !cur.is_null(),
+                "{where_}: M{} thread-local cache slot {slot:p}, current cache {cur:p}",
+                rt_sched::mid()
+            );
+        }
+        let wg = rt_sched::WaitGroup::new();
+        let ch = rt_sched::Chan::<u64>::new(0);
+        for g in 0..8u64 {
+            let (wg, ch) = (wg.clone(), ch.clone());
+            wg.add(1);
+            rt_sched::go(move || {
+                for i in 0..n {
+                    check("before a park");
+                    let v: Vec<u64> = (0..(i % 50)).collect();
+                    if g % 2 == 0 {
+                        ch.send(v.len() as u64);
+                    } else {
+                        let _ = ch.recv();
+                    }
+                    check("after a park");
+                    drop(v);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        let plain = std::thread::spawn(|| {
+            let v = vec![1u8; 100];
+            let slot = rt_heap::thread_local_cache_slot();
+            (!slot.is_null() && slot == rt_heap::current_cache(), v.len())
+        })
+        .join()
+        .expect("plain thread");
+        assert!(plain.0, "a plain thread allocates through its thread-local cache");
+        println!("mcacheslot ok {n}");
         0
     }
 
