@@ -389,9 +389,10 @@ fn spawn_raw_env(bin: &Path, args: &[&[u8]], envp: &[&[u8]]) -> String {
     let mut envv: Vec<*mut libc::c_char> = envp_c.iter().map(|s| s.as_ptr() as *mut _).collect();
     envv.push(std::ptr::null_mut());
     let out_c = c(out_path.as_os_str().as_bytes());
-    // SAFETY: every pointer passed below refers to a live, NUL-terminated
-    // CString or a null-terminated pointer array built above, and the file
-    // actions object is initialised before use and destroyed after.
+    // Every pointer passed below refers to a live, NUL-terminated CString or
+    // a null-terminated pointer array built above, and the file actions
+    // object is initialised before use and destroyed after.
+    // SAFETY: live C strings and arrays, file actions initialised first.
     let pid = unsafe {
         let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         assert_eq!(libc::posix_spawn_file_actions_init(&mut fa), 0);

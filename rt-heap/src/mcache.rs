@@ -487,9 +487,9 @@ fn current_fresh() -> *mut MCache {
 #[inline(always)]
 fn current_of(t: &Tls) -> *mut MCache {
     match t.mode.get() {
-        // SAFETY: only Ms set VIA_GS, after their GS base points at their
-        // own block (`register_m_thread`), and an M keeps its GS base and
-        // its thread for life; a goroutine runs only on Ms.
+        // Only Ms set VIA_GS, after their GS base points at their own block
+        // (`register_m_thread`); an M keeps its GS base and thread for life.
+        // SAFETY: the GS base names this M's live block.
         VIA_GS => unsafe { crate::arch::gs_mcache() },
         VIA_CALL => current_fresh(),
         _ => t.cur.get(),

@@ -88,9 +88,10 @@ mod model {
         pub fn lock(&self) {
             let st = self.state();
             let g = st.mutex.lock().unwrap();
-            // SAFETY: the guard borrows `st.mutex`, which stays in place until
-            // the guard is dropped by `unlock`: a runtime lock is neither
-            // moved nor dropped while it is held.
+            // The guard borrows `st.mutex`, which stays in place until the
+            // guard is dropped by `unlock`: a runtime lock is neither moved
+            // nor dropped while it is held.
+            // SAFETY: the mutex outlives the guard (see above).
             let g: MutexGuard<'static, ()> = unsafe { core::mem::transmute(g) };
             // SAFETY: we hold the mutex, so the slot is ours.
             unsafe { *st.guard.get() = Some(g) };

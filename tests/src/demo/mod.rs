@@ -1254,7 +1254,10 @@ mod scenarios {
         })
         .join()
         .expect("plain thread");
-        assert!(plain.0, "a plain thread allocates through its thread-local cache");
+        assert!(
+            plain.0,
+            "a plain thread allocates through its thread-local cache"
+        );
         println!("mcacheslot ok {n}");
         0
     }
