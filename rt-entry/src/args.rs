@@ -205,24 +205,9 @@ pub fn envp() -> *const *const u8 {
 /// The value of the first `NAME=` entry in the raw environment, read before
 /// `goenvs` (Go's `cpuinit` does the same for GODEBUG).
 pub fn raw_getenv(name: &[u8]) -> Option<&'static [u8]> {
-    let envp = envp();
-    if envp.is_null() {
-        return None;
-    }
-    let mut i = 0;
-    loop {
-        // SAFETY: envp is the NULL-terminated environment recorded by `args`.
-        let p = unsafe { *envp.add(i) };
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: each entry is a NUL-terminated string living for the process.
-        let s = unsafe { core::ffi::CStr::from_ptr(p.cast()) }.to_bytes();
-        if s.len() > name.len() && s.starts_with(name) && s[name.len()] == b'=' {
-            return Some(&s[name.len() + 1..]);
-        }
-        i += 1;
-    }
+    // SAFETY: ENVP is NULL until `args` records the process's initial
+    // environment, which is NULL-terminated and lives for the process.
+    unsafe { rt_sys::phase::raw_getenv(envp(), name) }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 use crate::args::{self, AuxInfo};
 use crate::cpu;
 use crate::inittrace::{self, Trace};
-use crate::phase::{self, Boot, Phase};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use crate::phase::{self, Ctx, Row};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Process start (first Rust code), the inittrace time base.
@@ -54,14 +54,14 @@ pub fn ncpu() -> i32 {
 }
 
 /// `runtime·abort`: crash at once (rt0_go's fallback for impossible states).
-pub extern "C" fn rt_abort() -> ! {
+pub(crate) extern "C" fn rt_abort() -> ! {
     rt_sys::write_stderr(b"fatal error: runtime: abort\n");
     // SAFETY: abort(3) has no preconditions.
     unsafe { libc::abort() }
 }
 
 /// Called by rt0_go when `arch_prctl(ARCH_SET_GS)` failed.
-pub extern "C" fn rt0_tls_fallback() {
+pub(crate) extern "C" fn rt0_tls_fallback() {
     rt_sched::proc::use_tls_fallback();
     with_state(|s| s.tls_fallback = true);
 }
@@ -122,7 +122,7 @@ fn stack_guard(addr: usize) -> Option<(usize, usize)> {
 }
 
 /// `check`: sanity checks before anything relies on them.
-pub extern "C" fn rt_check() {
+pub(crate) extern "C" fn rt_check() {
     BOOT_START.store(rt_sys::nanotime(), Ordering::Relaxed);
     rt_sys::set_fatal_hook(fatal_hook);
     rt_signal::set_hooks(&SIGNAL_HOOKS);
@@ -148,28 +148,15 @@ pub extern "C" fn rt_check() {
 /// Start and end (monotonic ns) of `check`, for its trace record.
 static CHECK_SPAN: [AtomicI64; 2] = [AtomicI64::new(0), AtomicI64::new(0)];
 
-/// `args(argc, argv)`.
+/// `args(argc, argv)`: records the vectors and reads the auxiliary vector.
+/// Allocates nothing (unless the kernel passed no auxiliary vector and
+/// `/proc/self/auxv` must be read), so the heap starts in `mallocinit`'s
+/// row, not here.
 ///
 /// # Safety
 /// Called by rt0_go with the process's initial argument vector.
-pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
+pub(crate) unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
     let t0 = rt_sys::nanotime();
-    // The heap starts on the first allocation, which comes next (this
-    // phase or osinit). Start it here instead, so that a heap that cannot
-    // start (no address space) is a fatal error, not Rust's abort from
-    // inside that allocation; schedinit's mallocinit then finds it done.
-    if let Err(e) = rt_heap::mallocinit() {
-        rt_sys::fatal!("mallocinit: {:?}: out of memory", e);
-    }
-    // The first object also reserves the first arena: ask for it directly,
-    // where a failure can be reported, rather than through Rust's allocator
-    // interface, which aborts (signal handlers are not installed yet).
-    let probe = rt_heap::malloc(8, 8);
-    if probe.is_null() {
-        rt_sys::throw("out of memory");
-    }
-    // SAFETY: allocated just above with this size and alignment.
-    unsafe { rt_heap::free(probe, 8, 8) };
     // SAFETY: rt0_go passes the kernel's (or libc's, which is the same) argv.
     let aux = unsafe { args::args(argc, argv) };
     // The environment is known from here on: settle the trace level now
@@ -204,16 +191,13 @@ pub unsafe extern "C" fn rt_args(argc: usize, argv: *const *const u8) {
     inittrace::record(Trace::new("args", t0, rt_sys::nanotime(), (0, 0), detail));
 }
 
-/// `osinit`: CPU count and huge page size.
-pub extern "C" fn rt_osinit() {
+/// `osinit`: CPU count and huge page size. Allocates nothing.
+pub(crate) extern "C" fn rt_osinit() {
     let t0 = rt_sys::nanotime();
     let ncpu = rt_env::affinity_cpus();
     NCPU.store(ncpu, Ordering::Relaxed);
-    let huge = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .filter(|n| n.is_power_of_two())
-        .unwrap_or(0);
+    // Read with raw calls into a stack buffer: osinit runs before mallocinit.
+    let huge = rt_heap::sys::phys_huge_page_size();
     HUGE_PAGE.store(huge, Ordering::Relaxed);
     inittrace::record(Trace::new(
         "osinit",
@@ -224,263 +208,25 @@ pub extern "C" fn rt_osinit() {
     ));
 }
 
-/// The real `schedinit`: each crate's phase, composed.
-struct RealBoot {
+/// The boot trace of `schedinit`: one record per row, with the bytes and
+/// objects the phase allocated.
+struct Tracer {
     t0: i64,
     /// The cache m0 allocates through when the phase starts, and its
     /// counters then.
     cache0: *mut rt_heap::MCache,
     alloc0: (u64, u64),
-    detail: String,
 }
 
-impl phase::StackPhases for RealBoot {
-    fn stackinit(&mut self) {
-        // stackinit runs before goenvs: read the stack keys straight from
-        // the raw environment, as Go's cpuinit does for GODEBUG.
-        let dv = rt_env::parse_godebug(args::raw_getenv(b"GODEBUG").unwrap_or(b""));
-        let mut cfg = rt_stack::StackConfig::default();
-        if let Some(n) = dv.stack_size() {
-            cfg.default_size = n;
-        }
-        if dv.force_mprotect_guard() {
-            cfg.guard = rt_stack::GuardPolicy::Mprotect;
-        }
-        match rt_stack::stackinit(cfg) {
-            Ok(info) => self.detail = inittrace::detail(|| info.to_string()),
-            Err(e) => rt_sys::fatal!("stackinit: {}", e),
-        }
-    }
-}
-
-impl phase::HeapPhases for RealBoot {
-    fn mallocinit(&mut self) {
-        match rt_heap::mallocinit() {
-            Ok(info) => self.detail = inittrace::detail(|| format!("{info:?}")),
-            Err(e) => rt_sys::fatal!("mallocinit: {:?}", e),
-        }
-    }
-    fn gcinit(&mut self) {
-        rt_heap::gcinit(Default::default());
-        rt_sched::sysmon::set_tick_hook(scavenge_tick);
-        self.detail = inittrace::detail(|| {
-            "no collector (Rust frees explicitly): heap statistics and the scavenger, run by sysmon"
-                .into()
-        });
-    }
-}
-
-/// sysmon's 10 ms tick: the heap's retention policy, and about once a
-/// second the parked batches too. (Releasing every free page each tick
-/// made a program that frees and reallocates the same memory fault it
-/// back in every 10 ms.)
-fn scavenge_tick() {
-    static TICKS: AtomicUsize = AtomicUsize::new(0);
-    let n = TICKS.fetch_add(1, Ordering::Relaxed);
-    rt_heap::scavenge_background(n % 100 == 0);
-}
-
-impl phase::SchedPhases for RealBoot {
-    fn maxmcount(&mut self) {
-        rt_sched::proc::set_max_threads(10000);
-        self.detail = inittrace::detail(|| "maxmcount=10000".into());
-    }
-    fn fastrandinit(&mut self) {
-        let r = with_state(|s| s.aux.random);
-        let seed = match r {
-            Some(b) => u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-            None => {
-                let mut b = [0u8; 8];
-                // SAFETY: getrandom writes at most 8 bytes into b.
-                unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
-                u64::from_le_bytes(b)
-            }
-        };
-        rt_sched::proc::fastrandinit(seed);
-        self.detail = inittrace::detail(|| {
-            format!(
-                "seed from {}",
-                if r.is_some() {
-                    "AT_RANDOM"
-                } else {
-                    "getrandom"
-                }
-            )
-        });
-    }
-    fn mcommoninit(&mut self) {
-        // SAFETY: boot, on m0, once.
-        unsafe {
-            rt_sched::proc::bind_m0();
-            rt_sched::proc::mcommoninit(rt_sched::runtime2::M0.get(), 0);
-            let m0 = &*rt_sched::runtime2::M0.get();
-            let gs = &*m0.gsignal;
-            self.detail = inittrace::detail(|| {
-                format!(
-                    "m0 id={} fastrand={:#x},{:#x} gsignal=[{:#x}, {:#x}) ({} KiB)",
-                    m0.id,
-                    m0.fastrand[0],
-                    m0.fastrand[1],
-                    gs.stack.lo,
-                    gs.stack.hi,
-                    (gs.stack.hi - gs.stack.lo) / 1024
-                )
-            });
-        }
-    }
-    fn procresize(&mut self) {
-        let (dv, ncpu) = (with_state(|s| s.debug).unwrap_or_default(), ncpu());
-        let env = rt_env::gogetenv(b"GOMAXPROCS").map(std::os::unix::ffi::OsStrExt::as_bytes);
-        // The cgroup files are read only when the default is needed: a valid
-        // GOMAXPROCS, or GODEBUG=containermaxprocs=0, skips them.
-        let explicit = env.and_then(rt_env::atoi32).filter(|&n| n > 0);
-        let limit = if explicit.is_none() && dv.container_aware() {
-            rt_env::cgroup_cpu_limit()
-        } else {
-            None
-        };
-        let procs = match explicit {
-            Some(n) => n,
-            None => rt_env::default_procs(ncpu, limit, &dv),
-        };
-        rt_sched::proc::configure(rt_sched::proc::SchedConfig {
-            stack_size: rt_stack::default_stack_size(),
-            schedtrace: dv.schedtrace,
-            scheddetail: dv.scheddetail,
-            lazy_stacks: rt_stack::stack_info().guard
-                == rt_stack::GuardMechanism::MadviseGuardInstall,
-        });
-        // SAFETY: boot, on m0, once; the world is stopped (only m0 exists).
-        unsafe { rt_sched::proc::procresize_boot(procs) };
-        with_state(|s| s.procs = procs);
-        self.detail = inittrace::detail(|| {
-            format!(
-                "gomaxprocs={} (ncpu={}, cgroup limit={}) P0 running on m0, {} idle",
-                procs,
-                ncpu,
-                limit
-                    .map(|l| format!("{l}"))
-                    .unwrap_or_else(|| "none".into()),
-                procs - 1
-            )
-        });
-    }
-}
-
-impl phase::SignalPhases for RealBoot {
-    fn sigsave(&mut self) {
-        let mask = rt_signal::sigsave();
-        rt_signal::set_initial_mask(mask);
-        self.detail = inittrace::detail(|| format!("inherited mask {mask:?}"));
-    }
-}
-
-impl phase::EnvPhases for RealBoot {
-    fn goargs(&mut self) {
-        // SAFETY: argc/argv recorded by `args` from the initial vector.
-        unsafe { rt_env::goargs(args::argc(), args::argv()) };
-        self.detail = inittrace::detail(|| format!("{} arguments", rt_env::args().len()));
-    }
-    fn goenvs(&mut self) {
-        // SAFETY: envp recorded by `args`, NULL-terminated.
-        unsafe { rt_env::goenvs(args::envp()) };
-        self.detail = inittrace::detail(|| format!("{} entries", rt_env::envs().len()));
-    }
-    fn parsedebugvars(&mut self) {
-        let dv = rt_env::debugvars_from_env();
-        let tb = rt_env::parse_gotraceback(
-            rt_env::gogetenv(b"GOTRACEBACK").map(std::os::unix::ffi::OsStrExt::as_bytes),
-        );
-        rt_sched::dump::set_traceback_bits(tb.bits());
-        rt_signal::set_traceback(rt_signal::Traceback {
-            level: tb.level,
-            all: tb.all,
-            crash: tb.crash,
-        });
-        rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
-        // No goroutine exists yet (newproc(main) comes after schedinit), so
-        // the mode is always accepted here.
-        if !rt_sched::arch::set_fp_per_g(dv.fp_per_goroutine()) {
-            rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
-        }
-        inittrace::set_level(dv.inittrace);
-        self.detail = inittrace::detail(|| {
-            format!(
-                "inittrace={} schedtrace={} fpenv={} traceback level={} all={} crash={}",
-                dv.inittrace,
-                dv.schedtrace,
-                dv.fp_per_goroutine() as u8,
-                tb.level,
-                tb.all,
-                tb.crash
-            )
-        });
-        with_state(|s| {
-            s.debug = Some(dv);
-            s.traceback = Some(tb);
-        });
-    }
-}
-
-impl phase::EntryPhases for RealBoot {
-    fn moduledataverify(&mut self) {
-        // The Rust meaning: the runtime's own static tables are well-formed.
-        let order: Vec<phase::PhaseId> = phase::SCHEDINIT.iter().map(|p| p.id).collect();
-        if let Err((p, d)) = phase::validate(&order) {
-            rt_sys::fatal!(
-                "moduledataverify: phase {:?} runs before its dependency {:?}",
-                p,
-                d
-            );
-        }
-        self.detail = inittrace::detail(|| format!("phase table ({} phases) ordered", order.len()));
-    }
-    fn cpuinit(&mut self) {
-        let f = cpu::cpuinit(args::raw_getenv(b"GODEBUG"));
-        with_state(|s| s.features = f);
-        self.detail = inittrace::detail(|| {
-            let on: Vec<&str> = f
-                .list()
-                .iter()
-                .filter(|(_, on)| *on)
-                .map(|(n, _)| *n)
-                .collect();
-            format!(
-                "vendor={} processorVersionInfo={:#x} features={}",
-                if cpu::IS_INTEL.load(Ordering::Relaxed) {
-                    "GenuineIntel"
-                } else {
-                    "other"
-                },
-                cpu::PROCESSOR_VERSION_INFO.load(Ordering::Relaxed),
-                on.join(",")
-            )
-        });
-    }
-    fn alginit(&mut self) {
-        let (f, r) = with_state(|s| (s.features, s.aux.random));
-        let seed = match r {
-            Some(b) => b,
-            None => {
-                let mut b = [0u8; 16];
-                // SAFETY: getrandom writes at most 16 bytes into b.
-                unsafe { libc::getrandom(b.as_mut_ptr().cast(), 16, 0) };
-                b
-            }
-        };
-        let kind = cpu::alginit(&f, &seed);
-        self.detail = inittrace::detail(|| format!("hash={kind:?}"));
-    }
-}
-
-impl Boot for RealBoot {
-    fn before(&mut self, _p: &Phase) {
+impl phase::Observer for Tracer {
+    fn before(&mut self, _r: &Row, cx: &mut Ctx) {
+        cx.set_detailed(inittrace::detailed());
         self.t0 = rt_sys::nanotime();
         self.cache0 = rt_heap::current_cache();
         self.alloc0 = rt_heap::thread_alloc_counters();
-        self.detail.clear();
+        cx.take_detail();
     }
-    fn after(&mut self, p: &Phase) {
+    fn after(&mut self, r: &Row, cx: &mut Ctx) {
         let c = rt_heap::current_cache();
         let mut delta = (0, 0);
         if !self.cache0.is_null() {
@@ -496,27 +242,105 @@ impl Boot for RealBoot {
             let b = unsafe { rt_heap::cache_alloc_counters(c) };
             delta = (delta.0 + b.0, delta.1 + b.1);
         }
-        let detail = match p.skipped {
+        let detail = match r.skipped {
             Some(why) => inittrace::detail(|| format!("skipped: {why}")),
-            None => core::mem::take(&mut self.detail),
+            None => cx.take_detail(),
         };
-        let mut t = Trace::new(p.go_name, self.t0, rt_sys::nanotime(), delta, detail);
-        t.skipped = p.skipped.is_some();
-        t.owner = p.owner.crate_name();
+        let mut t = Trace::new(r.go_name, self.t0, rt_sys::nanotime(), delta, detail);
+        t.skipped = r.skipped.is_some();
+        t.owner = r.owner;
         inittrace::record(t);
     }
 }
 
-/// `schedinit`.
-pub extern "C" fn rt_schedinit() {
-    let mut b = RealBoot {
+/// What a program is: its main, as `main!` wraps it, and the `schedinit`
+/// table it boots with (normally [`phase::SCHEDINIT`]). `main!` makes one
+/// static `Program`; the entry trampolines hand its address to `rt0_go`.
+#[derive(Debug)]
+pub struct Program {
+    /// The program's main, as `main!` wraps it.
+    pub main: MainFn,
+    /// The phases `schedinit` runs, in order.
+    pub phases: &'static [Row],
+}
+
+/// The program `rt0_go` is booting, set by `schedinit`.
+static PROGRAM: AtomicPtr<Program> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The table the program boots with ([`phase::SCHEDINIT`] before
+/// `schedinit` starts).
+pub fn program_phases() -> &'static [Row] {
+    let p = PROGRAM.load(Ordering::Acquire);
+    if p.is_null() {
+        &phase::SCHEDINIT
+    } else {
+        // SAFETY: PROGRAM only ever holds the address of a `&'static Program`.
+        unsafe { (*p).phases }
+    }
+}
+
+/// Records the CPU features `cpuinit` settled.
+pub(crate) fn set_features(f: cpu::X86Features) {
+    with_state(|s| s.features = f);
+}
+
+/// `parsedebugvars`' wiring: the settled `GODEBUG` and `GOTRACEBACK` reach
+/// the crates that act on them.
+pub(crate) fn publish_debugvars() {
+    let (dv, tb) = (rt_env::phase::debugvars(), rt_env::phase::traceback());
+    rt_sched::dump::set_traceback_bits(tb.bits());
+    rt_signal::set_traceback(rt_signal::Traceback {
+        level: tb.level,
+        all: tb.all,
+        crash: tb.crash,
+    });
+    rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
+    // No goroutine exists yet (newproc(main) comes after schedinit), so
+    // the mode is always accepted here.
+    if !rt_sched::arch::set_fp_per_g(dv.fp_per_goroutine()) {
+        rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
+    }
+    inittrace::set_level(dv.inittrace);
+    with_state(|s| {
+        s.debug = Some(dv);
+        s.traceback = Some(tb);
+    });
+}
+
+/// `gcinit`'s wiring: the heap's scavenger runs on sysmon's tick.
+pub(crate) fn scavenger_on_sysmon() {
+    rt_sched::sysmon::set_tick_hook(scavenge_tick);
+}
+
+/// sysmon's 10 ms tick: the heap's retention policy, and about once a
+/// second the parked batches too. (Releasing every free page each tick
+/// made a program that frees and reallocates the same memory fault it
+/// back in every 10 ms.)
+fn scavenge_tick() {
+    static TICKS: AtomicUsize = AtomicUsize::new(0);
+    let n = TICKS.fetch_add(1, Ordering::Relaxed);
+    rt_heap::scavenge_background(n % 100 == 0);
+}
+
+/// `schedinit`: the program's phase table, run in order.
+pub(crate) extern "C" fn rt_schedinit(prog: &'static Program) {
+    PROGRAM.store(prog as *const Program as *mut Program, Ordering::Release);
+    let random = with_state(|s| s.aux.random);
+    // SAFETY: args recorded the process's initial vectors, which live for
+    // the process.
+    let mut cx = unsafe { Ctx::new(args::argc(), args::argv(), args::envp(), random, ncpu()) };
+    let mut tracer = Tracer {
         t0: 0,
         cache0: core::ptr::null_mut(),
         alloc0: (0, 0),
-        detail: String::new(),
     };
+    // SAFETY: rt0_go calls this once, on the initial thread bound to m0 and
+    // g0, before any goroutine or other M exists; moduledataverify (a row
+    // of every valid table, checked first thing) rejects a malformed table.
+    unsafe { phase::schedinit(prog.phases, &mut cx, &mut tracer) };
+    // The panic hook is boxed: installed once the heap has started.
     rt_sched::panic::install_hook();
-    phase::schedinit(&mut b);
+    with_state(|s| s.procs = rt_sched::gomaxprocs());
     inittrace::flush(BOOT_START.load(Ordering::Relaxed));
     // Create stdout's buffer now, while nothing is locked: the fatal path
     // flushes it and must not be the one to allocate it.
@@ -528,12 +352,13 @@ pub extern "C" fn rt_schedinit() {
 /// unwinds out of it to the goroutine's entry, which reports it as Go
 /// reports a panic on goroutine 1 (a plain `extern "C"` boundary would
 /// abort the process and lose the message).
-type MainFn = extern "C-unwind" fn() -> i32;
+pub type MainFn = extern "C-unwind" fn() -> i32;
 
 /// `newproc(main)`: goroutine 1 will run `runtime.main`, which calls the
 /// program's main.
-pub extern "C" fn rt_newproc_main(main: MainFn) {
+pub(crate) extern "C" fn rt_newproc_main(prog: &'static Program) {
     let t0 = rt_sys::nanotime();
+    let main = prog.main;
     let gp = match rt_sched::proc::newproc(Box::new(move || runtime_main(main))) {
         Ok(gp) => gp,
         Err(e) => rt_sys::fatal!("newproc: {}", e),
@@ -563,7 +388,7 @@ pub extern "C" fn rt_newproc_main(main: MainFn) {
 }
 
 /// `mstart` on m0: hand the thread to the scheduler. Never returns.
-pub extern "C" fn rt_mstart() -> ! {
+pub(crate) extern "C" fn rt_mstart() -> ! {
     rt_sched::proc::set_mstartm0_hook(mstartm0);
     rt_sched::proc::set_minit_hook(minit_signals);
     inittrace::live(

@@ -66,7 +66,21 @@ impl Trace {
 /// environment and read `GODEBUG` from it.
 static LEVEL: AtomicI32 = AtomicI32::new(UNKNOWN);
 const UNKNOWN: i32 = -1;
-static PENDING: Mutex<Vec<Trace>> = Mutex::new(Vec::new());
+/// Records kept until the end of `schedinit`: a fixed table, so that keeping
+/// one allocates nothing and the phases before `mallocinit` stay
+/// allocation-free at `inittrace=1`.
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    slots: [const { None }; MAX_PENDING],
+    len: 0,
+});
+/// Records before the end of `schedinit`: check, args, osinit and every
+/// phase of the table, with room for a program's own.
+const MAX_PENDING: usize = 48;
+
+struct Pending {
+    slots: [Option<Trace>; MAX_PENDING],
+    len: usize,
+}
 
 /// Sets the level from `GODEBUG=inittrace` (values below 0 mean off).
 pub fn set_level(l: i32) {
@@ -77,7 +91,14 @@ pub fn set_level(l: i32) {
 /// off.
 pub fn record(t: Trace) {
     if LEVEL.load(Ordering::Relaxed) != 0 {
-        PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        // Past the table's room the record is dropped: the trace is a
+        // diagnostic, and boot must not fail for it.
+        if p.len < MAX_PENDING {
+            let i = p.len;
+            p.slots[i] = Some(t);
+            p.len += 1;
+        }
     }
 }
 
@@ -86,19 +107,28 @@ pub fn record(t: Trace) {
 /// so that untraced boots neither format nor allocate it, and the traced
 /// `bytes`/`allocs` columns of level 1 do not count the tracing itself.
 pub fn detail(f: impl FnOnce() -> String) -> String {
-    let l = LEVEL.load(Ordering::Relaxed);
-    if l >= 2 || l == UNKNOWN {
+    if detailed() {
         f()
     } else {
         String::new()
     }
 }
 
+/// Whether phase details are built: at `inittrace=2`, or while the level is
+/// not yet known.
+pub fn detailed() -> bool {
+    let l = LEVEL.load(Ordering::Relaxed);
+    l >= 2 || l == UNKNOWN
+}
+
 /// Prints the kept records (end of `schedinit`).
 pub fn flush(base: i64) {
-    let all = core::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
-    for t in &all {
-        live(t.clone(), base);
+    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    let n = core::mem::take(&mut p.len);
+    for slot in &mut p.slots[..n] {
+        if let Some(t) = slot.take() {
+            live(t, base);
+        }
     }
 }
 

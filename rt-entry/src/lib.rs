@@ -79,23 +79,39 @@ impl<E: core::fmt::Debug> MainResult for Result<(), E> {
 }
 
 /// Makes the binary an rt program whose `main` is `$main` (see the crate
-/// docs). Defines the entry trampolines and the wrapper `rt0_go` hands to
-/// `newproc`; the binary must be `#![no_main]`.
+/// docs). Defines the entry trampolines and the [`Program`] `rt0_go` boots;
+/// the binary must be `#![no_main]`.
 ///
 /// It also makes `rt-heap` the program's global allocator (Go's `mallocgc`
 /// serves every allocation of a Go program), so the P that runs a goroutine
 /// serves its allocations from its own `mcache`.
+///
+/// `main!(main, phases = TABLE)` boots with the program's own `schedinit`
+/// table instead of [`phase::SCHEDINIT`] — typically
+/// [`phase::replaced`]`(SCHEDINIT, "goenvs", "my crate", &MyGoenvs)`, to run
+/// one phase of one's own (a recording double in a test) while every other
+/// phase runs for real. `moduledataverify` rejects, with a fatal error, a
+/// table that drops a phase or breaks a dependency.
 #[macro_export]
 macro_rules! main {
     ($main:path) => {
+        $crate::main!($main, phases = $crate::phase::SCHEDINIT);
+    };
+    ($main:path, phases = $phases:expr) => {
         #[global_allocator]
         static __RT_HEAP: $crate::__rt_heap::RtHeap = $crate::__rt_heap::RtHeap;
         extern "C-unwind" fn __rt_main_main() -> i32 {
             $crate::MainResult::into_status($main())
         }
-        $crate::__rt_entry_trampolines!(__rt_main_main);
+        static __RT_PROGRAM: $crate::Program = $crate::Program {
+            main: __rt_main_main,
+            phases: &$phases,
+        };
+        $crate::__rt_entry_trampolines!(__RT_PROGRAM);
     };
 }
+
+pub use boot::Program;
 
 #[doc(hidden)]
 pub use rt_heap as __rt_heap;

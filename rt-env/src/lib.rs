@@ -69,6 +69,7 @@ pub mod atoi;
 mod cgroup;
 mod debugvars;
 mod env;
+pub mod phase;
 mod procs;
 mod report;
 mod traceback;

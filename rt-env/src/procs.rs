@@ -33,12 +33,13 @@ pub fn affinity_cpus() -> i32 {
         return 1;
     }
     let filled = (r as usize).min(AFFINITY_MASK_BYTES);
-    let bytes: Vec<u8> = mask
+    // Counted in place: `osinit` calls this before the heap exists.
+    let n: u32 = mask
         .iter()
         .flat_map(|w| w.to_ne_bytes())
         .take(filled)
-        .collect();
-    let n: u32 = bytes.iter().map(|b| b.count_ones()).sum();
+        .map(|b| b.count_ones())
+        .sum();
     i32::try_from(n).unwrap_or(i32::MAX).max(1)
 }
 

@@ -43,6 +43,7 @@ pub mod dump;
 pub mod lock;
 pub mod panic;
 pub mod park;
+pub mod phase;
 pub mod proc;
 pub mod runq;
 pub mod runtime2;

@@ -79,6 +79,7 @@ mod install;
 mod mask;
 mod notify;
 mod os;
+pub mod phase;
 mod report;
 pub mod table;
 

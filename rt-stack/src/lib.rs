@@ -59,6 +59,7 @@ use std::sync::OnceLock;
 
 mod cache;
 mod os;
+pub mod phase;
 mod pool;
 
 pub use cache::{cache_capacity, StackCache, STACK_CACHE_SIZE};

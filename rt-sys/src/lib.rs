@@ -12,13 +12,17 @@
 //! * [`futex_wait`] / [`futex_wake`]: the parking primitive under `note`s;
 //! * [`Lock`]: the runtime's futex lock (scheduler and allocator);
 //! * [`tls`]: the layout of the per-M block the GS base points at, which the
-//!   scheduler and the allocator both read.
+//!   scheduler and the allocator both read;
+//! * [`phase`]: the trait each crate implements for the `schedinit` phases
+//!   it owns, and the boot facts handed to them.
 //!
-//! Nothing here allocates.
+//! Nothing here allocates, except a phase's trace detail, which is built
+//! only when the trace prints it.
 
 #![warn(missing_docs)]
 
 use core::fmt;
+pub mod phase;
 pub mod tls;
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 

@@ -19,9 +19,10 @@
 //! normally: rdi = argc and rsi = argv arrive per the C ABI (glibc passes the
 //! kernel's own argv array, so envp and auxv still follow it).
 //!
-//! Both then put the address of the program's `main` wrapper (an
-//! `extern "C-unwind" fn() -> i32` the [`main!`](crate::main) macro defines) in rdx
-//! and jump to `rt0_go`. The trampolines are emitted into the program's own
+//! Both then put the address of the program's static
+//! [`Program`](crate::Program) (its `main` wrapper and its `schedinit` phase
+//! table, which the [`main!`](crate::main) macro defines) in rdx and jump to
+//! `rt0_go`, which hands it to `schedinit` and `newproc`. The trampolines are emitted into the program's own
 //! crate by that macro (so test binaries of the library, which have a `main`
 //! of their own, never see a second one); `rt0_go` lives here.
 //!
@@ -38,7 +39,7 @@
 //!   g0.stack.hi = that rsp; g0.stack.lo = rsp − 64 KiB + 104
 //! ```
 //!
-//! Registers: r12 holds the main wrapper across the calls (callee-saved in
+//! Registers: r12 holds `&Program` across the calls (callee-saved in
 //! the System V ABI); rbx is free to be clobbered by CPUID because argv is
 //! already saved in the frame.
 //!
@@ -67,7 +68,7 @@ global_asm!(
     ".cfi_undefined rip",                 // the first frame: nothing above to unwind to
     "    mov rax, rdi",                   // argc
     "    mov rbx, rsi",                   // argv
-    "    mov r12, rdx",                   // the program's main wrapper, kept in a callee-saved register
+    "    mov r12, rdx",                   // &Program (main + phase table), kept in a callee-saved register
     "    sub rsp, 40",                    // 3 outgoing-arg words + 2 locals, as Go
     "    and rsp, -16",                   // align SP down to 16
     "    mov [rsp + 24], rax",            // save argc
@@ -128,8 +129,9 @@ global_asm!(
     "    mov rsi, [rsp + 32]",            // argv
     "    call {args}",
     "    call {osinit}",
+    "    mov rdi, r12",                   // schedinit(&Program)
     "    call {schedinit}",
-    "    mov rdi, r12",                   // newproc(main)
+    "    mov rdi, r12",                   // newproc(&Program): goroutine 1 runs its main
     "    call {newproc}",
     "    call {mstart}",                  // never returns
     "    call {abort}",
@@ -161,12 +163,13 @@ global_asm!(
 );
 
 /// Emits `_rt0_amd64` (and Go's ELF entry name `_rt0_amd64_linux`) and the
-/// C-ABI `main` into the calling crate, both entering `rt0_go` with the given
-/// `extern "C-unwind" fn() -> i32` in rdx. Used by [`main!`](crate::main).
+/// C-ABI `main` into the calling crate, both entering `rt0_go` with the
+/// address of the given static [`Program`](crate::Program) in rdx. Used by
+/// [`main!`](crate::main).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __rt_entry_trampolines {
-    ($wrapper:path) => {
+    ($program:path) => {
         ::core::arch::global_asm!(
             ".pushsection .text._rt0_amd64,\"ax\",@progbits",
             ".globl _rt0_amd64",
@@ -176,7 +179,7 @@ macro_rules! __rt_entry_trampolines {
             "_rt0_amd64:",
             "    mov rdi, [rsp]",         // argc at 0(SP)
             "    lea rsi, [rsp + 8]",     // argv at 8(SP)
-            "    lea rdx, [rip + {w}]",   // the program's main
+            "    lea rdx, [rip + {w}]",   // &Program
             "    jmp rt0_go",
             ".size _rt0_amd64, .-_rt0_amd64",
             ".globl main",
@@ -186,7 +189,7 @@ macro_rules! __rt_entry_trampolines {
             "    jmp rt0_go",
             ".size main, .-main",
             ".popsection",
-            w = sym $wrapper,
+            w = sym $program,
         );
     };
 }
@@ -198,12 +201,21 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
-/// XGETBV(0): which register states the OS saves (for AVX).
-pub fn xgetbv0() -> u64 {
+/// CPUID.1:ECX bit 27: the OS has enabled XSAVE and with it `xgetbv`.
+const OSXSAVE: u32 = 1 << 27;
+
+/// XGETBV(0): which register states the OS saves (for AVX), or `None` when
+/// the OS has not enabled the instruction (CPUID reports no OSXSAVE), where
+/// executing it would fault.
+pub fn xgetbv0() -> Option<u64> {
+    if cpuid(0, 0).0 < 1 || cpuid(1, 0).2 & OSXSAVE == 0 {
+        return None;
+    }
     let (eax, edx): (u32, u32);
-    // SAFETY: only called after CPUID reported OSXSAVE, so XGETBV is enabled.
+    // SAFETY: CPUID just reported OSXSAVE, so XGETBV is enabled; it reads
+    // XCR0 into edx:eax and touches nothing else.
     unsafe {
         core::arch::asm!("xgetbv", in("ecx") 0, out("eax") eax, out("edx") edx, options(nomem, nostack))
     };
-    ((edx as u64) << 32) | eax as u64
+    Some(((edx as u64) << 32) | eax as u64)
 }
