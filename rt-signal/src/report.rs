@@ -98,8 +98,8 @@ pub struct GoroutineInfo {
     pub system: bool,
 }
 
-/// The runtime's answers to the questions a report asks. The lead fills one
-/// at boot ([`set_hooks`]); without it reports print less, but everything
+/// The runtime's answers to the questions a report asks. `rt-entry` fills
+/// one at boot ([`set_hooks`]); without it reports print less, but everything
 /// works. Every function must be async-signal-safe: no allocation, no lock,
 /// and valid on any thread, including threads the runtime did not create.
 #[derive(Debug)]

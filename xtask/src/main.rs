@@ -196,22 +196,25 @@ fn boot(rest: &[OsString]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let godebug = match std::env::var("GODEBUG") {
-        Ok(g) if !g.is_empty() => format!("inittrace=2,{g}"),
-        _ => "inittrace=2".to_string(),
-    };
+    // The caller's GODEBUG is kept byte for byte, after the trace key.
+    let mut godebug = OsString::from("inittrace=2");
+    if let Some(g) = std::env::var_os("GODEBUG").filter(|g| !g.is_empty()) {
+        godebug.push(",");
+        godebug.push(g);
+    }
     eprintln!(
-        "xtask boot: {} (entry {}) with GODEBUG={godebug}",
+        "xtask boot: {} (entry {}) with GODEBUG={}",
         exe.display(),
         if bin == "rt-demo" {
             "_rt0_amd64"
         } else {
             "libc → main"
-        }
+        },
+        godebug.to_string_lossy()
     );
     let st = match Command::new(&exe)
         .args(&prog_args)
-        .env("GODEBUG", godebug)
+        .env("GODEBUG", &godebug)
         .status()
     {
         Ok(s) => s,
