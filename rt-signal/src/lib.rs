@@ -7,8 +7,7 @@
 //! Actors:
 //! * m0 at boot: [`sigsave`] + [`set_initial_mask`] in `schedinit`, then
 //!   [`minit_signals`] and [`initsig`] in `mstart`;
-//! * every other M: [`minit_signals`] when it starts, [`unminit_signals`]
-//!   when it exits;
+//! * every other M: [`minit_signals`] when it starts (Ms never exit);
 //! * the kernel, calling the handler on any thread at any moment;
 //! * the program: [`notify`] / [`Notifier::recv`] / [`ignore`] / [`reset`].
 //!
@@ -31,19 +30,35 @@
 //! `core::fmt` writing straight to fd 2: no allocation, no lock, no lazily
 //! initialised thread-local. [`Hooks`] must keep to the same rules.
 //!
-//! # Wiring (by the lead, at boot)
+//! # Wiring
+//!
+//! `rt-entry` (`src/boot.rs`) connects the crate to the rest of the runtime
+//! at boot:
 //!
 //! ```text
-//! schedinit:  rt_signal::set_initial_mask(rt_signal::sigsave());
-//!             rt_signal::set_traceback(<GOTRACEBACK>);   rt_signal::set_hooks(&HOOKS);
-//!             rt_signal::set_async_preempt_off(<GODEBUG asyncpreemptoff>);
-//!             rt_sys::set_fatal_hook(rt_signal::fatal_hook);
-//! minit (every M, m0 included):  rt_signal::minit_signals(gsignal_stack, GSIGNAL_STACK_SIZE)  (an unsafe fn)
-//! mstartm0:   rt_signal::initsig();
-//! newosproc:  let old = rt_signal::block_all_signals(); <create the thread>; rt_signal::set_thread_mask(old);
-//! mexit:      rt_signal::unminit_signals();
-//! unrecovered panic in a goroutine (after printing `panic: …`): rt_signal::dump_and_exit(rt_signal::Fatal::Panic)
+//! check (first, right after rt0_go):
+//!     rt_sys::set_fatal_hook(..)   flush stdout, then rt_signal::fatal_hook
+//!     rt_signal::set_hooks(&SIGNAL_HOOKS)   current goroutine, stack guard
+//!                                           pages, goroutine dump, M id
+//!     rt_signal::set_traceback(level 2)     until GOTRACEBACK is parsed
+//! schedinit, phase sigsave:
+//!     rt_signal::set_initial_mask(rt_signal::sigsave())
+//! schedinit, phase parsedebugvars:
+//!     rt_signal::set_traceback(<GOTRACEBACK>)
+//!     rt_signal::set_async_preempt_off(<GODEBUG asyncpreemptoff>)
+//! mstart, on every M (m0 included), through rt_sched's minit hook:
+//!     rt_signal::minit_signals(gsignal stack)   (an unsafe fn)
+//! mstart, on m0 only, through rt_sched's mstartm0 hook:
+//!     rt_signal::initsig()
 //! ```
+//!
+//! Two signal-related steps are done outside this crate: `rt_sched`'s
+//! `newosproc` blocks every signal around creating a thread
+//! (`pthread_sigmask`), so the new thread takes no signal before its
+//! `minit_signals`; and an unrecovered goroutine panic is reported by
+//! `rt_sched` (`panic: …` and the goroutines), after which `rt-entry`'s
+//! panic-exit hook calls [`crash`] for `GOTRACEBACK=crash` (read with
+//! [`traceback`]) or exits with status 2.
 //!
 //! Without [`set_hooks`] everything works with less detail: every fault
 //! counts as goroutine code (the whole program is the runtime's), reports
@@ -85,14 +100,12 @@ pub mod table;
 
 pub use install::{forwarded_handler, handling, initsig};
 pub use mask::{
-    block_all_signals, blockable, initial_mask, minit_signals, set_async_preempt_off,
-    set_initial_mask, set_thread_mask, sigsave, unblockable_set, unminit_signals, SigSet,
-    GSIGNAL_STACK_SIZE, SIG_PREEMPT,
+    blockable, initial_mask, minit_signals, set_async_preempt_off, set_initial_mask, sigsave,
+    unblockable_set, SigSet, GSIGNAL_STACK_SIZE, SIG_PREEMPT,
 };
 pub use notify::{ignore, ignored, notify, reset, Notifier, SLOTS};
 pub use report::{
-    crash, dump_and_exit, fatal_hook, set_hooks, set_traceback, traceback, Fatal, GoroutineInfo,
-    Hooks, Traceback,
+    crash, fatal_hook, set_hooks, set_traceback, traceback, GoroutineInfo, Hooks, Traceback,
 };
 pub use table::signal_name;
 

@@ -1,5 +1,5 @@
 //! Signal masks and per-M signal stacks: `sigsave`, `initSigmask`,
-//! `minitSignals` / `unminitSignals` (os_linux.go, signal_unix.go).
+//! `minitSignals` (os_linux.go, signal_unix.go).
 //!
 //! 1. `schedinit` calls [`sigsave`] on m0 and stores the result with
 //!    [`set_initial_mask`]: this is the mask the process inherited, and every
@@ -9,10 +9,10 @@
 //!    that overflowed its stack can still be reported) and sets the thread
 //!    mask to the initial mask minus the signals the runtime must always
 //!    receive ([`blockable`]).
-//! 3. An M that exits calls [`unminit_signals`], which disables the
-//!    alternate stack it installed before that memory is freed.
+//!
+//! rt's Ms never exit, so there is no `unminitSignals`: an M's `gsignal`
+//! stack stays its alternate stack for the life of the process.
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::os;
@@ -120,25 +120,6 @@ pub fn unblockable_set() -> SigSet {
     s
 }
 
-/// Blocks every signal on the calling thread and returns the mask it had
-/// (Go's `newosproc` does this around `clone`, so a new thread starts with
-/// everything blocked until its `minit_signals`). Async-signal-safe.
-pub fn block_all_signals() -> SigSet {
-    SigSet(os::sigprocmask(libc::SIG_SETMASK, Some(!0)))
-}
-
-/// Sets the calling thread's mask to `m` exactly (the kernel never blocks
-/// SIGKILL or SIGSTOP). Pairs with [`block_all_signals`]. Async-signal-safe.
-pub fn set_thread_mask(m: SigSet) {
-    os::sigprocmask(libc::SIG_SETMASK, Some(m.0));
-}
-
-thread_local! {
-    /// The alternate stack this thread's `minit_signals` installed (its
-    /// base), so `unminit_signals` disables only what it set up.
-    static OWN_ALTSTACK: Cell<usize> = const { Cell::new(0) };
-}
-
 /// Per-M signal set-up (Go's `minitSignals`), on the thread being started:
 ///
 /// * installs `[altstack, altstack + size)` as the thread's alternate signal
@@ -153,8 +134,9 @@ thread_local! {
 ///
 /// # Safety
 /// When `altstack` is not null, `[altstack, altstack + size)` must be
-/// writable memory owned by this thread's M that stays mapped until
-/// [`unminit_signals`] runs on this thread (or the thread exits).
+/// writable memory owned by this thread's M that stays mapped for as long
+/// as the thread lives (rt's Ms never exit, and their `gsignal` stacks are
+/// never freed), or until the thread installs another alternate stack.
 pub unsafe fn minit_signals(altstack: *mut u8, size: usize) {
     if !altstack.is_null() {
         let st = libc::stack_t {
@@ -165,30 +147,9 @@ pub unsafe fn minit_signals(altstack: *mut u8, size: usize) {
         if !os::sigaltstack_set(&st) {
             rt_sys::throw("sigaltstack failed");
         }
-        OWN_ALTSTACK.with(|c| c.set(altstack as usize));
     }
     let mask = initial_mask().0 & !unblockable_set().0;
     os::sigprocmask(libc::SIG_SETMASK, Some(mask));
-}
-
-/// Undoes [`minit_signals`] when an M exits (Go's `unminitSignals`): if the
-/// thread's alternate stack is still the one `minit_signals` installed, it
-/// is disabled so the memory can be freed. A stack adopted from elsewhere is
-/// left alone.
-pub fn unminit_signals() {
-    let own = OWN_ALTSTACK.with(|c| c.replace(0));
-    if own == 0 {
-        return;
-    }
-    let cur = os::sigaltstack_get();
-    if cur.ss_flags & libc::SS_DISABLE == 0 && cur.ss_sp as usize == own {
-        let st = libc::stack_t {
-            ss_sp: core::ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: 0,
-        };
-        os::sigaltstack_set(&st);
-    }
 }
 
 #[cfg(test)]
@@ -249,43 +210,35 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn block_all_then_restore_round_trips() {
-        std::thread::spawn(|| {
-            let start = os::sigbit(libc::SIGUSR2) | os::sigbit(50);
-            set_thread_mask(SigSet(start));
-            let old = block_all_signals();
-            assert_eq!(old, SigSet(start));
-            let kernel_never = os::sigbit(libc::SIGKILL) | os::sigbit(libc::SIGSTOP);
-            assert_eq!(sigsave(), SigSet(!kernel_never));
-            set_thread_mask(old);
-            assert_eq!(sigsave(), SigSet(start));
-        })
-        .join()
-        .unwrap();
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// I30/I31: a fresh thread after `minit_signals` runs on the given
-        /// alternate stack, with the saved mask minus the must-not-block
-        /// signals (the kernel also never lets KILL and STOP be blocked).
+        /// Invariants I30 and I31 (HACKING.md): a fresh thread after
+        /// `minit_signals` runs on the given alternate stack, with the saved
+        /// mask minus the must-not-block signals (the kernel also never lets
+        /// KILL and STOP be blocked).
         #[test]
         fn minit_sets_mask_and_altstack(inherited in any::<u64>()) {
             let _g = MASK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             set_initial_mask(SigSet(inherited));
-            let (mask, st_sp, st_size, st_flags, base, after) = std::thread::spawn(|| {
+            let (mask, st_sp, st_size, st_flags, base) = std::thread::spawn(|| {
                 let mut stack = vec![0u8; GSIGNAL_STACK_SIZE];
                 let base = stack.as_mut_ptr() as usize;
-                // SAFETY: `stack` lives until after unminit_signals below.
+                // SAFETY: `stack` stays alive until the alternate stack is
+                // disabled below.
                 unsafe { minit_signals(stack.as_mut_ptr(), stack.len()) };
                 let mask = sigsave().0;
                 let st = os::sigaltstack_get();
-                unminit_signals();
-                let after = os::sigaltstack_get();
+                // Unlike an M, this thread's stack memory is freed before
+                // the thread ends: take it out of use first.
+                let off = libc::stack_t {
+                    ss_sp: core::ptr::null_mut(),
+                    ss_flags: libc::SS_DISABLE,
+                    ss_size: 0,
+                };
+                assert!(os::sigaltstack_set(&off), "disabling the alternate stack");
                 drop(stack);
-                (mask, st.ss_sp as usize, st.ss_size, st.ss_flags, base, after.ss_flags)
+                (mask, st.ss_sp as usize, st.ss_size, st.ss_flags, base)
             })
             .join()
             .unwrap();
@@ -294,7 +247,6 @@ mod tests {
             prop_assert_eq!(st_sp, base);
             prop_assert_eq!(st_size, GSIGNAL_STACK_SIZE);
             prop_assert_eq!(st_flags & libc::SS_DISABLE, 0);
-            prop_assert!(after & libc::SS_DISABLE != 0, "unminit_signals disables the stack");
         }
     }
 }

@@ -98,8 +98,8 @@ pub struct GoroutineInfo {
     pub system: bool,
 }
 
-/// The runtime's answers to the questions a report asks. The lead fills one
-/// at boot ([`set_hooks`]); without it reports print less, but everything
+/// The runtime's answers to the questions a report asks. `rt-entry` fills
+/// one at boot ([`set_hooks`]); without it reports print less, but everything
 /// works. Every function must be async-signal-safe: no allocation, no lock,
 /// and valid on any thread, including threads the runtime did not create.
 #[derive(Debug)]
@@ -203,29 +203,21 @@ fn enter_report() {
 /// `GOTRACEBACK` says (unless its level is 0); a panic lists the failing
 /// one unless `GOTRACEBACK` says `all`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fatal {
+enum Fatal {
     /// A `fatal error:` line was printed.
     Throw,
     /// A `panic:` line was printed.
     Panic,
 }
 
-/// Prints the goroutine sections `GOTRACEBACK` asks for after a first line
-/// printed by the caller, then ends the process: SIGABRT with its default
-/// action for `GOTRACEBACK=crash`, else exit status 2. For the scheduler's
-/// unrecovered-panic path and for `rt_sys`'s fatal hook (see
-/// [`fatal_hook`]). Async-signal-safe.
-pub fn dump_and_exit(kind: Fatal) -> ! {
+/// A `rt_sys::FatalHook`: after `fatal error: <msg>` (printed by `rt_sys`),
+/// every goroutine per `GOTRACEBACK`, then exit 2 or, for
+/// `GOTRACEBACK=crash`, SIGABRT with its default action. Install with
+/// `rt_sys::set_fatal_hook(rt_signal::fatal_hook)`. Async-signal-safe.
+pub fn fatal_hook(_msg: &str) -> ! {
     enter_report();
     let goid = current_goroutine().map_or(-1, |g| g.goid);
-    finish(kind, goid)
-}
-
-/// A `rt_sys::FatalHook`: after `fatal error: <msg>`, every goroutine per
-/// `GOTRACEBACK`, then exit 2 or SIGABRT. Install with
-/// `rt_sys::set_fatal_hook(rt_signal::fatal_hook)`.
-pub fn fatal_hook(_msg: &str) -> ! {
-    dump_and_exit(Fatal::Throw)
+    finish(Fatal::Throw, goid)
 }
 
 fn finish(kind: Fatal, goid: i64) -> ! {

@@ -843,7 +843,7 @@ fn a_signal_stack_the_kernel_refuses_is_fatal() {
     assert_eq!(o.stderr, "fatal error: sigaltstack failed\n");
 }
 
-// ---- the handler table (I32) ----------------------------------------------
+// ---- the handler table (invariant I32, HACKING.md) ------------------------
 
 /// Installs `sa` (handler, flags; mask and restorer ignored) on `sig`, going
 /// through glibc once to learn its restorer so the raw call can reach the
@@ -917,8 +917,8 @@ fn prior_strategy() -> impl Strategy<Value = Prior> {
     ]
 }
 
-/// Checks I32 for every signal after `initsig`, given what was installed
-/// before. Runs in the child.
+/// Checks invariant I32 (HACKING.md) for every signal after `initsig`, given
+/// what was installed before. Runs in the child.
 fn check_table(before: &[KSigaction; 65]) {
     let ours = install::go_handler();
     let go_flags =
@@ -995,11 +995,11 @@ fn check_table(before: &[KSigaction; 65]) {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
-    /// I32: after `initsig`, Go's signals carry the runtime's handler with
-    /// Go's flags and a full mask; the previous disposition is what gets
-    /// forwarded; KILL/STOP and the job-control signals are untouched;
-    /// 32–34 keep their handler and only gain SA_ONSTACK; an ignored
-    /// HUP/INT stays ignored.
+    /// Invariant I32 (HACKING.md): after `initsig`, Go's signals carry the
+    /// runtime's handler with Go's flags and a full mask; the previous
+    /// disposition is what gets forwarded; KILL/STOP and the job-control
+    /// signals are untouched; 32–34 keep their handler and only gain
+    /// SA_ONSTACK; an ignored HUP/INT stays ignored.
     #[test]
     fn initsig_table_invariants(priors in proptest::collection::vec(prior_strategy(), 64)) {
         let o = in_child(move || {

@@ -9,14 +9,21 @@
 //!   loom model checks.
 //! * `codegen [--check]` — (re)generate `rt-heap`'s size-class table.
 //! * `bench [--quick] [--only W,…]` — every workload beside Go and the Rust
-//!   peers (`rt-bench`), writing `target/bench/report.md` and the chart.
+//!   peers (`rt-bench`), writing `bench/report.md` and the chart under
+//!   cargo's target directory.
 //! * `stress [chan|sched|torture|all] [--runs N] [--procs 1,2,4] [--seeds N]`
 //!   — the torture suites, many times, under the runtime's self-checks
 //!   (`stress.rs`); `stress stacks [N]` — N (default 1,000,000) live
 //!   goroutine stacks.
 //! * `lint-fences` — assembly only in `*/src/arch/`.
+//!
+//! Built programs are found where cargo says it put them (its JSON
+//! messages, `cargo metadata`), never by a path spelled here: the target
+//! directory may be anywhere (`CARGO_TARGET_DIR`, `build.target-dir`).
 
 mod codegen;
+mod json;
+mod messages;
 mod stress;
 
 use std::ffi::OsString;
@@ -53,6 +60,8 @@ fn usage() -> ExitCode {
          \x20 test                                everything CI runs\n\
          \x20 codegen [--check]                   size-class table (check: fail when stale)\n\
          \x20 bench [--quick] [--only W,...]      workloads beside Go and the Rust peers\n\
+         \x20 stress [chan|sched|torture|all] [--runs N] [--procs 1,2,4] [--seeds N]\n\
+         \x20                                    the torture suites under the self-checks\n\
          \x20 stress stacks [N]                   N live goroutine stacks (default 1000000)\n\
          \x20 lint-fences                         assembly only in */src/arch/"
     );
@@ -82,7 +91,11 @@ fn main() -> ExitCode {
     let rest = &args[..];
     let r = match task.as_str() {
         "test" => test(),
-        "codegen" => codegen::run(rest.iter().any(|a| a == "--check")),
+        "codegen" => match rest {
+            [] => codegen::run(false),
+            [c] if c == "--check" => codegen::run(true),
+            _ => return usage(),
+        },
         "bench" => bench(rest),
         "stress" => stress(rest),
         "lint-fences" => lint_fences(),
@@ -101,28 +114,32 @@ fn main() -> ExitCode {
 /// reports for the executable named `bin`: wherever `CARGO_TARGET_DIR`,
 /// `build.target-dir` or a target triple put it.
 pub(crate) fn built_executable(mut c: Command, bin: &str) -> Result<PathBuf, String> {
+    // The messages come on stdout; the compiler's diagnostics, rendered as
+    // usual, go to the terminal.
     c.args(["--message-format=json-render-diagnostics"])
-        .stdout(std::process::Stdio::piped());
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
     eprintln!("xtask: running {c:?}");
     let out = c.output().map_err(|e| format!("cannot run {c:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!("{c:?} failed: {}", out.status));
     }
-    // One JSON object per line; the artifact of `bin` names its executable.
-    // Only two fields are needed, so they are picked out by hand.
-    let name = format!("\"name\":\"{bin}\"");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains(&name) {
-            continue;
-        }
-        if let Some(i) = line.find("\"executable\":\"") {
-            let rest = &line[i + "\"executable\":\"".len()..];
-            if let Some(end) = rest.find('"') {
-                return Ok(PathBuf::from(rest[..end].replace("\\\\", "\\")));
-            }
-        }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    messages::executable(&stdout, bin)?
+        .ok_or_else(|| format!("cargo did not report an executable for {bin}"))
+}
+
+/// Cargo's target directory for this workspace (`cargo metadata`), with
+/// `CARGO_TARGET_DIR` and `build.target-dir` applied as cargo applies them.
+pub(crate) fn target_dir() -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.args(["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(std::process::Stdio::inherit());
+    let out = c.output().map_err(|e| format!("cannot run {c:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{c:?} failed: {}", out.status));
     }
-    Err(format!("cargo did not report an executable for {bin}"))
+    messages::target_directory(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Builds binary `bin` of package `pkg` in release (with `features`, if
@@ -142,9 +159,17 @@ fn boot(rest: &[OsString]) -> ExitCode {
     let mut i = 0;
     while i < rest.len() {
         match rest[i].to_str() {
-            Some("--entry") if i + 1 < rest.len() => {
-                entry = rest[i + 1].to_string_lossy().into_owned();
+            Some("--entry") => {
+                let Some(e) = rest.get(i + 1) else {
+                    eprintln!("xtask boot: --entry needs rt0 or main");
+                    return ExitCode::from(2);
+                };
+                entry = e.to_string_lossy().into_owned();
                 i += 2;
+            }
+            Some(a) if a.starts_with("--entry=") => {
+                entry = a["--entry=".len()..].to_string();
+                i += 1;
             }
             Some("--") => {
                 prog_args.extend(rest[i + 1..].iter().cloned());
@@ -171,22 +196,25 @@ fn boot(rest: &[OsString]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let godebug = match std::env::var("GODEBUG") {
-        Ok(g) if !g.is_empty() => format!("inittrace=2,{g}"),
-        _ => "inittrace=2".to_string(),
-    };
+    // The caller's GODEBUG is kept byte for byte, after the trace key.
+    let mut godebug = OsString::from("inittrace=2");
+    if let Some(g) = std::env::var_os("GODEBUG").filter(|g| !g.is_empty()) {
+        godebug.push(",");
+        godebug.push(g);
+    }
     eprintln!(
-        "xtask boot: {} (entry {}) with GODEBUG={godebug}",
+        "xtask boot: {} (entry {}) with GODEBUG={}",
         exe.display(),
         if bin == "rt-demo" {
             "_rt0_amd64"
         } else {
             "libc → main"
-        }
+        },
+        godebug.to_string_lossy()
     );
     let st = match Command::new(&exe)
         .args(&prog_args)
-        .env("GODEBUG", godebug)
+        .env("GODEBUG", &godebug)
         .status()
     {
         Ok(s) => s,
@@ -234,11 +262,12 @@ fn test() -> Result<(), String> {
     );
     run(c)?;
     // The model checks of the run queue and of the channel + select core:
-    // loom's primitives under `--cfg loom`, in a target directory of its own
-    // so the normal build is not invalidated.
+    // loom's primitives under `--cfg loom`, in a directory of its own inside
+    // cargo's target directory so the normal build is not invalidated.
+    let loom_dir = target_dir()?.join("loom");
     let mut c = cargo();
     c.env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", root().join("target/loom"))
+        .env("CARGO_TARGET_DIR", &loom_dir)
         .args([
             "test",
             "--release",

@@ -139,15 +139,13 @@ fn parse(rest: &[String]) -> Result<Options, String> {
 /// The two builds every job alternates between: plain release (the code
 /// users run) and release with the self-checks. Both are needed: the checks
 /// add calls that change what the optimiser inlines and hoists, and the
-/// P0 bug (a thread-local address kept across a park) showed only in the
-/// plain build of some programs. The checked build goes to a target
-/// directory of its own so the two do not rebuild each other.
+/// bug of a thread-local address kept across a park showed only in the
+/// plain build of some programs. The checked build goes to a directory of
+/// its own inside cargo's target directory, so the two do not rebuild each
+/// other.
 fn build_demos() -> Result<[PathBuf; 2], String> {
     let plain = crate::release_bin("rt-tests", "rt-demo", &[])?;
-    let dir = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => PathBuf::from(d).join("rtcheck"),
-        None => crate::root().join("target/rtcheck"),
-    };
+    let dir = crate::target_dir()?.join("rtcheck");
     let mut c = crate::cargo();
     c.env("CARGO_TARGET_DIR", &dir).args([
         "build",

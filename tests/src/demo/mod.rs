@@ -9,153 +9,269 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
-const SCENARIOS: &[(&str, &str)] = &[
+/// Every scenario `main` dispatches, by group: (name, arguments, what it
+/// does). `rt-demo help` prints this table, an unknown scenario prints it
+/// on stderr, and `tests/tests/scenarios.rs` checks that it, the dispatcher
+/// below and README.md's list name the same scenarios.
+const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
     (
-        "hello",
-        "print hello, world, then goroutine id, M id and gomaxprocs (default)",
+        "boot and environment",
+        &[
+            (
+                "hello",
+                "",
+                "print hello, world, then goroutine id, M id and gomaxprocs (the default)",
+            ),
+            (
+                "args",
+                "ARGS...",
+                "print each argument on its own line, bytes as given",
+            ),
+            ("env", "NAME", "print the value of environment variable NAME"),
+            ("procs", "", "print gomaxprocs"),
+            ("exit", "[N]", "return N (default 0) from main"),
+            (
+                "debugvars",
+                "",
+                "print the parsed GODEBUG and GOTRACEBACK settings, one key=value per line",
+            ),
+        ],
     ),
     (
-        "args",
-        "print each argument after the scenario name on its own line, bytes as given",
-    ),
-    ("env NAME", "print the value of environment variable NAME"),
-    ("procs", "print gomaxprocs"),
-    ("exit N", "return N from main"),
-    (
-        "debugvars",
-        "print the parsed GODEBUG and GOTRACEBACK settings, one key=value per line",
-    ),
-    (
-        "spawn N",
-        "spawn N goroutines that each bump a counter; print how many ran",
-    ),
-    (
-        "pingpong N",
-        "N round trips over an unbuffered channel between two goroutines",
-    ),
-    (
-        "yield N",
-        "two goroutines taking turns with gosched, N rounds each; checks they alternate at GOMAXPROCS=1",
-    ),
-    (
-        "chan N",
-        "N messages through a buffered channel from 4 senders to 4 receivers, checked",
-    ),
-    ("sleep", "timers fire in deadline order"),
-    (
-        "select",
-        "select over two producers, a timeout and a default case",
-    ),
-    (
-        "gomaxprocs",
-        "change the number of Ps while goroutines run; nothing is lost",
-    ),
-    (
-        "lockosthread",
-        "a goroutine locked to its thread stays there and has the thread to itself",
-    ),
-    (
-        "mutex",
-        "goroutines contend on a Mutex; every increment survives",
-    ),
-    (
-        "threadlimit",
-        "SetMaxThreads(4), then more locked goroutines than threads",
-    ),
-    ("deadlock", "block main on a channel nobody sends to"),
-    ("panic", "panic in a goroutine spawned without a handle"),
-    ("mainpanic", "panic in main (goroutine 1)"),
-    (
-        "oom [GiB]",
-        "allocate a Vec bigger than the machine (default 64 TiB)",
-    ),
-    (
-        "badfree 0|1",
-        "free 65 pointers the heap does not own; 0: let sysmon find them, 1: malloc again",
-    ),
-    ("joinpanic", "a panic returned by a join handle"),
-    (
-        "panicpark [N]",
-        "a goroutine whose destructor parks while its panic unwinds; the report names that panic",
-    ),
-    (
-        "closedchan join|gosend|goclose",
-        "send on / second close of a closed channel: recovered by join, or unrecovered in a `go`",
-    ),
-    (
-        "overflow",
-        "unbounded recursion in a goroutine that is not main",
-    ),
-    (
-        "stacks N",
-        "N goroutines each touching a page of stack; VMA count before, at peak, after",
-    ),
-    ("segv", "null write in a goroutine"),
-    (
-        "threadfault",
-        "null write in a std thread spawned from a goroutine",
-    ),
-    (
-        "quit",
-        "park goroutines and wait (send SIGQUIT for a dump, SIGINT to die)",
+        "scheduler",
+        &[
+            (
+                "spawn",
+                "[N]",
+                "spawn N goroutines that each bump a counter; print how many ran",
+            ),
+            (
+                "pingpong",
+                "[N]",
+                "N round trips over an unbuffered channel between two goroutines",
+            ),
+            (
+                "yield",
+                "[N]",
+                "two goroutines taking turns with gosched, N rounds each; checks they alternate at GOMAXPROCS=1",
+            ),
+            (
+                "chan",
+                "[N]",
+                "N messages through a buffered channel from 4 senders to 4 receivers, checked",
+            ),
+            (
+                "select",
+                "",
+                "select over two producers, a timeout and a default case",
+            ),
+            ("sleep", "", "timers fire in deadline order"),
+            (
+                "gomaxprocs",
+                "",
+                "change the number of Ps while goroutines run; nothing is lost",
+            ),
+            (
+                "lockosthread",
+                "",
+                "a goroutine locked to its thread stays there and has the thread to itself",
+            ),
+            (
+                "mutex",
+                "",
+                "goroutines contend on a Mutex; every increment survives",
+            ),
+            (
+                "parked",
+                "[N]",
+                "N goroutines parked on a channel at once; print how many and the RSS per goroutine",
+            ),
+            (
+                "schedtrace",
+                "",
+                "keep busy for a while so GODEBUG=schedtrace prints SCHED lines",
+            ),
+            (
+                "threadlimit",
+                "",
+                "SetMaxThreads(4), then more locked goroutines than threads",
+            ),
+            (
+                "thread",
+                "",
+                "a std thread spawned from a goroutine allocates and is not mistaken for an M",
+            ),
+            (
+                "blocking",
+                "[N]",
+                "N goroutines make blocking calls that hand their P off; all finish",
+            ),
+            (
+                "fpcontrol",
+                "",
+                "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
+            ),
+            (
+                "fpswitch",
+                "",
+                "the same across direct yield_to switches, and g0's own state",
+            ),
+        ],
     ),
     (
-        "notify",
-        "wait for SIGINT through rt_signal::notify, print it, exit 0",
-    ),
-    ("nohup", "started with SIGINT ignored: it stays ignored"),
-    (
-        "fpcontrol",
-        "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
-    ),
-    (
-        "fpswitch",
-        "the same across direct yield_to switches, and g0's own state",
-    ),
-    (
-        "blocking N",
-        "N goroutines make blocking calls that hand their P off; all finish",
-    ),
-    (
-        "lockpp|gmptimer|gmp2|lockblock|foreignlat|selstress N",
-        "scheduler torture scenarios (see demo/stress.rs)",
-    ),
-    (
-        "mcacheslot [N]",
-        "goroutines park and resume; on every M the allocator's thread-local slot stays null",
-    ),
-    (
-        "thread",
-        "a std thread spawned from a goroutine allocates and is not mistaken for an M",
-    ),
-    (
-        "heap",
-        "allocate and free a few hundred MiB in goroutines; print heap statistics",
-    ),
-    (
-        "gochan list|NAME",
-        "Go's channel, select and scheduler tests rewritten for rt (see demo/gochan.rs)",
+        "stacks and heap",
+        &[
+            (
+                "stacks",
+                "[N]",
+                "N goroutines each touching a page of stack; VMA count before, at peak, after",
+            ),
+            (
+                "overflow",
+                "",
+                "unbounded recursion in a goroutine that is not main",
+            ),
+            (
+                "heap",
+                "",
+                "allocate and free a few hundred MiB in goroutines; print heap statistics",
+            ),
+            (
+                "mcacheslot",
+                "[N]",
+                "goroutines park and resume; on every M the allocator's thread-local slot stays null",
+            ),
+            (
+                "oom",
+                "[GiB]",
+                "allocate a Vec bigger than the machine (default 128 TiB, past the heap's 64 TiB limit)",
+            ),
+            (
+                "badfree",
+                "[0|1]",
+                "free 65 pointers the heap does not own; 0: let sysmon find them, 1: malloc again",
+            ),
+        ],
     ),
     (
-        "torture SEED [SIZE]",
-        "a seeded random program of goroutines, channels, select, timers and locks, checked",
+        "how it dies",
+        &[
+            ("deadlock", "", "block main on a channel nobody sends to"),
+            ("panic", "", "panic in a goroutine spawned without a handle"),
+            ("mainpanic", "", "panic in main (goroutine 1)"),
+            ("joinpanic", "", "a panic returned by a join handle"),
+            (
+                "panicpark",
+                "[N]",
+                "a goroutine whose destructor parks while its panic unwinds; the report names that panic",
+            ),
+            (
+                "closedchan",
+                "[join|gosend|goclose]",
+                "send on / second close of a closed channel: recovered by join, or unrecovered in a `go`",
+            ),
+            ("segv", "", "null write in a goroutine"),
+            (
+                "threadfault",
+                "",
+                "null write in a std thread spawned from a goroutine",
+            ),
+            (
+                "quit",
+                "",
+                "park goroutines and wait (send SIGQUIT for a dump, SIGINT to die)",
+            ),
+            (
+                "notify",
+                "",
+                "wait for SIGINT through rt_signal::notify, print it, exit 0",
+            ),
+            ("nohup", "", "started with SIGINT ignored: it stays ignored"),
+        ],
     ),
     (
-        "selectstorm [FEATURES]",
-        "8 senders, 6 selecting receivers; FEATURES: after,selsend,mutex,sleep,flip,env",
-    ),
-    (
-        "schedtrace",
-        "keep busy for a while so GODEBUG=schedtrace prints SCHED lines",
+        "torture (run many times by `cargo xtask stress`)",
+        &[
+            (
+                "selectstorm",
+                "[FEATURES|all]",
+                "8 senders, 6 selecting receivers; FEATURES: after,selsend,mutex,sleep,flip,env",
+            ),
+            (
+                "gochan",
+                "list|NAME",
+                "Go's channel, select and scheduler tests rewritten for rt",
+            ),
+            (
+                "torture",
+                "SEED [SIZE] [plan]",
+                "a seeded random program of goroutines, channels, select, timers and locks, checked",
+            ),
+            (
+                "lockpp",
+                "[N]",
+                "a goroutine locked to its thread ping-pongs with an unlocked one",
+            ),
+            (
+                "gmptimer",
+                "[N]",
+                "GOMAXPROCS cycles 1..=4 while goroutines sleep on timers",
+            ),
+            (
+                "gmp2",
+                "[N]",
+                "two goroutines change GOMAXPROCS at the same time",
+            ),
+            (
+                "lockblock",
+                "[N]",
+                "a locked goroutine makes blocking calls while others keep every P busy",
+            ),
+            (
+                "foreignlat",
+                "[N]",
+                "a plain std thread ping-pongs with a goroutine",
+            ),
+            (
+                "selstress",
+                "[N]",
+                "contended selects over six channels; every value received exactly once",
+            ),
+        ],
     ),
 ];
 
-fn usage(name: &str) -> i32 {
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "rt-demo: unknown scenario {name:?}; scenarios:");
-    for (s, what) in SCENARIOS {
-        let _ = writeln!(e, "  {s:<12} {what}");
+/// Writes the scenario list, group by group: `  <call>  <what>`, the calls
+/// padded to one width.
+fn write_scenarios(w: &mut dyn Write) {
+    let call = |name: &str, args: &str| {
+        if args.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name} {args}")
+        }
+    };
+    let width = SCENARIOS
+        .iter()
+        .flat_map(|(_, list)| list.iter())
+        .map(|(name, args, _)| call(name, args).len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(w, "usage: rt-demo [SCENARIO [ARGS...]]; scenarios:");
+    for (group, list) in SCENARIOS {
+        let _ = writeln!(w, "{group}:");
+        for (name, args, what) in *list {
+            let _ = writeln!(w, "  {:<width$}  {what}", call(name, args));
+        }
     }
+}
+
+/// An unknown scenario or a bad argument (`what`): the list on stderr,
+/// status 2.
+fn usage(what: &str) -> i32 {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "rt-demo: {what}");
+    write_scenarios(&mut e);
     2
 }
 
@@ -172,6 +288,10 @@ pub fn main() -> i32 {
     let scenario = args.get(1).map(|a| a.as_bytes()).unwrap_or(b"hello");
     let rest = if args.len() > 2 { &args[2..] } else { &[][..] };
     match scenario {
+        b"help" | b"-h" | b"--help" => {
+            write_scenarios(&mut std::io::stdout().lock());
+            0
+        }
         b"hello" => {
             println!("hello, world");
             println!(
@@ -192,7 +312,7 @@ pub fn main() -> i32 {
         }
         b"env" => {
             let Some(name) = rest.first() else {
-                return usage("env (needs NAME)");
+                return usage("env needs NAME");
             };
             match rt_env::getenv(name.as_bytes()) {
                 Some(v) => {
@@ -273,7 +393,10 @@ pub fn main() -> i32 {
         b"gochan" => gochan::main(rest),
         b"torture" => torture::main(rest),
         b"selectstorm" => stress::selectstorm(rest),
-        other => usage(&String::from_utf8_lossy(other)),
+        other => usage(&format!(
+            "unknown scenario {:?}",
+            String::from_utf8_lossy(other)
+        )),
     }
 }
 
