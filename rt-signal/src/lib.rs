@@ -41,9 +41,9 @@
 //!     rt_signal::set_hooks(&SIGNAL_HOOKS)   current goroutine, stack guard
 //!                                           pages, goroutine dump, M id
 //!     rt_signal::set_traceback(level 2)     until GOTRACEBACK is parsed
-//! schedinit, phase sigsave:
+//! schedinit, phase sigsave (this crate's phase::Sigsave, a row of the table):
 //!     rt_signal::set_initial_mask(rt_signal::sigsave())
-//! schedinit, phase parsedebugvars:
+//! schedinit, phase parsedebugvars (rt-env's phase; the row's wiring):
 //!     rt_signal::set_traceback(<GOTRACEBACK>)
 //!     rt_signal::set_async_preempt_off(<GODEBUG asyncpreemptoff>)
 //! mstart, on every M (m0 included), through rt_sched's minit hook:
