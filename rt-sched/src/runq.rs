@@ -12,7 +12,7 @@
 //! The ring holds at most `RUNQ_SIZE` Gs; the owner moves half of a full ring
 //! plus the new G to the global queue (`runqputslow`, 129 Gs).
 
-use crate::runtime2::G;
+use crate::runtime2::{G, P, SCHED};
 use core::ptr::null_mut;
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -198,6 +198,110 @@ impl RunQueue {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The run queues of the scheduler: a P's `runnext` and ring, the global queue
+
+/// Puts `gp` on `pp`'s local queue (`next`: into `runnext`, kicking the old
+/// occupant to the tail). Overflow goes to the global queue.
+///
+/// # Safety
+/// `pp` must be held by the calling M; `gp` runnable and in no queue.
+pub unsafe fn runqput(pp: *mut P, gp: *mut G, next: bool) {
+    // SAFETY: caller contract.
+    let p = unsafe { &*pp };
+    let mut gp = gp;
+    if next {
+        let old = p.runnext.swap(gp, Ordering::AcqRel);
+        if old.is_null() {
+            return;
+        }
+        gp = old;
+    }
+    if let Some(o) = p.runq.put(gp) {
+        // Link the batch and hand it to the global queue in one lock.
+        SCHED.lock.lock();
+        // SAFETY: lock held; the batch Gs are ours.
+        unsafe {
+            let s = SCHED.locked();
+            for &g in o.batch.iter() {
+                s.runq.push_back(g);
+            }
+        }
+        SCHED
+            .runqsize
+            .fetch_add(o.batch.len() as i32, Ordering::Relaxed);
+        SCHED.lock.unlock();
+    }
+}
+
+/// Takes the next G from `pp`: `runnext` first (inheriting the time slice).
+///
+/// # Safety
+/// `pp` must be held by the calling M.
+pub(crate) unsafe fn runqget(pp: *mut P) -> (*mut G, bool) {
+    // SAFETY: caller contract.
+    let p = unsafe { &*pp };
+    let next = p.runnext.load(Ordering::Relaxed);
+    if !next.is_null()
+        && p.runnext
+            .compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        return (next, true);
+    }
+    (p.runq.get(), false)
+}
+
+/// Puts `gp` on the global run queue.
+pub(crate) fn globrunqput(gp: *mut G) {
+    SCHED.lock.lock();
+    // SAFETY: lock held; gp is runnable and in no queue.
+    unsafe { SCHED.locked().runq.push_back(gp) };
+    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    SCHED.lock.unlock();
+}
+
+/// Takes a batch from the global queue (Go's `globrunqget`): its fair share
+/// `size/gomaxprocs + 1`, at most `max` (if non-zero) and half a local
+/// queue; returns one and moves the rest into `pp`'s local queue.
+///
+/// # Safety
+/// `sched.lock` held; `pp` held by the calling M.
+pub(crate) unsafe fn globrunqget(pp: *mut P, max: i32) -> *mut G {
+    let size = SCHED.runqsize.load(Ordering::Relaxed);
+    if size == 0 {
+        return null_mut();
+    }
+    let procs = SCHED.gomaxprocs.load(Ordering::Relaxed).max(1);
+    let mut n = (size / procs + 1).min(size);
+    if max > 0 {
+        n = n.min(max);
+    }
+    n = n.min(crate::runq::RUNQ_SIZE as i32 / 2);
+    SCHED.runqsize.fetch_sub(n, Ordering::Relaxed);
+    // SAFETY: lock held (caller).
+    let s = unsafe { SCHED.locked() };
+    // SAFETY: the queue holds live Gs.
+    let gp = unsafe { s.runq.pop() };
+    for _ in 1..n {
+        // runqput would take sched.lock for an overflow, which we hold: put
+        // straight into the ring and move an overflow batch ourselves.
+        // SAFETY: lock held (caller); pp is ours; the queue holds live Gs.
+        unsafe {
+            let g = s.runq.pop();
+            if let Some(o) = (*pp).runq.put(g) {
+                for &g in o.batch.iter() {
+                    s.runq.push_back(g);
+                }
+                SCHED
+                    .runqsize
+                    .fetch_add(o.batch.len() as i32, Ordering::Relaxed);
+            }
+        }
+    }
+    gp
 }
 
 /// Model checks of the owner/stealer protocol (`RUSTFLAGS="--cfg loom"
