@@ -127,7 +127,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
         SCHED.mcount.load(Ordering::Relaxed),
         SCHED.nmspinning.load(Ordering::Relaxed),
         // SAFETY: a racy read of a counter, as Go's trace does.
-        unsafe { (*SCHED.locked.get()).nmidle },
+        unsafe { (*SCHED.locked_racy()).nmidle },
         SCHED.runqsize.load(Ordering::Relaxed),
     );
     if detailed {
@@ -136,7 +136,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             " gcwaiting={} nmidlelocked={} stopwait={} sysmonwait=0",
             SCHED.gcwaiting.load(Ordering::Relaxed) as u8,
             // SAFETY: a racy read of a counter, as Go's trace does.
-            unsafe { (*SCHED.locked.get()).nmidlelocked },
+            unsafe { (*SCHED.locked_racy()).nmidlelocked },
             SCHED.stopwait.load(Ordering::Relaxed)
         );
         for_each_p(|pp| {
@@ -153,7 +153,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
                 p.schedtick.load(Ordering::Relaxed),
                 p.syscalltick.load(Ordering::Relaxed),
                 mid,
-                p.runq.len(),
+                p.runq.stealer().len(),
                 p.gfreecnt,
                 p.timers.len()
             );
@@ -210,7 +210,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
         let mut first = true;
         for_each_p(|pp| {
             // SAFETY: Ps are never freed.
-            let n = unsafe { (*pp).runq.len() };
+            let n = unsafe { (*pp).runq.stealer().len() };
             let _ = write!(w, "{}{}", if first { "" } else { " " }, n);
             first = false;
         });

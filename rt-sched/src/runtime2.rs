@@ -9,13 +9,13 @@
 //! * a **P** belongs to the M that acquired it; other Ms touch only its run
 //!   queue's head and `runnext` (stealing) and its `status` (read-only).
 
-use crate::lock::Lock;
 use crate::runq::RunQueue;
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
+use rt_sys::lock::{Mutex, MutexGuard};
 
 // --- G status (Go's values, so `scheddetail` output reads the same) ---
 /// Just allocated, not yet initialised.
@@ -112,6 +112,52 @@ pub const PSYSCALL: u32 = 2;
 pub const PGCSTOP: u32 = 3;
 /// No longer used (GOMAXPROCS shrank).
 pub const PDEAD: u32 = 4;
+
+/// The P status changes the scheduler makes.
+pub const fn legal_ptransition(from: u32, to: u32) -> bool {
+    matches!(
+        (from, to),
+        (PIDLE, PRUNNING)                   // acquirep of an idle P
+            | (PGCSTOP, PRUNNING)           // acquirep of a fresh or stopped P
+            | (PRUNNING, PIDLE)             // releasep
+            | (PGCSTOP, PIDLE)              // procresize, startTheWorld
+            | (PIDLE, PGCSTOP)              // stopTheWorld, gcstopm, handoffp
+            | (PRUNNING, PGCSTOP)           // stopTheWorld: the stopper's own P
+            | (PGCSTOP, PDEAD) // procresize shrinks allp
+    )
+}
+
+/// Moves `pp` from status `from` to `to`. With the self-checks a
+/// compare-and-swap that ends the program when the P was not in `from` or
+/// the change is not in [`legal_ptransition`]'s table; without them a plain
+/// release store.
+///
+/// # Safety
+/// `pp` is a live P whose status the caller may change (it holds the P,
+/// the P came off the idle list for it, or the world is stopped).
+#[inline(always)]
+pub unsafe fn set_pstatus(pp: *mut P, from: u32, to: u32) {
+    use core::sync::atomic::Ordering;
+    if CHECKS {
+        if !legal_ptransition(from, to) {
+            rt_sys::fatal!("P status: bad transition {from} -> {to}");
+        }
+        // SAFETY: pp is live (caller).
+        let r = unsafe {
+            (*pp)
+                .status
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+        };
+        if let Err(cur) = r {
+            // SAFETY: as above.
+            let id = unsafe { (*pp).id };
+            rt_sys::fatal!("P status: P{id} has status {cur}, not {from} (to {to})");
+        }
+    } else {
+        // SAFETY: pp is live (caller).
+        unsafe { (*pp).status.store(to, Ordering::Release) }
+    }
+}
 
 /// A goroutine's stack bounds `[lo, hi)`.
 #[repr(C)]
@@ -426,7 +472,7 @@ pub struct P {
     /// End of the batch.
     pub goidcacheend: u64,
     /// The local run queue (owner pushes, anyone steals).
-    pub runq: RunQueue,
+    pub(crate) runq: RunQueue,
     /// The G to run next, ahead of `runq`; inherits the time slice.
     pub runnext: AtomicPtr<G>,
     /// Dead Gs with stacks, ready for reuse by `newproc`.
@@ -541,10 +587,8 @@ pub struct SchedLocked {
 /// The scheduler's global state (Go's `schedt`).
 #[derive(Debug)]
 pub struct Sched {
-    /// Guards `locked`.
-    pub lock: Lock,
-    /// The lock-protected part.
-    pub locked: UnsafeCell<SchedLocked>,
+    /// The part guarded by `sched.lock`, reached through [`Sched::lock`].
+    locked: Mutex<SchedLocked>,
     /// Last goid handed out in batches.
     pub goidgen: AtomicU64,
     /// Count of idle Ps (read without the lock by `wakep`).
@@ -577,26 +621,36 @@ pub struct Sched {
     pub stopnote: Note,
 }
 
-// SAFETY: `locked` is only touched with `lock` held; the rest are atomics.
-unsafe impl Sync for Sched {}
+// SAFETY: the raw pointers in `SchedLocked` (idle Ms and Ps, queued and
+// free Gs) are only followed with the lock held, and the objects they name
+// are handed between threads through that lock.
+unsafe impl Send for SchedLocked {}
+
+/// `sched.lock` held: the lock-protected part of the scheduler's state,
+/// unlocked when dropped.
+pub type SchedGuard<'a> = MutexGuard<'a, SchedLocked>;
 
 impl Sched {
-    /// Accesses the lock-protected part.
+    /// Takes `sched.lock` (Go's `lock(&sched.lock)`).
+    #[inline]
+    pub fn lock(&self) -> SchedGuard<'_> {
+        self.locked.lock()
+    }
+
+    /// The lock-protected part without the lock, for the trace and the
+    /// fatal report, which must not block on it.
     ///
     /// # Safety
-    /// The caller must hold `self.lock`, and must not keep the reference
-    /// past the unlock.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn locked(&self) -> &mut SchedLocked {
-        // SAFETY: exclusive access is guaranteed by the lock (caller).
-        unsafe { &mut *self.locked.get() }
+    /// Only for racy reads of plain counters by a reporter that accepts a
+    /// stale value; nothing may be written or followed through it.
+    pub unsafe fn locked_racy(&self) -> *const SchedLocked {
+        self.locked.data_ptr()
     }
 }
 
 /// The scheduler.
 pub static SCHED: Sched = Sched {
-    lock: Lock::new(),
-    locked: UnsafeCell::new(SchedLocked {
+    locked: Mutex::new(SchedLocked {
         midle: null_mut(),
         nmidle: 0,
         mnext: 0,
@@ -660,6 +714,9 @@ pub static ALLM: AtomicPtr<M> = AtomicPtr::new(null_mut());
 pub struct AllP {
     /// The Ps, index = P id.
     pub ps: Box<[*mut P]>,
+    /// The steal order for `ps.len()` Ps, built once per generation by
+    /// `procresize` rather than on every steal.
+    pub order: crate::steal::StealOrder,
 }
 
 /// The Ps: a leaked [`AllP`] that `procresize` replaces (read it through

@@ -168,9 +168,11 @@ pub fn gosched() {
 
 extern "C" fn gosched_m(gp: *mut G) -> ! {
     let mp = current_m();
-    // SAFETY: on g0; gp saved.
-    unsafe { dropg(mp, gp, GRUNNING, GRUNNABLE) };
-    globrunqput(gp);
+    // SAFETY: on g0; gp saved, now runnable and in no queue.
+    unsafe {
+        dropg(mp, gp, GRUNNING, GRUNNABLE);
+        globrunqput(gp);
+    }
     schedule()
 }
 

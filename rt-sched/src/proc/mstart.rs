@@ -3,6 +3,7 @@
 //! own thread before scheduling.
 
 use super::*;
+use rt_sys::hook::Hook;
 
 /// Registers a new M (Go's `mcommoninit`): id (`id >= 0` given, else the
 /// next one), the thread cap, a non-zero PRNG state, a 32 KiB `gsignal`
@@ -11,10 +12,9 @@ use super::*;
 /// # Safety
 /// `mp` must be live and not yet registered.
 pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
-    SCHED.lock.lock();
-    // SAFETY: lock held; mp exclusively ours until published on allm.
+    let mut s = SCHED.lock();
+    // SAFETY: mp exclusively ours until published on allm.
     unsafe {
-        let s = SCHED.locked();
         (*mp).id = if id >= 0 {
             id
         } else {
@@ -28,7 +28,7 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
         let count = SCHED.mcount.fetch_add(1, Ordering::Relaxed) + 1;
         if count > s.maxmcount {
             let max = s.maxmcount;
-            SCHED.lock.unlock();
+            drop(s);
             rt_sys::enter_fatal();
             let mut b = rt_sys::StackBuf::<96>::new();
             let _ = core::fmt::write(
@@ -46,7 +46,7 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
             (*mp).fastrand[1] = 1;
         }
     }
-    SCHED.lock.unlock();
+    drop(s);
     // mpreinit: the signal goroutine and its stack.
     let gs = malg_system(GSIGNAL_STACK);
     // SAFETY: gs and mp are live and not yet shared.
@@ -69,24 +69,19 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
 
 /// Sets the thread cap (`debug.SetMaxThreads`); returns the old one.
 pub fn set_max_threads(n: i32) -> i32 {
-    SCHED.lock.lock();
-    // SAFETY: lock held.
-    let old = unsafe {
-        let s = SCHED.locked();
-        core::mem::replace(&mut s.maxmcount, n)
-    };
-    SCHED.lock.unlock();
-    old
+    core::mem::replace(&mut SCHED.lock().maxmcount, n)
 }
 
 /// Puts the calling M on the idle list.
 ///
 /// # Safety
-/// `sched.lock` must be held; `mp` must be the caller's M, about to sleep.
-unsafe fn mput(mp: *mut M) {
-    // SAFETY: lock held (caller).
+/// `mp` must be the caller's M, about to sleep.
+unsafe fn mput(s: &mut SchedLocked, mp: *mut M) {
+    // SAFETY: mp is ours (caller); the list is guarded by `s`.
     unsafe {
-        let s = SCHED.locked();
+        if CHECKS && (*mp).spinning.load(Ordering::Relaxed) {
+            rt_sys::throw("mput: spinning M going idle");
+        }
         (*mp).schedlink = s.midle;
         s.midle = mp;
         s.nmidle += 1;
@@ -94,41 +89,34 @@ unsafe fn mput(mp: *mut M) {
 }
 
 /// Takes an idle M.
-///
-/// # Safety
-/// `sched.lock` must be held.
-unsafe fn mget() -> *mut M {
-    // SAFETY: lock held (caller).
-    unsafe {
-        let s = SCHED.locked();
-        let mp = s.midle;
-        if !mp.is_null() {
-            s.midle = (*mp).schedlink;
-            s.nmidle -= 1;
-        }
-        mp
+fn mget(s: &mut SchedLocked) -> *mut M {
+    let mp = s.midle;
+    if !mp.is_null() {
+        // SAFETY: Ms on the idle list are live (Ms are never freed), and
+        // their `schedlink` is guarded by `s`.
+        s.midle = unsafe { (*mp).schedlink };
+        s.nmidle -= 1;
     }
+    mp
 }
 
 /// Runs some M with `pp` (or any idle P), waking an idle M or creating one.
 /// With `spinning`, the caller already counted the M in `nmspinning`.
 pub(crate) fn startm(pp: *mut P, spinning: bool) {
-    SCHED.lock.lock();
+    let mut s = SCHED.lock();
     let mut pp = pp;
     if pp.is_null() {
-        // SAFETY: lock held.
-        pp = unsafe { pidleget() };
+        pp = pidleget(&mut s);
         if pp.is_null() {
-            SCHED.lock.unlock();
+            drop(s);
             if spinning {
                 SCHED.nmspinning.fetch_sub(1, Ordering::AcqRel);
             }
             return;
         }
     }
-    // SAFETY: lock held.
-    let nmp = unsafe { mget() };
-    SCHED.lock.unlock();
+    let nmp = mget(&mut s);
+    drop(s);
     if nmp.is_null() {
         newm(pp, spinning, None);
         return;
@@ -161,10 +149,9 @@ pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
             // A system M (sysmon) never runs goroutines: count it out of the
             // deadlock check before its thread exists, so an M going idle
             // meanwhile does not mistake it for one that could.
-            SCHED.lock.lock();
-            SCHED.locked().nmsys += 1;
-            checkdead();
-            SCHED.lock.unlock();
+            let mut s = SCHED.lock();
+            s.nmsys += 1;
+            checkdead(s);
         }
     }
     let id = {
@@ -176,13 +163,9 @@ pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
     // mask) until its minit installs its signal stack and the saved mask:
     // a signal must never run the handler on a thread without its gsignal
     // stack (Go's newosproc does the same around clone).
-    let mut all: libc::sigset_t = unsafe_zeroed_sigset();
-    let mut old: libc::sigset_t = unsafe_zeroed_sigset();
-    // SAFETY: both sets are live; sigfillset/pthread_sigmask only write them.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
+    // The raw system call blocks signals 32 and 33 too, which glibc's
+    // pthread_sigmask would leave open.
+    let old = rt_sys::sigprocmask(libc::SIG_SETMASK, Some(!0));
     let r = std::thread::Builder::new()
         .name(format!("rt-m{id}"))
         .stack_size(G0_STACK)
@@ -194,8 +177,7 @@ pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
             // SAFETY: the M was built above for this thread.
             unsafe { mstart_thread(mpu as *mut M) }
         });
-    // SAFETY: restoring the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    rt_sys::sigprocmask(libc::SIG_SETMASK, Some(old));
     if let Err(e) = r {
         rt_sys::fatal!(
             "newosproc: runtime: failed to create new OS thread (have {} already; {})",
@@ -207,25 +189,22 @@ pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
 
 /// Hook run by every M on its own thread before scheduling (`minit`'s
 /// signal part: sigaltstack on `gsignal`, the thread mask). Wired at boot.
-static MINIT_HOOK: AtomicPtr<()> = AtomicPtr::new(null_mut());
+static MINIT_HOOK: Hook<fn(*mut M)> = Hook::new();
 /// Hook run once on m0 before its first `schedule` (`mstartm0`: `initsig`).
-static MSTARTM0_HOOK: AtomicPtr<()> = AtomicPtr::new(null_mut());
+static MSTARTM0_HOOK: Hook<fn()> = Hook::new();
 
 /// Installs the per-M start hook (`minitSignals`), called with the M.
 pub fn set_minit_hook(f: fn(*mut M)) {
-    MINIT_HOOK.store(f as *mut (), Ordering::Release);
+    MINIT_HOOK.set(f);
 }
 
 /// Installs the hook m0 runs before its first `schedule` (`initsig`).
 pub fn set_mstartm0_hook(f: fn()) {
-    MSTARTM0_HOOK.store(f as *mut (), Ordering::Release);
+    MSTARTM0_HOOK.set(f);
 }
 
 fn run_minit_hook(mp: *mut M) {
-    let h = MINIT_HOOK.load(Ordering::Acquire);
-    if !h.is_null() {
-        // SAFETY: stored from a `fn(*mut M)` by set_minit_hook.
-        let f: fn(*mut M) = unsafe { core::mem::transmute::<*mut (), fn(*mut M)>(h) };
+    if let Some(f) = MINIT_HOOK.get() {
         f(mp);
     }
 }
@@ -269,10 +248,7 @@ pub unsafe fn mstart_m0() -> ! {
         (*g0).stackguard0 = (*g0).stack.lo + STACK_GUARD;
         (*g0).stackguard1 = (*g0).stackguard0;
         run_minit_hook(mp);
-        let h = MSTARTM0_HOOK.load(Ordering::Acquire);
-        if !h.is_null() {
-            // SAFETY: stored from a `fn()` by set_mstartm0_hook.
-            let f: fn() = core::mem::transmute::<*mut (), fn()>(h);
+        if let Some(f) = MSTARTM0_HOOK.get() {
             f();
         }
         mstart1(mp)
@@ -309,14 +285,13 @@ unsafe fn mstart1(mp: *mut M) -> ! {
 pub(crate) fn stopm() {
     let mp = current_m();
     loop {
-        SCHED.lock.lock();
-        // SAFETY: lock held; mp ours.
+        let mut s = SCHED.lock();
+        // SAFETY: mp ours.
         unsafe {
             (*mp).park.clear();
-            mput(mp);
+            mput(&mut s, mp);
         }
-        checkdead();
-        SCHED.lock.unlock();
+        checkdead(s);
         // SAFETY: mp ours.
         unsafe { (*mp).blocked.store(true, Ordering::Relaxed) };
         let next = next_timer();
@@ -349,10 +324,10 @@ pub(crate) fn stopm() {
         }
         // A timer is due: leave the idle list (unless someone is about to
         // wake us) and try to get a P to run it.
-        SCHED.lock.lock();
-        // SAFETY: lock held.
+        let mut s = SCHED.lock();
+        // SAFETY: the idle list's Ms are live and their links guarded by
+        // `s`; mp is ours.
         unsafe {
-            let s = SCHED.locked();
             let mut link: *mut *mut M = &mut s.midle;
             let mut found = false;
             while !(*link).is_null() {
@@ -366,15 +341,15 @@ pub(crate) fn stopm() {
             }
             if !found {
                 // Someone took us off the list and is waking us with a P.
-                SCHED.lock.unlock();
+                drop(s);
                 (*mp).park.sleep();
                 (*mp).park.clear();
                 let pp = (*mp).nextp.swap(null_mut(), Ordering::Acquire);
                 acquirep(pp);
                 return;
             }
-            let pp = pidleget();
-            SCHED.lock.unlock();
+            let pp = pidleget(&mut s);
+            drop(s);
             if !pp.is_null() {
                 acquirep(pp);
                 return;
@@ -398,13 +373,12 @@ pub(crate) fn stoplockedm() {
             let pp = releasep();
             handoffp(pp);
         }
-        SCHED.lock.lock();
+        let mut s = SCHED.lock();
         // Undone by the waker (`startlockedm`) under the lock, before the
         // wake-up, so checkdead never sees a handed-over goroutine as
         // nobody's (Go's incidlelocked).
-        SCHED.locked().nmidlelocked += 1;
-        checkdead();
-        SCHED.lock.unlock();
+        s.nmidlelocked += 1;
+        checkdead(s);
         (*mp).blocked.store(true, Ordering::Relaxed);
         (*mp).park.sleep();
         (*mp).park.clear();
@@ -420,9 +394,7 @@ pub(crate) fn startlockedm(gp: *mut G) {
     // SAFETY: gp is runnable and ours; its M is parked in stoplockedm.
     unsafe {
         let lm = (*gp).lockedm;
-        SCHED.lock.lock();
-        SCHED.locked().nmidlelocked -= 1;
-        SCHED.lock.unlock();
+        SCHED.lock().nmidlelocked -= 1;
         let pp = releasep();
         (*lm).nextp.store(pp, Ordering::Release);
         (*lm).park.wakeup();
@@ -434,9 +406,7 @@ pub(crate) fn startlockedm(gp: *mut G) {
 /// `handoffp`): an M if there is work, else the idle list.
 pub(crate) fn handoffp(pp: *mut P) {
     // SAFETY: pp was just released by the caller and is ours to place.
-    let has_work =
-        unsafe { !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Relaxed).is_null() }
-            || SCHED.runqsize.load(Ordering::Relaxed) > 0;
+    let has_work = unsafe { !runqempty(pp) } || SCHED.runqsize.load(Ordering::Relaxed) > 0;
     // A P with timers needs an M that knows when they are due: the idle
     // Ms computed their sleep before this P's timers were added (a locked
     // goroutine that sleeps hands its P off right after adding its timer),
@@ -446,28 +416,21 @@ pub(crate) fn handoffp(pp: *mut P) {
         startm(pp, false);
         return;
     }
-    SCHED.lock.lock();
+    let mut s = SCHED.lock();
     if SCHED.gcwaiting.load(Ordering::Acquire) {
         // SAFETY: pp is ours; the stopper counts it as stopped.
-        unsafe { (*pp).status.store(PGCSTOP, Ordering::Release) };
+        unsafe { set_pstatus(pp, PIDLE, PGCSTOP) };
         if SCHED.stopwait.fetch_sub(1, Ordering::AcqRel) == 1 {
             SCHED.stopnote.wakeup();
         }
-        SCHED.lock.unlock();
         return;
     }
     // SAFETY: pp is ours (caller); the heap has its own lock.
     if unsafe { !(*pp).timers.is_empty() } {
-        SCHED.lock.unlock();
+        drop(s);
         startm(pp, false);
         return;
     }
-    // SAFETY: lock held; pp idle.
-    unsafe { pidleput(pp) };
-    SCHED.lock.unlock();
-}
-
-fn unsafe_zeroed_sigset() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; all-zero is the empty set.
-    unsafe { core::mem::zeroed() }
+    // SAFETY: pp is idle and ours.
+    unsafe { pidleput(&mut s, pp) };
 }

@@ -211,8 +211,7 @@ unsafe fn gfput(pp: *mut P, gp: *mut G) {
         (*pp).gfree = gp;
         (*pp).gfreecnt += 1;
         if (*pp).gfreecnt >= 64 {
-            SCHED.lock.lock();
-            let s = SCHED.locked();
+            let mut s = SCHED.lock();
             while (*pp).gfreecnt >= 32 {
                 let g = (*pp).gfree;
                 (*pp).gfree = (*g).schedlink;
@@ -221,7 +220,6 @@ unsafe fn gfput(pp: *mut P, gp: *mut G) {
                 s.gfree = g;
                 s.ngfree += 1;
             }
-            SCHED.lock.unlock();
         }
     }
 }
@@ -235,8 +233,7 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
     // SAFETY: caller contract.
     unsafe {
         if (*pp).gfree.is_null() {
-            SCHED.lock.lock();
-            let s = SCHED.locked();
+            let mut s = SCHED.lock();
             while (*pp).gfreecnt < 32 && !s.gfree.is_null() {
                 let g = s.gfree;
                 s.gfree = (*g).schedlink;
@@ -245,7 +242,6 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
                 (*pp).gfree = g;
                 (*pp).gfreecnt += 1;
             }
-            SCHED.lock.unlock();
         }
         let gp = (*pp).gfree;
         if gp.is_null() {

@@ -6,14 +6,22 @@ use super::*;
 /// Acquires `pp` for the calling M (`acquirep`) and binds its allocator cache.
 ///
 /// # Safety
-/// `pp` must be idle (or fresh) and not held by any M.
-pub unsafe fn acquirep(pp: *mut P) {
+/// `pp` must be idle, fresh or stopped, and not held by any M; the calling
+/// M holds no P.
+pub(crate) unsafe fn acquirep(pp: *mut P) {
     let mp = current_m();
     // SAFETY: caller contract; mp is ours.
     unsafe {
+        let from = (*pp).status.load(Ordering::Relaxed);
+        if CHECKS
+            && (!(*pp).m.load(Ordering::Relaxed).is_null()
+                || !(*mp).p.load(Ordering::Relaxed).is_null())
+        {
+            rt_sys::throw("acquirep: P already held, or the M already holds one");
+        }
         (*mp).p.store(pp, Ordering::Relaxed);
         (*pp).m.store(mp, Ordering::Relaxed);
-        (*pp).status.store(PRUNNING, Ordering::Release);
+        set_pstatus(pp, from, PRUNNING);
         rt_heap::bind_thread_cache((*pp).mcache);
     }
 }
@@ -22,13 +30,18 @@ pub unsafe fn acquirep(pp: *mut P) {
 ///
 /// # Safety
 /// The M must hold a P.
-pub unsafe fn releasep() -> *mut P {
+pub(crate) unsafe fn releasep() -> *mut P {
     let mp = current_m();
     // SAFETY: caller contract.
     unsafe {
         let pp = (*mp).p.swap(null_mut(), Ordering::Relaxed);
+        if CHECKS && (pp.is_null() || (*pp).m.load(Ordering::Relaxed) != mp) {
+            rt_sys::throw("releasep: the M does not hold its P");
+        }
         (*pp).m.store(null_mut(), Ordering::Relaxed);
-        (*pp).status.store(PIDLE, Ordering::Release);
+        // Running, or stopped while held by a world-stopper.
+        let from = (*pp).status.load(Ordering::Relaxed);
+        set_pstatus(pp, from, PIDLE);
         rt_heap::unbind_thread_cache();
         pp
     }
@@ -37,11 +50,13 @@ pub unsafe fn releasep() -> *mut P {
 /// Puts an idle P on the idle list.
 ///
 /// # Safety
-/// `sched.lock` must be held and `pp` idle, owned by the caller.
-pub(crate) unsafe fn pidleput(pp: *mut P) {
-    // SAFETY: lock held (caller); pp idle.
+/// `pp` must be idle (`PIDLE`), held by no M, and owned by the caller.
+pub(crate) unsafe fn pidleput(s: &mut SchedLocked, pp: *mut P) {
+    // SAFETY: pp is idle and ours (caller); the list is guarded by `s`.
     unsafe {
-        let s = SCHED.locked();
+        if CHECKS && (*pp).status.load(Ordering::Relaxed) != PIDLE {
+            rt_sys::throw("pidleput: P is not idle");
+        }
         (*pp).link = s.pidle;
         s.pidle = pp;
         SCHED
@@ -52,13 +67,10 @@ pub(crate) unsafe fn pidleput(pp: *mut P) {
 }
 
 /// Takes an idle P.
-///
-/// # Safety
-/// `sched.lock` must be held.
-pub(crate) unsafe fn pidleget() -> *mut P {
-    // SAFETY: lock held (caller).
+pub(crate) fn pidleget(s: &mut SchedLocked) -> *mut P {
+    // SAFETY: Ps on the idle list are live (Ps are never freed) and their
+    // links are guarded by `s`.
     unsafe {
-        let s = SCHED.locked();
         let pp = s.pidle;
         if !pp.is_null() {
             s.pidle = (*pp).link;
@@ -91,11 +103,21 @@ pub fn allp() -> &'static [*mut P] {
     unsafe { &(*a).ps }
 }
 
+/// The current `allp` generation with its steal order, or `None` before
+/// `procresize_boot`.
+pub(crate) fn allp_gen() -> Option<&'static AllP> {
+    let a = ALLP.load(Ordering::Acquire);
+    // SAFETY: published by `publish_allp` from a leaked box, never freed.
+    unsafe { a.as_ref() }
+}
+
 /// Publishes a new `allp` (the old one is leaked: racy readers may still
 /// walk it, and Ps are never freed).
 fn publish_allp(v: Vec<*mut P>) {
+    let order = crate::steal::StealOrder::new(v.len() as u32);
     let a = leak_or_throw(AllP {
         ps: v.into_boxed_slice(),
+        order,
     });
     ALLP.store(a, Ordering::Release);
 }
@@ -121,18 +143,18 @@ pub unsafe fn procresize_boot(nprocs: i32) {
     }
     publish_allp(v.clone());
     let arr = allp().as_ptr();
-    SCHED.lock.lock();
+    let mut s = SCHED.lock();
     // SAFETY: boot, single-threaded: m0 takes P0; others idle, highest first
     // so that P1 ends up at the head of the idle list (as Go's walk does).
     unsafe {
         acquirep(*arr);
         for i in (1..n).rev() {
             let p = *arr.add(i);
-            (*p).status.store(PIDLE, Ordering::Relaxed);
-            pidleput(p);
+            set_pstatus(p, PGCSTOP, PIDLE);
+            pidleput(&mut s, p);
         }
     }
-    SCHED.lock.unlock();
+    drop(s);
     SCHED.gomaxprocs.store(nprocs, Ordering::Release);
 }
 
@@ -180,7 +202,7 @@ fn new_p(id: i32) -> *mut P {
         stackcache: rt_stack::StackCache::new(),
         goidcache: 0,
         goidcacheend: 0,
-        runq: crate::runq::RunQueue::new(),
+        runq: RunQueue::new(),
         runnext: AtomicPtr::new(null_mut()),
         gfree: null_mut(),
         gfreecnt: 0,
@@ -197,12 +219,12 @@ pub(crate) fn gcstopm() {
             SCHED.nmspinning.fetch_sub(1, Ordering::AcqRel);
         }
         let pp = releasep();
-        SCHED.lock.lock();
-        (*pp).status.store(PGCSTOP, Ordering::Release);
+        let s = SCHED.lock();
+        set_pstatus(pp, PIDLE, PGCSTOP);
         if SCHED.stopwait.fetch_sub(1, Ordering::AcqRel) == 1 {
             SCHED.stopnote.wakeup();
         }
-        SCHED.lock.unlock();
+        drop(s);
     }
     stopm();
 }
@@ -216,26 +238,26 @@ pub(crate) fn gcstopm() {
 /// Must be called by a goroutine holding a P, not already stopping the world.
 unsafe fn stop_the_world() {
     let mp = current_m();
-    SCHED.lock.lock();
+    let mut s = SCHED.lock();
     SCHED.stopnote.clear();
     let procs = SCHED.gomaxprocs.load(Ordering::Relaxed);
     SCHED.stopwait.store(procs, Ordering::Release);
     SCHED.gcwaiting.store(true, Ordering::Release);
-    // SAFETY: lock held; our P is ours.
+    // SAFETY: our P is ours; idle Ps taken off the list are ours.
     unsafe {
         let pp = (*mp).p.load(Ordering::Relaxed);
-        (*pp).status.store(PGCSTOP, Ordering::Release);
+        set_pstatus(pp, PRUNNING, PGCSTOP);
         SCHED.stopwait.fetch_sub(1, Ordering::AcqRel);
         loop {
-            let p = pidleget();
+            let p = pidleget(&mut s);
             if p.is_null() {
                 break;
             }
-            (*p).status.store(PGCSTOP, Ordering::Release);
+            set_pstatus(p, PIDLE, PGCSTOP);
             SCHED.stopwait.fetch_sub(1, Ordering::AcqRel);
         }
     }
-    SCHED.lock.unlock();
+    drop(s);
     while SCHED.stopwait.load(Ordering::Acquire) > 0 {
         SCHED.stopnote.sleep_timeout(100_000);
     }
@@ -251,26 +273,30 @@ unsafe fn start_the_world() {
     // SAFETY: mp is ours.
     let mine = unsafe { (*mp).p.load(Ordering::Relaxed) };
     let mut busy = Vec::new();
-    SCHED.lock.lock();
+    let mut s = SCHED.lock();
     SCHED.gcwaiting.store(false, Ordering::Release);
     for_each_p(|p| {
         if p == mine {
-            // SAFETY: our own P.
-            unsafe { (*p).status.store(PRUNNING, Ordering::Release) };
+            // SAFETY: our own P: stopped by stop_the_world, or P0 acquired
+            // afresh by set_gomaxprocs when ours went away.
+            unsafe {
+                if (*p).status.load(Ordering::Relaxed) == PGCSTOP {
+                    set_pstatus(p, PGCSTOP, PRUNNING);
+                }
+            }
             return;
         }
         // SAFETY: the world is stopped: every other P is ours to place.
         unsafe {
-            if (*p).runq.is_empty() && (*p).runnext.load(Ordering::Relaxed).is_null() {
-                (*p).status.store(PIDLE, Ordering::Release);
-                pidleput(p);
+            set_pstatus(p, PGCSTOP, PIDLE);
+            if runqempty(p) {
+                pidleput(&mut s, p);
             } else {
-                (*p).status.store(PIDLE, Ordering::Release);
                 busy.push(p as usize);
             }
         }
     });
-    SCHED.lock.unlock();
+    drop(s);
     for p in busy {
         startm(p as *mut P, false);
     }
@@ -289,8 +315,10 @@ unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
         if !next.is_null() {
             globrunqput(next);
         }
+        // The world is stopped and no M holds pp: the stopper owns its queue.
+        let mut local = p.runq.local();
         loop {
-            let g = p.runq.get();
+            let g = local.pop();
             if g.is_null() {
                 break;
             }
@@ -298,8 +326,7 @@ unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
         }
         p.timers.move_to(&(*heir).timers);
         rt_stack::stackcache_clear(&mut p.stackcache);
-        SCHED.lock.lock();
-        let s = SCHED.locked();
+        let mut s = SCHED.lock();
         while !p.gfree.is_null() {
             let g = p.gfree;
             p.gfree = (*g).schedlink;
@@ -308,12 +335,12 @@ unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
             s.gfree = g;
             s.ngfree += 1;
         }
-        SCHED.lock.unlock();
+        drop(s);
         if !p.mcache.is_null() {
             rt_heap::freemcache(p.mcache);
             p.mcache = null_mut();
         }
-        p.status.store(PDEAD, Ordering::Release);
+        set_pstatus(pp, PGCSTOP, PDEAD);
     }
 }
 
@@ -367,7 +394,7 @@ pub fn set_gomaxprocs(n: i32) -> i32 {
         if (*mine).id as usize >= newn {
             // Our P goes away: move to P0.
             releasep();
-            (*mine).status.store(PGCSTOP, Ordering::Release);
+            set_pstatus(mine, PIDLE, PGCSTOP);
             acquirep(heir);
         }
         for i in newn..oldn {

@@ -38,21 +38,21 @@ pub(crate) fn next_timer() -> Option<i64> {
 }
 
 /// Detects the state where no goroutine can ever run again (Go's
-/// `checkdead`). Called with `sched.lock` held when an M goes idle.
-pub(crate) fn checkdead() {
-    // SAFETY: lock held by the caller.
-    let s = unsafe { SCHED.locked() };
+/// `checkdead`). Called when an M goes idle, as the last step under
+/// `sched.lock`: it releases the lock (before throwing, if it does).
+pub(crate) fn checkdead(s: SchedGuard<'_>) {
     let run = SCHED.mcount.load(Ordering::Relaxed) - s.nmidle - s.nmidlelocked - s.nmsys;
     if run > 0 || SCHED.exiting.load(Ordering::Relaxed) {
         return;
     }
     if run < 0 {
-        SCHED.lock.unlock();
+        let (nmidle, nmsys) = (s.nmidle, s.nmsys);
+        drop(s);
         rt_sys::fatal!(
             "checkdead: inconsistent counts mcount={} nmidle={} nmsys={}",
             SCHED.mcount.load(Ordering::Relaxed),
-            s.nmidle,
-            s.nmsys
+            nmidle,
+            nmsys
         );
     }
     if !s.runq.is_empty() || SCHED.ntimers.load(Ordering::Acquire) > 0 {
@@ -62,7 +62,7 @@ pub(crate) fn checkdead() {
     for_each_p(|pp| {
         // SAFETY: Ps are never freed; reading their queues is racy-safe.
         unsafe {
-            if !(*pp).runq.is_empty() || !(*pp).runnext.load(Ordering::Acquire).is_null() {
+            if !runqempty(pp) {
                 runnable = true;
             }
         }
@@ -70,7 +70,7 @@ pub(crate) fn checkdead() {
     if runnable || !SCHED.main_started.load(Ordering::Relaxed) {
         return;
     }
-    SCHED.lock.unlock();
+    drop(s);
     rt_sys::throw("all goroutines are asleep - deadlock!");
 }
 
@@ -119,10 +119,8 @@ pub fn schedule() -> ! {
             check_timers(pp);
         }
         if tick % GLOBAL_FAIRNESS == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
-            SCHED.lock.lock();
-            // SAFETY: lock held, pp ours.
-            gp = unsafe { globrunqget(pp, 1) };
-            SCHED.lock.unlock();
+            // SAFETY: pp ours.
+            gp = unsafe { globrunqget(&mut SCHED.lock(), pp, 1) };
         }
         if gp.is_null() {
             // SAFETY: pp ours.
@@ -212,9 +210,7 @@ unsafe fn end_slice(pp: *mut P, gp: *mut G) -> (*mut G, bool) {
             check_timers(pp);
         }
         if SCHED.runqsize.load(Ordering::Relaxed) > 0 {
-            SCHED.lock.lock();
-            let g = globrunqget(pp, 1);
-            SCHED.lock.unlock();
+            let g = globrunqget(&mut SCHED.lock(), pp, 1);
             if !g.is_null() {
                 return (g, false);
             }
@@ -310,10 +306,8 @@ fn findrunnable() -> (*mut G, bool) {
             return (gp, inh);
         }
         if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
-            SCHED.lock.lock();
-            // SAFETY: lock held.
-            let gp = unsafe { globrunqget(pp, 0) };
-            SCHED.lock.unlock();
+            // SAFETY: pp ours.
+            let gp = unsafe { globrunqget(&mut SCHED.lock(), pp, 0) };
             if !gp.is_null() {
                 return (gp, false);
             }
@@ -337,23 +331,22 @@ fn findrunnable() -> (*mut G, bool) {
             }
         }
         // Nothing: give up the P.
-        SCHED.lock.lock();
+        let mut s = SCHED.lock();
         if SCHED.gcwaiting.load(Ordering::Acquire) {
-            SCHED.lock.unlock();
+            drop(s);
             continue 'top;
         }
         if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
-            // SAFETY: lock held.
-            let gp = unsafe { globrunqget(pp, 0) };
-            SCHED.lock.unlock();
+            // SAFETY: pp ours.
+            let gp = unsafe { globrunqget(&mut s, pp, 0) };
             return (gp, false);
         }
-        // SAFETY: lock held; we hold pp.
+        // SAFETY: we hold pp; once released it is idle and ours to list.
         unsafe {
             releasep();
-            pidleput(pp);
+            pidleput(&mut s, pp);
         }
-        SCHED.lock.unlock();
+        drop(s);
         // SAFETY: mp ours.
         let was_spinning = unsafe { (*mp).spinning.swap(false, Ordering::Relaxed) };
         if was_spinning {
@@ -367,16 +360,12 @@ fn findrunnable() -> (*mut G, bool) {
         let mut work = SCHED.runqsize.load(Ordering::Acquire) > 0;
         for_each_p(|p2| {
             // SAFETY: Ps are never freed.
-            if unsafe { !(*p2).runq.is_empty() || !(*p2).runnext.load(Ordering::Acquire).is_null() }
-            {
+            if unsafe { !runqempty(p2) } {
                 work = true;
             }
         });
         if work {
-            SCHED.lock.lock();
-            // SAFETY: lock held.
-            let pp = unsafe { pidleget() };
-            SCHED.lock.unlock();
+            let pp = pidleget(&mut SCHED.lock());
             if !pp.is_null() {
                 // SAFETY: pp came off the idle list for us.
                 unsafe { acquirep(pp) };
@@ -395,12 +384,13 @@ fn findrunnable() -> (*mut G, bool) {
 /// Tries to steal from every other P, in a random coprime order, four
 /// times; `runnext` only on the last pass (Go's `stealWork`).
 fn steal_work(pp: *mut P) -> *mut G {
-    let all = allp();
-    let n = all.len() as u32;
-    if n <= 1 {
+    let Some(gen) = allp_gen() else {
+        return null_mut();
+    };
+    let (all, order) = (&gen.ps, &gen.order);
+    if all.len() <= 1 {
         return null_mut();
     }
-    let order = crate::steal::StealOrder::new(n);
     for i in 0..STEAL_TRIES {
         let last = i == STEAL_TRIES - 1;
         for idx in order.start(fastrand()) {
@@ -413,7 +403,7 @@ fn steal_work(pp: *mut P) -> *mut G {
                 if (*p2).status.load(Ordering::Acquire) == PIDLE {
                     continue;
                 }
-                let gp = (*p2).runq.steal_into(&(*pp).runq);
+                let gp = (*p2).runq.stealer().steal_into(&mut (*pp).runq.local());
                 if !gp.is_null() {
                     return gp;
                 }

@@ -71,14 +71,14 @@ pub fn exitsyscall() {
     if gp.is_null() {
         return;
     }
-    SCHED.lock.lock();
-    let pp = if SCHED.gcwaiting.load(Ordering::Acquire) {
-        null_mut()
-    } else {
-        // SAFETY: lock held.
-        unsafe { pidleget() }
+    let pp = {
+        let mut s = SCHED.lock();
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            null_mut()
+        } else {
+            pidleget(&mut s)
+        }
     };
-    SCHED.lock.unlock();
     if !pp.is_null() {
         // SAFETY: pp came off the idle list for us; gp runs on this M.
         unsafe {
@@ -96,19 +96,19 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
     // no P.
     unsafe {
         dropg(mp, gp, GSYSCALL, GRUNNABLE);
-        SCHED.lock.lock();
+        let mut s = SCHED.lock();
         let pp = if SCHED.gcwaiting.load(Ordering::Acquire) {
             null_mut()
         } else {
-            pidleget()
+            pidleget(&mut s)
         };
         if pp.is_null() {
             // Under the lock, so an M going idle sees it (findrunnable
             // re-checks the global queue under this lock before parking).
-            SCHED.locked().runq.push_back(gp);
+            s.runq.push_back(gp);
             SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
         }
-        SCHED.lock.unlock();
+        drop(s);
         if !pp.is_null() {
             acquirep(pp);
             execute(gp, false);
