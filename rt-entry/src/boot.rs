@@ -62,7 +62,9 @@ pub extern "C" fn rt_abort() -> ! {
 
 /// Called by rt0_go when `arch_prctl(ARCH_SET_GS)` failed.
 pub extern "C" fn rt0_tls_fallback() {
-    rt_sched::proc::use_tls_fallback();
+    // SAFETY: called by rt0_go on the initial thread, before any goroutine
+    // slot was written through the GS base.
+    unsafe { rt_sched::boot::use_tls_fallback() };
     with_state(|s| s.tls_fallback = true);
 }
 
@@ -97,12 +99,12 @@ fn panic_exit() -> ! {
 static SIGNAL_HOOKS: rt_signal::Hooks = rt_signal::Hooks {
     current_goroutine,
     stack_guard,
-    dump_goroutines: rt_sched::dump::write_report,
+    dump_goroutines: rt_sched::boot::write_report,
     current_m: rt_sched::mid,
 };
 
 fn current_goroutine() -> Option<rt_signal::GoroutineInfo> {
-    let gp = rt_sched::proc::getg_checked();
+    let gp = rt_sched::boot::getg_checked();
     if gp.is_null() {
         return None;
     }
@@ -126,10 +128,10 @@ pub extern "C" fn rt_check() {
     BOOT_START.store(rt_sys::nanotime(), Ordering::Relaxed);
     rt_sys::set_fatal_hook(fatal_hook);
     rt_signal::set_hooks(&SIGNAL_HOOKS);
-    rt_sched::panic::set_panic_exit_hook(panic_exit);
+    rt_sched::boot::set_panic_exit_hook(panic_exit);
     // Before GOTRACEBACK is parsed, crashes show runtime detail (Go's
     // traceback_cache starts at level 2).
-    rt_sched::dump::set_traceback_bits(2 << 2);
+    rt_sched::boot::set_traceback_bits(2 << 2);
     rt_signal::set_traceback(rt_signal::Traceback {
         level: 2,
         all: false,
@@ -262,7 +264,7 @@ impl phase::HeapPhases for RealBoot {
     }
     fn gcinit(&mut self) {
         rt_heap::gcinit(Default::default());
-        rt_sched::sysmon::set_tick_hook(scavenge_tick);
+        rt_sched::boot::set_tick_hook(scavenge_tick);
         self.detail = inittrace::detail(|| {
             "no collector (Rust frees explicitly): heap statistics and the scavenger, run by sysmon"
                 .into()
@@ -282,7 +284,7 @@ fn scavenge_tick() {
 
 impl phase::SchedPhases for RealBoot {
     fn maxmcount(&mut self) {
-        rt_sched::proc::set_max_threads(10000);
+        rt_sched::set_max_threads(10000);
         self.detail = inittrace::detail(|| "maxmcount=10000".into());
     }
     fn fastrandinit(&mut self) {
@@ -296,7 +298,7 @@ impl phase::SchedPhases for RealBoot {
                 u64::from_le_bytes(b)
             }
         };
-        rt_sched::proc::fastrandinit(seed);
+        rt_sched::boot::fastrandinit(seed);
         self.detail = inittrace::detail(|| {
             format!(
                 "seed from {}",
@@ -311,9 +313,9 @@ impl phase::SchedPhases for RealBoot {
     fn mcommoninit(&mut self) {
         // SAFETY: boot, on m0, once.
         unsafe {
-            rt_sched::proc::bind_m0();
-            rt_sched::proc::mcommoninit(rt_sched::runtime2::M0.get(), 0);
-            let m0 = &*rt_sched::runtime2::M0.get();
+            rt_sched::boot::bind_m0();
+            rt_sched::boot::mcommoninit(rt_sched::boot::M0.get(), 0);
+            let m0 = &*rt_sched::boot::M0.get();
             let gs = &*m0.gsignal;
             self.detail = inittrace::detail(|| {
                 format!(
@@ -343,7 +345,7 @@ impl phase::SchedPhases for RealBoot {
             Some(n) => n,
             None => rt_env::default_procs(ncpu, limit, &dv),
         };
-        rt_sched::proc::configure(rt_sched::proc::SchedConfig {
+        rt_sched::boot::configure(rt_sched::boot::SchedConfig {
             stack_size: rt_stack::default_stack_size(),
             schedtrace: dv.schedtrace,
             scheddetail: dv.scheddetail,
@@ -351,7 +353,7 @@ impl phase::SchedPhases for RealBoot {
                 == rt_stack::GuardMechanism::MadviseGuardInstall,
         });
         // SAFETY: boot, on m0, once; the world is stopped (only m0 exists).
-        unsafe { rt_sched::proc::procresize_boot(procs) };
+        unsafe { rt_sched::boot::procresize_boot(procs) };
         with_state(|s| s.procs = procs);
         self.detail = inittrace::detail(|| {
             format!(
@@ -391,7 +393,7 @@ impl phase::EnvPhases for RealBoot {
         let tb = rt_env::parse_gotraceback(
             rt_env::gogetenv(b"GOTRACEBACK").map(std::os::unix::ffi::OsStrExt::as_bytes),
         );
-        rt_sched::dump::set_traceback_bits(tb.bits());
+        rt_sched::boot::set_traceback_bits(tb.bits());
         rt_signal::set_traceback(rt_signal::Traceback {
             level: tb.level,
             all: tb.all,
@@ -400,7 +402,7 @@ impl phase::EnvPhases for RealBoot {
         rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
         // No goroutine exists yet (newproc(main) comes after schedinit), so
         // the mode is always accepted here.
-        if !rt_sched::arch::set_fp_per_g(dv.fp_per_goroutine()) {
+        if !rt_sched::boot::set_fp_per_g(dv.fp_per_goroutine()) {
             rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
         }
         inittrace::set_level(dv.inittrace);
@@ -515,7 +517,7 @@ pub extern "C" fn rt_schedinit() {
         alloc0: (0, 0),
         detail: String::new(),
     };
-    rt_sched::panic::install_hook();
+    rt_sched::boot::install_panic_hook();
     phase::schedinit(&mut b);
     inittrace::flush(BOOT_START.load(Ordering::Relaxed));
     // Create stdout's buffer now, while nothing is locked: the fatal path
@@ -534,7 +536,7 @@ type MainFn = extern "C-unwind" fn() -> i32;
 /// program's main.
 pub extern "C" fn rt_newproc_main(main: MainFn) {
     let t0 = rt_sys::nanotime();
-    let gp = match rt_sched::proc::newproc(Box::new(move || runtime_main(main))) {
+    let gp = match rt_sched::boot::newproc(Box::new(move || runtime_main(main))) {
         Ok(gp) => gp,
         Err(e) => rt_sys::fatal!("newproc: {}", e),
     };
@@ -564,8 +566,8 @@ pub extern "C" fn rt_newproc_main(main: MainFn) {
 
 /// `mstart` on m0: hand the thread to the scheduler. Never returns.
 pub extern "C" fn rt_mstart() -> ! {
-    rt_sched::proc::set_mstartm0_hook(mstartm0);
-    rt_sched::proc::set_minit_hook(minit_signals);
+    rt_sched::boot::set_mstartm0_hook(mstartm0);
+    rt_sched::boot::set_minit_hook(minit_signals);
     inittrace::live(
         Trace::new(
             "mstart",
@@ -575,8 +577,8 @@ pub extern "C" fn rt_mstart() -> ! {
             inittrace::detail(|| {
                 format!(
                     "m0 switches from g0 (getg()==g0: {}) to goroutine 1; goroutine slot in {}",
-                    rt_sched::proc::on_g0(),
-                    if rt_sched::proc::gs_tls_in_use() {
+                    rt_sched::boot::on_g0(),
+                    if rt_sched::boot::gs_tls_in_use() {
                         "GS base"
                     } else {
                         "thread_local fallback"
@@ -587,7 +589,7 @@ pub extern "C" fn rt_mstart() -> ! {
         BOOT_START.load(Ordering::Relaxed),
     );
     // SAFETY: once, on the initial thread, with m0/g0 bound by rt0_go.
-    unsafe { rt_sched::proc::mstart_m0() }
+    unsafe { rt_sched::boot::mstart_m0() }
 }
 
 /// `mstartm0`: install the signal handlers (Go's `initsig(false)`).
@@ -597,7 +599,7 @@ fn mstartm0() {
 
 /// `minit`'s signal part for every M: the alternate signal stack on the M's
 /// `gsignal` stack, and the thread mask.
-fn minit_signals(mp: *mut rt_sched::M) {
+fn minit_signals(mp: *mut rt_sched::boot::M) {
     // SAFETY: called by the M's own thread with its live gsignal.
     unsafe {
         let gs = (*mp).gsignal;
@@ -609,8 +611,8 @@ fn minit_signals(mp: *mut rt_sched::M) {
 
 /// `runtime.main`: goroutine 1.
 fn runtime_main(main: MainFn) {
-    rt_sched::proc::set_main_started();
-    rt_sched::sysmon::start();
+    rt_sched::boot::set_main_started();
+    rt_sched::boot::start_sysmon();
     let code = main();
-    rt_sched::proc::exit(code)
+    rt_sched::boot::exit(code)
 }

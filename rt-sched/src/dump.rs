@@ -28,7 +28,7 @@ fn mid_or_minus1(mp: *mut M) -> i64 {
 }
 
 /// Go's name for a status in `goroutine N [<status>]:`.
-pub fn status_string(gp: &G) -> &'static str {
+pub(crate) fn status_string(gp: &G) -> &'static str {
     match gp.atomicstatus.load(Ordering::Relaxed) {
         GIDLE => "idle",
         GRUNNABLE => "runnable",
@@ -169,15 +169,10 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             let lockedg = goid_or_minus1(m.lockedg.load(Ordering::Relaxed));
             let _ = writeln!(
                 w,
-                "  M{}: p={} curg={} mallocing={} throwing={} preemptoff={} locks={} dying={} spinning={} blocked={} lockedg={}",
+                "  M{}: p={} curg={} spinning={} blocked={} lockedg={}",
                 m.id,
                 pid,
                 curg,
-                m.mallocing,
-                m.throwing,
-                m.preemptoff,
-                m.locks,
-                m.dying,
                 m.spinning.load(Ordering::Relaxed),
                 m.blocked.load(Ordering::Relaxed),
                 lockedg

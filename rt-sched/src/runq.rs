@@ -33,10 +33,10 @@ use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 /// model reaches the full-queue and wrap-around cases in a few steps (as
 /// tokio's model of its queue does).
 #[cfg(not(loom))]
-pub const RUNQ_SIZE: usize = 256;
+pub(crate) const RUNQ_SIZE: usize = 256;
 /// Capacity of a local run queue (shrunk for the loom model).
 #[cfg(loom)]
-pub const RUNQ_SIZE: usize = 4;
+pub(crate) const RUNQ_SIZE: usize = 4;
 
 /// A P's local run queue. Reached only through its two handles: the
 /// owner's [`Local`] (the M holding the P: push, pop, be stolen into) and

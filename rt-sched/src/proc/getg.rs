@@ -28,7 +28,7 @@ pub(crate) static GS_TLS: core::sync::atomic::AtomicBool =
 /// Only valid on an M; code reachable from other threads uses
 /// [`getg_checked`].
 #[inline(always)]
-pub fn getg() -> *mut G {
+pub(crate) fn getg() -> *mut G {
     if GS_TLS.load(Ordering::Relaxed) {
         // SAFETY: every M points its GS base at its TLS block in `minit`
         // before running any goroutine; callers are on an M.
@@ -73,7 +73,7 @@ pub fn getg_checked() -> *mut G {
 /// address in a register across such a call: that address would still name
 /// the previous thread's slot, while `%gs:8` is read afresh.
 #[inline]
-pub fn current_m() -> *mut M {
+pub(crate) fn current_m() -> *mut M {
     let m = CURRENT_M.with(|m| m.get());
     if m.is_null() {
         return m;
@@ -109,7 +109,7 @@ pub(crate) fn fallback_setg(g: *mut G) {
 ///
 /// # Safety
 /// `mp` must be a live, leaked M owned by the calling thread.
-pub unsafe fn minit_tls(mp: *mut M) {
+pub(crate) unsafe fn minit_tls(mp: *mut M) {
     // SAFETY: mp is live and ours (caller).
     unsafe {
         let tls = (*mp).tls.as_mut_ptr();
@@ -128,7 +128,12 @@ pub unsafe fn minit_tls(mp: *mut M) {
 
 /// Records that the kernel refused `ARCH_SET_GS`: the goroutine slot is a
 /// `thread_local!` from now on.
-pub fn use_tls_fallback() {
+///
+/// # Safety
+/// Only on the initial thread during boot (rt0_go), before any goroutine
+/// slot was written through the GS base: every later `getg` reads the
+/// thread-local slot instead.
+pub unsafe fn use_tls_fallback() {
     GS_TLS.store(false, Ordering::Relaxed);
 }
 
@@ -141,7 +146,7 @@ pub fn gs_tls_in_use() -> bool {
 ///
 /// # Safety
 /// `mp` must be live with a g0, and the calling thread must be its thread.
-pub unsafe fn bind_thread(mp: *mut M) {
+pub(crate) unsafe fn bind_thread(mp: *mut M) {
     // SAFETY: mp is live (caller); tls[1] is what `current_m` reads via GS.
     unsafe { (*mp).tls[TLS_M] = mp as usize };
     CURRENT_M.with(|c| c.set(mp));

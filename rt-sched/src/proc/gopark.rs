@@ -107,7 +107,7 @@ pub unsafe fn goready(gp: *mut G) {
 /// Switches straight from the running goroutine to `next`, bypassing the
 /// run queues: the caller is left runnable but in no queue, so something
 /// must switch back to it (or `goready`-style code must queue it). This is
-/// the raw cost of a goroutine switch (one inline [`arch::switch`], no trip
+/// the raw cost of a goroutine switch (one inline `arch::switch`, no trip
 /// through g0), the floor the `switch` benchmark measures.
 ///
 /// # Safety

@@ -86,7 +86,7 @@ pub use gopark::*;
 pub use mstart::*;
 pub use newproc::*;
 pub use procresize::*;
-pub use schedule::*;
+pub(crate) use schedule::*;
 pub use syscall::*;
 
 use crate::arch;
@@ -98,16 +98,14 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::io::Write;
 
 /// Bytes between `stack.lo` and `stackguard0` (Go's `_StackGuard` on amd64).
-pub const STACK_GUARD: usize = 928;
+pub(crate) const STACK_GUARD: usize = 928;
 /// Size of each M's signal stack (`gsignal`; "Linux wants >= 2K").
-pub const GSIGNAL_STACK: usize = 32 * 1024;
+pub(crate) const GSIGNAL_STACK: usize = 32 * 1024;
 /// Goids are handed to Ps in batches of this many (`_GoidCacheBatch`).
-pub const GOID_CACHE_BATCH: u64 = 16;
+pub(crate) const GOID_CACHE_BATCH: u64 = 16;
 /// Bytes of OS stack an M's g0 gets (Go gives 8 KiB when not using cgo; the
 /// scheduler here is Rust code that formats and allocates, so it gets more).
-pub const G0_STACK: usize = 256 * 1024;
-/// Bytes of m0's OS stack that rt0_go grants g0 (`64 KiB − 104`, as Go).
-pub const G0_BOOT_STACK: usize = 64 * 1024 - 104;
+pub(crate) const G0_STACK: usize = 256 * 1024;
 /// Go's 1-in-61 check of the global queue, so local work cannot starve it.
 const GLOBAL_FAIRNESS: u32 = 61;
 /// Steal attempts over all Ps before giving up (`stealTries`).
@@ -196,7 +194,7 @@ fn fastrand_step(s: &mut [u32; 2]) -> u32 {
 
 /// A pseudo-random number from the calling M's generator (or a
 /// thread-local one on non-M threads).
-pub fn fastrand() -> u32 {
+pub(crate) fn fastrand() -> u32 {
     let mp = current_m();
     if mp.is_null() {
         thread_local!(static S: Cell<[u32; 2]> = const { Cell::new([0x9e37_79b9, 0x7f4a_7c15]) });
@@ -249,7 +247,7 @@ pub(crate) fn goid_of(gp: *mut G) -> i64 {
 }
 
 /// `(schedtrace, scheddetail)` from the boot configuration.
-pub fn trace_config() -> (i32, i32) {
+pub(crate) fn trace_config() -> (i32, i32) {
     (
         SCHEDTRACE.load(Ordering::Relaxed),
         SCHEDDETAIL.load(Ordering::Relaxed),

@@ -68,7 +68,7 @@ pub unsafe fn mcommoninit(mp: *mut M, id: i64) {
 }
 
 /// Sets the thread cap (`debug.SetMaxThreads`); returns the old one.
-pub fn set_max_threads(n: i32) -> i32 {
+pub(crate) fn set_max_threads(n: i32) -> i32 {
     core::mem::replace(&mut SCHED.lock().maxmcount, n)
 }
 
@@ -131,7 +131,7 @@ pub(crate) fn startm(pp: *mut P, spinning: bool) {
 
 /// Creates an M on a new OS thread that will run `pp` (Go's `newm`), or
 /// `start` without a P.
-pub fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
+pub(crate) fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
     let mp = leak_or_throw(M::new());
     // SAFETY: mp is fresh and leaked for the life of the process.
     unsafe {

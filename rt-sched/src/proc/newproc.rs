@@ -85,13 +85,10 @@ impl std::error::Error for SpawnError {}
 ///
 /// # Safety
 /// `gp` must be a G nobody else is touching (fresh, dead, or about to run).
-unsafe fn set_stack(gp: *mut G, st: rt_stack::Stack) {
+unsafe fn set_stack(gp: *mut G, st: Stack) {
     // SAFETY: caller contract.
     unsafe {
-        (*gp).stack = Stack {
-            lo: st.lo,
-            hi: st.hi,
-        };
+        (*gp).stack = st;
         (*gp).stackguard0 = st.lo + STACK_GUARD;
         (*gp).stackguard1 = usize::MAX;
         if CHECKS {
@@ -183,15 +180,12 @@ unsafe fn check_stack_poison(st: &Stack) {
 unsafe fn free_stack(pp: *mut P, gp: *mut G) {
     // SAFETY: caller contract.
     unsafe {
-        let st = rt_stack::Stack {
-            lo: (*gp).stack.lo,
-            hi: (*gp).stack.hi,
-        };
+        let st = (*gp).stack;
         if CHECKS {
             poison_stack(&(*gp).stack);
         }
         rt_stack::stackfree(Some(p_stackcache(pp)), st);
-        (*gp).stack = Stack::default();
+        (*gp).stack = Stack { lo: 0, hi: 0 };
     }
 }
 
@@ -295,7 +289,6 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         g.system = false;
         g.panicking = false;
         g.waitreason = "";
-        g.param = 0;
         g.lockedm = null_mut();
         g.sched = Gobuf {
             sp: 0,
@@ -395,7 +388,7 @@ pub(crate) extern "C" fn goroutine_entry() {
 
 /// Goroutine exit, reached when the entry function returns (Go's
 /// `goexit1`): switches to g0 and finishes there.
-pub extern "C" fn goexit1() -> ! {
+pub(crate) extern "C" fn goexit1() -> ! {
     mcall(goexit0);
     rt_sys::throw("goexit1: dead goroutine resumed")
 }

@@ -85,7 +85,7 @@ pub(crate) fn pidleget(s: &mut SchedLocked) -> *mut P {
 }
 
 /// Calls `f` for every P in `allp`.
-pub fn for_each_p(mut f: impl FnMut(*mut P)) {
+pub(crate) fn for_each_p(mut f: impl FnMut(*mut P)) {
     for &p in allp() {
         f(p);
     }
@@ -94,7 +94,7 @@ pub fn for_each_p(mut f: impl FnMut(*mut P)) {
 /// The current `allp`: one atomic load of a published, never-freed slice,
 /// so its length and contents always belong together even while
 /// `set_gomaxprocs` replaces it.
-pub fn allp() -> &'static [*mut P] {
+pub(crate) fn allp() -> &'static [*mut P] {
     let a = ALLP.load(Ordering::Acquire);
     if a.is_null() {
         return &[];
@@ -351,7 +351,7 @@ unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
 /// only reports the current value.
 ///
 /// Must be called from a goroutine.
-pub fn set_gomaxprocs(n: i32) -> i32 {
+pub(crate) fn set_gomaxprocs(n: i32) -> i32 {
     let old = SCHED.gomaxprocs.load(Ordering::Relaxed);
     if n <= 0 || n == old {
         return old;

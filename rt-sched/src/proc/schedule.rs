@@ -6,7 +6,7 @@ use super::*;
 
 /// Starts one more spinning M if there is an idle P and nobody is spinning
 /// (Go's `wakep`).
-pub fn wakep() {
+pub(crate) fn wakep() {
     if SCHED.npidle.load(Ordering::Acquire) == 0 {
         return;
     }
@@ -76,7 +76,7 @@ pub(crate) fn checkdead(s: SchedGuard<'_>) {
 
 /// One round of scheduling (Go's `schedule`): find a runnable goroutine and
 /// run it. Never returns.
-pub fn schedule() -> ! {
+pub(crate) fn schedule() -> ! {
     let mp = current_m();
     loop {
         if SCHED.exiting.load(Ordering::Relaxed) {

@@ -46,7 +46,7 @@ pub fn unlock_os_thread() {
 /// its P, which goes to another M if there is work (Go's
 /// `entersyscallblock`). Returns false (and does nothing) when not on a
 /// goroutine holding a P.
-pub fn entersyscallblock() -> bool {
+pub(crate) fn entersyscallblock() -> bool {
     let gp = current_g();
     let mp = current_m();
     // SAFETY: reading our own M.
@@ -66,7 +66,7 @@ pub fn entersyscallblock() -> bool {
 /// After the blocking call: take an idle P and carry on, or queue the
 /// goroutine and park the M until the scheduler runs it again (Go's
 /// `exitsyscall`).
-pub fn exitsyscall() {
+pub(crate) fn exitsyscall() {
     let gp = current_g();
     if gp.is_null() {
         return;
