@@ -55,6 +55,7 @@ mod time;
 pub use chan::{Chan, RecvToken, Select, TrySendError};
 pub use panic::panic_message;
 pub use proc::{gosched, lock_os_thread, unlock_os_thread, SpawnError};
+pub use rt_stack::StackError;
 pub use sync::{Mutex, MutexGuard, WaitGroup};
 
 use core::cell::UnsafeCell;

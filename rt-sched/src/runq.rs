@@ -26,6 +26,7 @@ use crate::runtime2::{SchedLocked, G, P, SCHED};
 use core::ptr::null_mut;
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use crossbeam_utils::Backoff;
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
@@ -214,6 +215,9 @@ impl Steal<'_> {
     /// them. Returns how many.
     fn grab(&self, dst: &RunQueue, dst_tail: u32) -> u32 {
         let q = self.q;
+        // Another thief (or the owner) moved head under us: back off a
+        // little before the next attempt instead of hammering the line.
+        let backoff = Backoff::new();
         loop {
             let h = q.head.load(Ordering::Acquire);
             // Acquire: pairs with the owner's Release store of tail, so the
@@ -238,6 +242,7 @@ impl Steal<'_> {
             {
                 return n;
             }
+            backoff.spin();
         }
     }
 

@@ -15,6 +15,7 @@ use core::ptr::null_mut;
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
+use crossbeam_utils::CachePadded;
 pub use rt_stack::Stack;
 use rt_sys::lock::{Mutex, MutexGuard};
 
@@ -557,10 +558,17 @@ pub(crate) struct SchedLocked {
 }
 
 /// The scheduler's global state (Go's `schedt`).
+///
+/// The lock word with the state it guards, and the goroutine count, are
+/// written by every lock round and every spawn and exit; the counters
+/// `wakep` and `findrunnable` poll without the lock (`npidle`,
+/// `nmspinning`, `runqsize`, …) are mostly read. Each of the two written
+/// groups sits on a cache line of its own, so those writes do not keep
+/// invalidating the line the pollers read.
 #[derive(Debug)]
 pub(crate) struct Sched {
     /// The part guarded by `sched.lock`, reached through [`Sched::lock`].
-    locked: Mutex<SchedLocked>,
+    locked: CachePadded<Mutex<SchedLocked>>,
     /// Last goid handed out in batches.
     pub goidgen: AtomicU64,
     /// Count of idle Ps (read without the lock by `wakep`).
@@ -572,7 +580,7 @@ pub(crate) struct Sched {
     /// Ms created so far.
     pub mcount: AtomicI32,
     /// Live user goroutines (for `num_goroutine`).
-    pub ngoroutines: AtomicI64,
+    pub ngoroutines: CachePadded<AtomicI64>,
     /// Set once `runtime.main` runs: `newproc` may start Ms from then on.
     pub main_started: AtomicBool,
     /// Set when the process is exiting: Ms stop scheduling.
@@ -620,7 +628,7 @@ impl Sched {
 
 /// The scheduler.
 pub(crate) static SCHED: Sched = Sched {
-    locked: Mutex::new(SchedLocked {
+    locked: CachePadded::new(Mutex::new(SchedLocked {
         midle: null_mut(),
         nmidle: 0,
         mnext: 0,
@@ -631,13 +639,13 @@ pub(crate) static SCHED: Sched = Sched {
         gfree: null_mut(),
         ngfree: 0,
         nmidlelocked: 0,
-    }),
+    })),
     goidgen: AtomicU64::new(0),
     npidle: AtomicU32::new(0),
     nmspinning: AtomicU32::new(0),
     runqsize: AtomicI32::new(0),
     mcount: AtomicI32::new(0),
-    ngoroutines: AtomicI64::new(0),
+    ngoroutines: CachePadded::new(AtomicI64::new(0)),
     main_started: AtomicBool::new(false),
     exiting: AtomicBool::new(false),
     ntimers: AtomicI64::new(0),

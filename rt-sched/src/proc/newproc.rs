@@ -52,7 +52,7 @@ fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
         // SAFETY: pp is held by this M, so its stack cache is ours.
         Some(unsafe { p_stackcache(pp) })
     };
-    let st = rt_stack::stackalloc(cache, size).map_err(|e| SpawnError::Stack(e.to_string()))?;
+    let st = rt_stack::stackalloc(cache, size).map_err(SpawnError::Stack)?;
     let gp = alloc_g();
     // SAFETY: gp is fresh.
     unsafe {
@@ -64,10 +64,13 @@ fn malg(pp: *mut P) -> Result<*mut G, SpawnError> {
 }
 
 /// Why a goroutine could not be created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpawnError {
-    /// No stack could be had (address space, `vm.max_map_count`, memory).
-    Stack(String),
+    /// No stack could be had (address space, `vm.max_map_count`, memory):
+    /// the stack pool's own error, also given as the
+    /// [`source`](std::error::Error::source).
+    Stack(rt_stack::StackError),
 }
 
 impl core::fmt::Display for SpawnError {
@@ -78,7 +81,13 @@ impl core::fmt::Display for SpawnError {
     }
 }
 
-impl std::error::Error for SpawnError {}
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::Stack(e) => Some(e),
+        }
+    }
+}
 
 /// Gives `gp` the stack `st`, with Go's guards: `stackguard0` at
 /// `lo + STACK_GUARD`, `stackguard1` poisoned for user code.
