@@ -38,8 +38,9 @@
 //!   number of busy Ps: half of the busy Ps' worth of thieves is plenty.
 //!   An M woken by `wakep` starts out spinning too (it is handed no
 //!   goroutine, only a P).
-//! * Whoever makes a goroutine runnable (`newproc`, `goready`, a timer)
-//!   calls `wakep` afterwards. It starts (or unparks, `startm`) one more
+//! * Whoever makes a goroutine runnable (`newproc`, `goready`) calls
+//!   `wakep` afterwards (timers that fire are run by the M that checks
+//!   them, which is already awake). It starts (or unparks, `startm`) one more
 //!   spinning M only when there is an idle P *and* no M is spinning: a
 //!   spinning M will find the new goroutine anyway. Starting an M per
 //!   readied goroutine would make Ms wake just to find the work gone, and
