@@ -62,7 +62,9 @@ pub(crate) extern "C" fn rt_abort() -> ! {
 
 /// Called by rt0_go when `arch_prctl(ARCH_SET_GS)` failed.
 pub(crate) extern "C" fn rt0_tls_fallback() {
-    rt_sched::proc::use_tls_fallback();
+    // SAFETY: called by rt0_go on the initial thread, before any goroutine
+    // slot was written through the GS base.
+    unsafe { rt_sched::boot::use_tls_fallback() };
     with_state(|s| s.tls_fallback = true);
 }
 
@@ -97,12 +99,12 @@ fn panic_exit() -> ! {
 static SIGNAL_HOOKS: rt_signal::Hooks = rt_signal::Hooks {
     current_goroutine,
     stack_guard,
-    dump_goroutines: rt_sched::dump::write_report,
+    dump_goroutines: rt_sched::boot::write_report,
     current_m: rt_sched::mid,
 };
 
 fn current_goroutine() -> Option<rt_signal::GoroutineInfo> {
-    let gp = rt_sched::proc::getg_checked();
+    let gp = rt_sched::boot::getg_checked();
     if gp.is_null() {
         return None;
     }
@@ -126,10 +128,10 @@ pub(crate) extern "C" fn rt_check() {
     BOOT_START.store(rt_sys::nanotime(), Ordering::Relaxed);
     rt_sys::set_fatal_hook(fatal_hook);
     rt_signal::set_hooks(&SIGNAL_HOOKS);
-    rt_sched::panic::set_panic_exit_hook(panic_exit);
+    rt_sched::boot::set_panic_exit_hook(panic_exit);
     // Before GOTRACEBACK is parsed, crashes show runtime detail (Go's
     // traceback_cache starts at level 2).
-    rt_sched::dump::set_traceback_bits(2 << 2);
+    rt_sched::boot::set_traceback_bits(2 << 2);
     rt_signal::set_traceback(rt_signal::Traceback {
         level: 2,
         all: false,
@@ -288,7 +290,7 @@ pub(crate) fn set_features(f: cpu::X86Features) {
 /// the crates that act on them.
 pub(crate) fn publish_debugvars() {
     let (dv, tb) = (rt_env::phase::debugvars(), rt_env::phase::traceback());
-    rt_sched::dump::set_traceback_bits(tb.bits());
+    rt_sched::boot::set_traceback_bits(tb.bits());
     rt_signal::set_traceback(rt_signal::Traceback {
         level: tb.level,
         all: tb.all,
@@ -297,7 +299,7 @@ pub(crate) fn publish_debugvars() {
     rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
     // No goroutine exists yet (newproc(main) comes after schedinit), so
     // the mode is always accepted here.
-    if !rt_sched::arch::set_fp_per_g(dv.fp_per_goroutine()) {
+    if !rt_sched::boot::set_fp_per_g(dv.fp_per_goroutine()) {
         rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
     }
     inittrace::set_level(dv.inittrace);
@@ -309,7 +311,7 @@ pub(crate) fn publish_debugvars() {
 
 /// `gcinit`'s wiring: the heap's scavenger runs on sysmon's tick.
 pub(crate) fn scavenger_on_sysmon() {
-    rt_sched::sysmon::set_tick_hook(scavenge_tick);
+    rt_sched::boot::set_tick_hook(scavenge_tick);
 }
 
 /// sysmon's 10 ms tick: the heap's retention policy, and about once a
@@ -339,7 +341,7 @@ pub(crate) extern "C" fn rt_schedinit(prog: &'static Program) {
     // of every valid table, checked first thing) rejects a malformed table.
     unsafe { phase::schedinit(prog.phases, &mut cx, &mut tracer) };
     // The panic hook is boxed: installed once the heap has started.
-    rt_sched::panic::install_hook();
+    rt_sched::boot::install_panic_hook();
     with_state(|s| s.procs = rt_sched::gomaxprocs());
     inittrace::flush(BOOT_START.load(Ordering::Relaxed));
     // Create stdout's buffer now, while nothing is locked: the fatal path
@@ -359,7 +361,7 @@ pub type MainFn = extern "C-unwind" fn() -> i32;
 pub(crate) extern "C" fn rt_newproc_main(prog: &'static Program) {
     let t0 = rt_sys::nanotime();
     let main = prog.main;
-    let gp = match rt_sched::proc::newproc(Box::new(move || runtime_main(main))) {
+    let gp = match rt_sched::boot::newproc(Box::new(move || runtime_main(main))) {
         Ok(gp) => gp,
         Err(e) => rt_sys::fatal!("newproc: {}", e),
     };
@@ -389,8 +391,8 @@ pub(crate) extern "C" fn rt_newproc_main(prog: &'static Program) {
 
 /// `mstart` on m0: hand the thread to the scheduler. Never returns.
 pub(crate) extern "C" fn rt_mstart() -> ! {
-    rt_sched::proc::set_mstartm0_hook(mstartm0);
-    rt_sched::proc::set_minit_hook(minit_signals);
+    rt_sched::boot::set_mstartm0_hook(mstartm0);
+    rt_sched::boot::set_minit_hook(minit_signals);
     inittrace::live(
         Trace::new(
             "mstart",
@@ -400,8 +402,8 @@ pub(crate) extern "C" fn rt_mstart() -> ! {
             inittrace::detail(|| {
                 format!(
                     "m0 switches from g0 (getg()==g0: {}) to goroutine 1; goroutine slot in {}",
-                    rt_sched::proc::on_g0(),
-                    if rt_sched::proc::gs_tls_in_use() {
+                    rt_sched::boot::on_g0(),
+                    if rt_sched::boot::gs_tls_in_use() {
                         "GS base"
                     } else {
                         "thread_local fallback"
@@ -412,7 +414,7 @@ pub(crate) extern "C" fn rt_mstart() -> ! {
         BOOT_START.load(Ordering::Relaxed),
     );
     // SAFETY: once, on the initial thread, with m0/g0 bound by rt0_go.
-    unsafe { rt_sched::proc::mstart_m0() }
+    unsafe { rt_sched::boot::mstart_m0() }
 }
 
 /// `mstartm0`: install the signal handlers (Go's `initsig(false)`).
@@ -422,7 +424,7 @@ fn mstartm0() {
 
 /// `minit`'s signal part for every M: the alternate signal stack on the M's
 /// `gsignal` stack, and the thread mask.
-fn minit_signals(mp: *mut rt_sched::M) {
+fn minit_signals(mp: *mut rt_sched::boot::M) {
     // SAFETY: called by the M's own thread with its live gsignal.
     unsafe {
         let gs = (*mp).gsignal;
@@ -434,8 +436,8 @@ fn minit_signals(mp: *mut rt_sched::M) {
 
 /// `runtime.main`: goroutine 1.
 fn runtime_main(main: MainFn) {
-    rt_sched::proc::set_main_started();
-    rt_sched::sysmon::start();
+    rt_sched::boot::set_main_started();
+    rt_sched::boot::start_sysmon();
     let code = main();
-    rt_sched::proc::exit(code)
+    rt_sched::boot::exit(code)
 }

@@ -98,7 +98,7 @@ pub const PHASES: usize = 17;
 
 /// `schedinit` in Go 1.17's order.
 pub const SCHEDINIT: [Row; PHASES] = [
-    row("maxmcount", "rt-sched", &[], &rt_sched::phase::Maxmcount),
+    row("maxmcount", "rt-sched", &[], &rt_sched::boot::Maxmcount),
     // The Rust meaning: the table a program booted with is well-formed.
     row("moduledataverify", "rt-entry", &[], &Moduledataverify),
     // Stack lists first, heap second, as in Go: the pool's init allocates nothing.
@@ -110,13 +110,13 @@ pub const SCHEDINIT: [Row; PHASES] = [
         lazy: Some("the heap starts at the first allocation made earlier (inittrace=2 details, the /proc/self/auxv fallback of args)"),
         ..row("mallocinit", "rt-heap", &[], &rt_heap::phase::Mallocinit)
     },
-    row("fastrandinit", "rt-sched", &[], &rt_sched::phase::Fastrandinit),
+    row("fastrandinit", "rt-sched", &[], &rt_sched::boot::Fastrandinit),
     // m0's PRNG is seeded from fastrandseed; its gsignal stack comes from the pool.
     row(
         "mcommoninit",
         "rt-sched",
         &["maxmcount", "stackinit", "mallocinit", "fastrandinit"],
-        &rt_sched::phase::Mcommoninit,
+        &rt_sched::boot::Mcommoninit,
     ),
     row("cpuinit", "rt-entry", &[], &Cpuinit),
     // The hash choice depends on the AES/SSSE3/SSE4.1 bits cpuinit settled.
@@ -146,7 +146,7 @@ pub const SCHEDINIT: [Row; PHASES] = [
         "procresize",
         "rt-sched",
         &["stackinit", "mallocinit", "mcommoninit", "goenvs", "parsedebugvars"],
-        &rt_sched::phase::Procresize,
+        &rt_sched::boot::Procresize,
     ),
 ];
 
@@ -305,7 +305,7 @@ pub struct Alginit;
 
 impl Phase for Alginit {
     unsafe fn run(&self, cx: &mut Ctx) {
-        let (seed, _) = rt_sched::phase::startup_random(cx.random());
+        let (seed, _) = rt_sched::boot::startup_random(cx.random());
         let kind = crate::cpu::alginit(&crate::boot::state().features, &seed);
         cx.detail(|| format!("hash={kind:?}"));
     }

@@ -28,7 +28,7 @@ fn mid_or_minus1(mp: *mut M) -> i64 {
 }
 
 /// Go's name for a status in `goroutine N [<status>]:`.
-pub fn status_string(gp: &G) -> &'static str {
+pub(crate) fn status_string(gp: &G) -> &'static str {
     match gp.atomicstatus.load(Ordering::Relaxed) {
         GIDLE => "idle",
         GRUNNABLE => "runnable",
@@ -127,7 +127,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
         SCHED.mcount.load(Ordering::Relaxed),
         SCHED.nmspinning.load(Ordering::Relaxed),
         // SAFETY: a racy read of a counter, as Go's trace does.
-        unsafe { (*SCHED.locked.get()).nmidle },
+        unsafe { (*SCHED.locked_racy()).nmidle },
         SCHED.runqsize.load(Ordering::Relaxed),
     );
     if detailed {
@@ -136,7 +136,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             " gcwaiting={} nmidlelocked={} stopwait={} sysmonwait=0",
             SCHED.gcwaiting.load(Ordering::Relaxed) as u8,
             // SAFETY: a racy read of a counter, as Go's trace does.
-            unsafe { (*SCHED.locked.get()).nmidlelocked },
+            unsafe { (*SCHED.locked_racy()).nmidlelocked },
             SCHED.stopwait.load(Ordering::Relaxed)
         );
         for_each_p(|pp| {
@@ -153,7 +153,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
                 p.schedtick.load(Ordering::Relaxed),
                 p.syscalltick.load(Ordering::Relaxed),
                 mid,
-                p.runq.len(),
+                p.runq.stealer().len(),
                 p.gfreecnt,
                 p.timers.len()
             );
@@ -169,15 +169,10 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             let lockedg = goid_or_minus1(m.lockedg.load(Ordering::Relaxed));
             let _ = writeln!(
                 w,
-                "  M{}: p={} curg={} mallocing={} throwing={} preemptoff={} locks={} dying={} spinning={} blocked={} lockedg={}",
+                "  M{}: p={} curg={} spinning={} blocked={} lockedg={}",
                 m.id,
                 pid,
                 curg,
-                m.mallocing,
-                m.throwing,
-                m.preemptoff,
-                m.locks,
-                m.dying,
                 m.spinning.load(Ordering::Relaxed),
                 m.blocked.load(Ordering::Relaxed),
                 lockedg
@@ -210,7 +205,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
         let mut first = true;
         for_each_p(|pp| {
             // SAFETY: Ps are never freed.
-            let n = unsafe { (*pp).runq.len() };
+            let n = unsafe { (*pp).runq.stealer().len() };
             let _ = write!(w, "{}{}", if first { "" } else { " " }, n);
             first = false;
         });

@@ -1,10 +1,10 @@
 //! rt-sched: Go's G-M-P scheduler for Rust.
 //!
-//! * **G** ([`G`]) — a goroutine: a fixed-size, guard-paged stack from
+//! * **G** ([`boot::G`]) — a goroutine: a fixed-size, guard-paged stack from
 //!   `rt-stack`, a saved context, a status.
-//! * **M** ([`M`]) — an OS thread running goroutines. Its TLS block is what
+//! * **M** ([`boot::M`]) — an OS thread running goroutines. Its TLS block is what
 //!   the GS base points at, so `getg()` is a single `mov %gs:0`.
-//! * **P** ([`P`]) — the right to run goroutines: a local run queue
+//! * **P** ([`boot::P`]) — the right to run goroutines: a local run queue
 //!   (`runnext` + a 256-slot ring), an allocator cache (`rt-heap`), a stack
 //!   cache (`rt-stack`), timers. `GOMAXPROCS` Ps exist.
 //!
@@ -37,24 +37,26 @@
 
 #![warn(missing_docs)]
 
-pub mod arch;
-pub mod chan;
-pub mod dump;
-pub mod lock;
-pub mod panic;
-pub mod park;
-pub mod phase;
-pub mod proc;
-pub mod runq;
-pub mod runtime2;
-pub mod steal;
-pub mod sync;
-pub mod sysmon;
-pub mod time;
+mod arch;
+pub mod boot;
+mod chan;
+mod dump;
+mod lock;
+mod panic;
+mod park;
+mod phase;
+mod proc;
+mod runq;
+mod runtime2;
+mod steal;
+mod sync;
+mod sysmon;
+mod time;
 
-pub use chan::{Chan, Select};
+pub use chan::{Chan, RecvToken, Select, TrySendError};
+pub use panic::panic_message;
 pub use proc::{gosched, lock_os_thread, unlock_os_thread, SpawnError};
-pub use runtime2::{Gobuf, Stack, G, M, P};
+pub use rt_stack::StackError;
 pub use sync::{Mutex, MutexGuard, WaitGroup};
 
 use core::cell::UnsafeCell;

@@ -6,10 +6,10 @@
 //! channel model (`chan::loom_tests`) sees every acquire and release.
 
 #[cfg(not(loom))]
-pub use rt_sys::Lock;
+pub(crate) use rt_sys::Lock;
 
 #[cfg(loom)]
-pub use model::Lock;
+pub(crate) use model::Lock;
 
 #[cfg(loom)]
 mod model {

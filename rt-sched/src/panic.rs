@@ -105,20 +105,16 @@ pub(crate) fn unrecovered(gp: *mut G, payload: Box<dyn std::any::Any + Send>) ->
     let _ = std::io::Write::flush(&mut std::io::stdout());
     rt_sys::write_stderr(out.as_bytes());
     crate::dump::dump_others(gp);
-    let h = PANIC_EXIT.load(core::sync::atomic::Ordering::Acquire);
-    if !h.is_null() {
-        // SAFETY: stored from a `fn() -> !` by set_panic_exit_hook.
-        let f: fn() -> ! = unsafe { core::mem::transmute::<*mut (), fn() -> !>(h) };
+    if let Some(f) = PANIC_EXIT.get() {
         f();
     }
     rt_sys::exit_now(2)
 }
 
-static PANIC_EXIT: core::sync::atomic::AtomicPtr<()> =
-    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+static PANIC_EXIT: rt_sys::hook::Hook<fn() -> !> = rt_sys::hook::Hook::new();
 
 /// How the process ends after an unrecovered panic's report (default: exit
 /// status 2). The runtime wires `GOTRACEBACK=crash` (die by SIGABRT) here.
 pub fn set_panic_exit_hook(f: fn() -> !) {
-    PANIC_EXIT.store(f as *mut (), core::sync::atomic::Ordering::Release);
+    PANIC_EXIT.set(f);
 }

@@ -23,11 +23,9 @@ use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// One blocked goroutine or thread (Go's `sudog`, minus the element).
 #[derive(Debug)]
-pub struct Waiter {
+pub(crate) struct Waiter {
     g: *mut G,
     futex: AtomicU32,
-    /// Set by the waker: whether the event happened (false = e.g. closed).
-    pub success: bool,
     /// Set by the waker of a select: which case fired.
     pub fired: AtomicUsize,
     /// Self-checks: `NEW`, `ARMED` (parking, reachable by a waker),
@@ -122,7 +120,7 @@ fn unlock_all_arg(_gp: *mut G, arg: usize) -> bool {
 
 /// True when the caller runs on a user goroutine (not g0, not a foreign thread).
 #[cfg(not(loom))]
-pub fn on_goroutine() -> bool {
+pub(crate) fn on_goroutine() -> bool {
     let gp = getg_checked();
     // SAFETY: reading the running goroutine's own fields.
     !gp.is_null() && unsafe { (*gp).goid != 0 }
@@ -130,7 +128,7 @@ pub fn on_goroutine() -> bool {
 
 /// In the loom model every caller is a plain thread.
 #[cfg(loom)]
-pub fn on_goroutine() -> bool {
+pub(crate) fn on_goroutine() -> bool {
     false
 }
 
@@ -145,7 +143,6 @@ impl Waiter {
         Waiter {
             g: gp,
             futex: AtomicU32::new(0),
-            success: false,
             fired: AtomicUsize::new(0),
             state: AtomicU32::new(NEW),
             #[cfg(loom)]

@@ -9,13 +9,15 @@
 //! * a **P** belongs to the M that acquired it; other Ms touch only its run
 //!   queue's head and `runnext` (stealing) and its `status` (read-only).
 
-use crate::lock::Lock;
 use crate::runq::RunQueue;
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
+use crossbeam_utils::CachePadded;
+pub use rt_stack::Stack;
+use rt_sys::lock::{Mutex, MutexGuard};
 
 // --- G status (Go's values, so `scheddetail` output reads the same) ---
 /// Just allocated, not yet initialised.
@@ -34,11 +36,11 @@ pub const GDEAD: u32 = 6;
 /// Whether the runtime's self-checks are compiled in: always in debug
 /// builds, in release builds with the `rtcheck` feature (HACKING.md,
 /// "Self-checks").
-pub const CHECKS: bool = cfg!(any(debug_assertions, feature = "rtcheck"));
+pub(crate) const CHECKS: bool = cfg!(any(debug_assertions, feature = "rtcheck"));
 
 /// The G status changes the scheduler makes (Go's `casgstatus` table, less
 /// the states rt has no use for: copystack, preempted, scan).
-pub const fn legal_transition(from: u32, to: u32) -> bool {
+pub(crate) const fn legal_transition(from: u32, to: u32) -> bool {
     matches!(
         (from, to),
         (GIDLE, GDEAD)                      // malg: a fresh G is dead until used
@@ -63,7 +65,7 @@ pub const fn legal_transition(from: u32, to: u32) -> bool {
 /// # Safety
 /// `gp` is a live G that the caller may change the status of.
 #[inline(always)]
-pub unsafe fn casgstatus(gp: *mut G, from: u32, to: u32) {
+pub(crate) unsafe fn casgstatus(gp: *mut G, from: u32, to: u32) {
     if CHECKS {
         // SAFETY: forwarded caller contract.
         unsafe { casgstatus_checked(gp, from, to) }
@@ -103,24 +105,61 @@ unsafe fn casgstatus_checked(gp: *mut G, from: u32, to: u32) {
 
 // --- P status ---
 /// Not used by any M; on the idle list.
-pub const PIDLE: u32 = 0;
+pub(crate) const PIDLE: u32 = 0;
 /// Owned by an M running user code or the scheduler.
-pub const PRUNNING: u32 = 1;
-/// Attached to an M in a system call.
-pub const PSYSCALL: u32 = 2;
+pub(crate) const PRUNNING: u32 = 1;
+// 2 is Go's `_Psyscall`, unused here: a goroutine entering a blocking call
+// releases its P (`entersyscallblock`), so no P stays attached to an M in a
+// system call.
 /// Stopped for stop-the-world (also the state of a fresh P).
-pub const PGCSTOP: u32 = 3;
+pub(crate) const PGCSTOP: u32 = 3;
 /// No longer used (GOMAXPROCS shrank).
-pub const PDEAD: u32 = 4;
+pub(crate) const PDEAD: u32 = 4;
 
-/// A goroutine's stack bounds `[lo, hi)`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stack {
-    /// Lowest usable address; the guard page lies just below.
-    pub lo: usize,
-    /// One past the highest usable address.
-    pub hi: usize,
+/// The P status changes the scheduler makes.
+pub(crate) const fn legal_ptransition(from: u32, to: u32) -> bool {
+    matches!(
+        (from, to),
+        (PIDLE, PRUNNING)                   // acquirep of an idle P
+            | (PGCSTOP, PRUNNING)           // acquirep of a fresh or stopped P
+            | (PRUNNING, PIDLE)             // releasep
+            | (PGCSTOP, PIDLE)              // procresize, startTheWorld
+            | (PIDLE, PGCSTOP)              // stopTheWorld, gcstopm, handoffp
+            | (PRUNNING, PGCSTOP)           // stopTheWorld: the stopper's own P
+            | (PGCSTOP, PDEAD) // procresize shrinks allp
+    )
+}
+
+/// Moves `pp` from status `from` to `to`. With the self-checks a
+/// compare-and-swap that ends the program when the P was not in `from` or
+/// the change is not in [`legal_ptransition`]'s table; without them a plain
+/// release store.
+///
+/// # Safety
+/// `pp` is a live P whose status the caller may change (it holds the P,
+/// the P came off the idle list for it, or the world is stopped).
+#[inline(always)]
+pub(crate) unsafe fn set_pstatus(pp: *mut P, from: u32, to: u32) {
+    use core::sync::atomic::Ordering;
+    if CHECKS {
+        if !legal_ptransition(from, to) {
+            rt_sys::fatal!("P status: bad transition {from} -> {to}");
+        }
+        // SAFETY: pp is live (caller).
+        let r = unsafe {
+            (*pp)
+                .status
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+        };
+        if let Err(cur) = r {
+            // SAFETY: as above.
+            let id = unsafe { (*pp).id };
+            rt_sys::fatal!("P status: P{id} has status {cur}, not {from} (to {to})");
+        }
+    } else {
+        // SAFETY: pp is live (caller).
+        unsafe { (*pp).status.store(to, Ordering::Release) }
+    }
 }
 
 /// A suspended context (Go's `gobuf`). Read and written by the `arch` switch
@@ -156,32 +195,30 @@ pub struct G {
     /// Goroutine id; 0 for g0 and gsignal.
     pub goid: i64,
     /// Link in a run queue, free list or wait queue.
-    pub schedlink: *mut G,
+    pub(crate) schedlink: *mut G,
     /// Why it is waiting (`GWAITING`), e.g. "chan receive".
-    pub waitreason: &'static str,
+    pub(crate) waitreason: &'static str,
     /// The M this goroutine is locked to (`lock_os_thread`), or null.
-    pub lockedm: *mut M,
+    pub(crate) lockedm: *mut M,
     /// The function to run; taken when the goroutine starts.
-    pub entry: Option<Box<dyn FnOnce() + Send + 'static>>,
-    /// A word handed over by the waker (e.g. "select case i fired").
-    pub param: usize,
+    pub(crate) entry: Option<Box<dyn FnOnce() + Send + 'static>>,
     /// A runtime-internal goroutine (not counted by `num_goroutine`).
-    pub system: bool,
+    pub(crate) system: bool,
     /// True while the G sits in `allgs` (it never leaves).
-    pub in_allgs: bool,
+    pub(crate) in_allgs: bool,
     /// For `gsignal` and `g0`: the stack is not ours to free.
-    pub foreign_stack: bool,
+    pub(crate) foreign_stack: bool,
     /// The panic message of a goroutine that died by panicking.
-    pub panicking: bool,
+    pub(crate) panicking: bool,
     /// Nesting depth of `lock_os_thread`.
-    pub lockedcount: u32,
+    pub(crate) lockedcount: u32,
     /// The panic hook recorded a message and location for this goroutine
     /// (`crate::panic`, keyed by goid; removed when the G exits).
-    pub panic_recorded: bool,
+    pub(crate) panic_recorded: bool,
     /// The floating-point control state a fresh goroutine starts with (its
     /// creator's, see [`crate::arch::FpEnv`]); written into the stack's
     /// FP slot when the stack is laid out.
-    pub fpenv: crate::arch::FpEnv,
+    pub(crate) fpenv: crate::arch::FpEnv,
 }
 
 // `yield_to` relies on this: a G pointer is its gobuf's.
@@ -210,7 +247,6 @@ impl G {
             waitreason: "",
             lockedm: null_mut(),
             entry: None,
-            param: 0,
             system: false,
             in_allgs: false,
             foreign_stack: false,
@@ -240,7 +276,7 @@ impl core::fmt::Debug for G {
 
 /// A one-shot sleep/wake-up event (Go's `note`), on a futex.
 #[derive(Debug, Default)]
-pub struct Note {
+pub(crate) struct Note {
     key: AtomicU32,
 }
 
@@ -287,7 +323,7 @@ impl Note {
 /// current goroutine, `tls[TLS_M]` the M, `tls[TLS_MCACHE]` the allocator's
 /// cache (see `rt_sys::tls` for why these live in GS and not in
 /// thread-locals).
-pub use rt_sys::tls::{TLS_G, TLS_M, TLS_MCACHE, TLS_SLOTS};
+pub(crate) use rt_sys::tls::{TLS_G, TLS_M, TLS_SLOTS};
 
 /// An OS thread that runs goroutines (Go's `m`).
 #[repr(C)]
@@ -299,49 +335,39 @@ pub struct M {
     /// The goroutine the signal handler runs as, on the 32 KiB signal stack.
     pub gsignal: *mut G,
     /// The user goroutine currently running, or null.
-    pub curg: *mut G,
+    pub(crate) curg: *mut G,
     /// The P held, or null.
-    pub p: AtomicPtr<P>,
+    pub(crate) p: AtomicPtr<P>,
     /// The P to acquire when woken.
-    pub nextp: AtomicPtr<P>,
+    pub(crate) nextp: AtomicPtr<P>,
     /// Id (m0 is 0).
     pub id: i64,
     /// Kernel thread id (`gettid`), set by `minit`.
-    pub procid: AtomicI32,
+    pub(crate) procid: AtomicI32,
     /// Per-M PRNG state (Go 1.17's xorshift pair), never both zero.
     pub fastrand: [u32; 2],
     /// Out of work and looking for some to steal.
-    pub spinning: AtomicBool,
+    pub(crate) spinning: AtomicBool,
     /// Parked in `stopm`.
-    pub blocked: AtomicBool,
+    pub(crate) blocked: AtomicBool,
     /// Where the M sleeps when idle.
-    pub park: Note,
+    pub(crate) park: Note,
     /// Link in `allm`.
-    pub alllink: *mut M,
+    pub(crate) alllink: *mut M,
     /// Link in the idle-M list.
-    pub schedlink: *mut M,
+    pub(crate) schedlink: *mut M,
     /// The goroutine locked to this M, or null.
-    pub lockedg: AtomicPtr<G>,
-    /// Non-zero while the M is in the allocator.
-    pub mallocing: i32,
-    /// Non-zero while the M is printing a fatal error.
-    pub throwing: i32,
-    /// Runtime locks held.
-    pub locks: i32,
-    /// Non-zero while the M is dying.
-    pub dying: i32,
-    /// Why preemption is off, or "".
-    pub preemptoff: &'static str,
+    pub(crate) lockedg: AtomicPtr<G>,
     /// Function run by a new M before scheduling (e.g. sysmon).
-    pub mstartfn: Option<fn()>,
+    pub(crate) mstartfn: Option<fn()>,
     /// A runtime-internal M without a P (sysmon).
-    pub system: bool,
+    pub(crate) system: bool,
     /// `gopark`'s unlock function, run on g0 once the goroutine is saved.
-    pub waitunlockf: Option<fn(*mut G, usize) -> bool>,
+    pub(crate) waitunlockf: Option<fn(*mut G, usize) -> bool>,
     /// Argument for `waitunlockf`.
-    pub waitarg: usize,
+    pub(crate) waitarg: usize,
     /// Identity of the OS thread (its pthread id), set by `minit`.
-    pub thread: usize,
+    pub(crate) thread: usize,
 }
 
 // SAFETY: Ms are shared between threads through the scheduler lock and the
@@ -369,11 +395,6 @@ impl M {
             alllink: null_mut(),
             schedlink: null_mut(),
             lockedg: AtomicPtr::new(null_mut()),
-            mallocing: 0,
-            throwing: 0,
-            locks: 0,
-            dying: 0,
-            preemptoff: "",
             mstartfn: None,
             system: false,
             waitunlockf: None,
@@ -401,40 +422,40 @@ impl core::fmt::Debug for M {
 #[repr(C)]
 pub struct P {
     /// Index in `allp`.
-    pub id: i32,
+    pub(crate) id: i32,
     /// One of the `P*` status values.
-    pub status: AtomicU32,
+    pub(crate) status: AtomicU32,
     /// Link in the idle-P list.
-    pub link: *mut P,
+    pub(crate) link: *mut P,
     /// Incremented on every scheduler call (drives the 1-in-61 global check).
-    pub schedtick: AtomicU32,
+    pub(crate) schedtick: AtomicU32,
     /// Goroutines run in a row from `runnext`, each inheriting the time
     /// slice of the one that readied it (owner only).
-    pub inheritstreak: u32,
+    pub(crate) inheritstreak: u32,
     /// `nanotime` when that shared slice began (owner only).
-    pub slicestart: i64,
+    pub(crate) slicestart: i64,
     /// Incremented on every system call.
-    pub syscalltick: AtomicU32,
+    pub(crate) syscalltick: AtomicU32,
     /// The M holding this P, or null.
-    pub m: AtomicPtr<M>,
+    pub(crate) m: AtomicPtr<M>,
     /// The allocator cache bound to whichever M holds this P.
-    pub mcache: *mut rt_heap::MCache,
+    pub(crate) mcache: *mut rt_heap::MCache,
     /// Free stacks cached for this P.
-    pub stackcache: rt_stack::StackCache,
+    pub(crate) stackcache: rt_stack::StackCache,
     /// Next goid to hand out from this P's batch, and the batch end.
-    pub goidcache: u64,
+    pub(crate) goidcache: u64,
     /// End of the batch.
-    pub goidcacheend: u64,
+    pub(crate) goidcacheend: u64,
     /// The local run queue (owner pushes, anyone steals).
-    pub runq: RunQueue,
+    pub(crate) runq: RunQueue,
     /// The G to run next, ahead of `runq`; inherits the time slice.
-    pub runnext: AtomicPtr<G>,
+    pub(crate) runnext: AtomicPtr<G>,
     /// Dead Gs with stacks, ready for reuse by `newproc`.
-    pub gfree: *mut G,
+    pub(crate) gfree: *mut G,
     /// Length of `gfree`.
-    pub gfreecnt: i32,
+    pub(crate) gfreecnt: i32,
     /// Pending timers (`sleep`).
-    pub timers: crate::time::TimerHeap,
+    pub(crate) timers: crate::time::TimerHeap,
 }
 
 // SAFETY: a P is used by one M at a time (the one in `p.m`); the fields other
@@ -454,7 +475,7 @@ impl core::fmt::Debug for P {
 
 /// An intrusive FIFO of Gs linked through `schedlink` (Go's `gQueue`).
 #[derive(Debug)]
-pub struct GQueue {
+pub(crate) struct GQueue {
     /// First G.
     pub head: *mut G,
     /// Last G.
@@ -513,7 +534,7 @@ impl Default for GQueue {
 
 /// State guarded by `sched.lock`.
 #[derive(Debug)]
-pub struct SchedLocked {
+pub(crate) struct SchedLocked {
     /// Idle Ms.
     pub midle: *mut M,
     /// Count of idle Ms.
@@ -532,19 +553,22 @@ pub struct SchedLocked {
     pub gfree: *mut G,
     /// Length of `gfree`.
     pub ngfree: i32,
-    /// Goroutines the deadlock check must not count (system ones).
-    pub ngsys: i32,
     /// Ms parked while locked to a goroutine that is not running.
     pub nmidlelocked: i32,
 }
 
 /// The scheduler's global state (Go's `schedt`).
+///
+/// The lock word with the state it guards, and the goroutine count, are
+/// written by every lock round and every spawn and exit; the counters
+/// `wakep` and `findrunnable` poll without the lock (`npidle`,
+/// `nmspinning`, `runqsize`, …) are mostly read. Each of the two written
+/// groups sits on a cache line of its own, so those writes do not keep
+/// invalidating the line the pollers read.
 #[derive(Debug)]
-pub struct Sched {
-    /// Guards `locked`.
-    pub lock: Lock,
-    /// The lock-protected part.
-    pub locked: UnsafeCell<SchedLocked>,
+pub(crate) struct Sched {
+    /// The part guarded by `sched.lock`, reached through [`Sched::lock`].
+    locked: CachePadded<Mutex<SchedLocked>>,
     /// Last goid handed out in batches.
     pub goidgen: AtomicU64,
     /// Count of idle Ps (read without the lock by `wakep`).
@@ -553,12 +577,10 @@ pub struct Sched {
     pub nmspinning: AtomicU32,
     /// Length of the global run queue (read without the lock).
     pub runqsize: AtomicI32,
-    /// Monotonic time of the last scheduler trace.
-    pub lastpoll: AtomicI64,
     /// Ms created so far.
     pub mcount: AtomicI32,
     /// Live user goroutines (for `num_goroutine`).
-    pub ngoroutines: AtomicI64,
+    pub ngoroutines: CachePadded<AtomicI64>,
     /// Set once `runtime.main` runs: `newproc` may start Ms from then on.
     pub main_started: AtomicBool,
     /// Set when the process is exiting: Ms stop scheduling.
@@ -577,26 +599,36 @@ pub struct Sched {
     pub stopnote: Note,
 }
 
-// SAFETY: `locked` is only touched with `lock` held; the rest are atomics.
-unsafe impl Sync for Sched {}
+// SAFETY: the raw pointers in `SchedLocked` (idle Ms and Ps, queued and
+// free Gs) are only followed with the lock held, and the objects they name
+// are handed between threads through that lock.
+unsafe impl Send for SchedLocked {}
+
+/// `sched.lock` held: the lock-protected part of the scheduler's state,
+/// unlocked when dropped.
+pub(crate) type SchedGuard<'a> = MutexGuard<'a, SchedLocked>;
 
 impl Sched {
-    /// Accesses the lock-protected part.
+    /// Takes `sched.lock` (Go's `lock(&sched.lock)`).
+    #[inline]
+    pub fn lock(&self) -> SchedGuard<'_> {
+        self.locked.lock()
+    }
+
+    /// The lock-protected part without the lock, for the trace and the
+    /// fatal report, which must not block on it.
     ///
     /// # Safety
-    /// The caller must hold `self.lock`, and must not keep the reference
-    /// past the unlock.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn locked(&self) -> &mut SchedLocked {
-        // SAFETY: exclusive access is guaranteed by the lock (caller).
-        unsafe { &mut *self.locked.get() }
+    /// Only for racy reads of plain counters by a reporter that accepts a
+    /// stale value; nothing may be written or followed through it.
+    pub unsafe fn locked_racy(&self) -> *const SchedLocked {
+        self.locked.data_ptr()
     }
 }
 
 /// The scheduler.
-pub static SCHED: Sched = Sched {
-    lock: Lock::new(),
-    locked: UnsafeCell::new(SchedLocked {
+pub(crate) static SCHED: Sched = Sched {
+    locked: CachePadded::new(Mutex::new(SchedLocked {
         midle: null_mut(),
         nmidle: 0,
         mnext: 0,
@@ -606,16 +638,14 @@ pub static SCHED: Sched = Sched {
         runq: GQueue::new(),
         gfree: null_mut(),
         ngfree: 0,
-        ngsys: 0,
         nmidlelocked: 0,
-    }),
+    })),
     goidgen: AtomicU64::new(0),
     npidle: AtomicU32::new(0),
     nmspinning: AtomicU32::new(0),
     runqsize: AtomicI32::new(0),
-    lastpoll: AtomicI64::new(0),
     mcount: AtomicI32::new(0),
-    ngoroutines: AtomicI64::new(0),
+    ngoroutines: CachePadded::new(AtomicI64::new(0)),
     main_started: AtomicBool::new(false),
     exiting: AtomicBool::new(false),
     ntimers: AtomicI64::new(0),
@@ -650,18 +680,21 @@ pub static M0: Static<M> = Static(UnsafeCell::new(M::new()));
 pub static G0: Static<G> = Static(UnsafeCell::new(G::new()));
 
 /// Every G ever created (Go's `allgs`), for dumps and `num_goroutine`.
-pub static ALLGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+pub(crate) static ALLGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
 /// Head of the list of all Ms, linked through `alllink` (Go's `allm`).
-pub static ALLM: AtomicPtr<M> = AtomicPtr::new(null_mut());
+pub(crate) static ALLM: AtomicPtr<M> = AtomicPtr::new(null_mut());
 
 /// One published generation of `allp`.
 #[derive(Debug)]
-pub struct AllP {
+pub(crate) struct AllP {
     /// The Ps, index = P id.
     pub ps: Box<[*mut P]>,
+    /// The steal order for `ps.len()` Ps, built once per generation by
+    /// `procresize` rather than on every steal.
+    pub order: crate::steal::StealOrder,
 }
 
 /// The Ps: a leaked [`AllP`] that `procresize` replaces (read it through
 /// `proc::allp()`, which keeps the length and the entries together).
-pub static ALLP: AtomicPtr<AllP> = AtomicPtr::new(null_mut());
+pub(crate) static ALLP: AtomicPtr<AllP> = AtomicPtr::new(null_mut());

@@ -4,7 +4,7 @@
 
 /// The coprimes of one `n`.
 #[derive(Debug, Clone)]
-pub struct StealOrder {
+pub(crate) struct StealOrder {
     count: u32,
     coprimes: Vec<u32>,
 }
@@ -26,6 +26,7 @@ impl StealOrder {
     }
 
     /// The strides used.
+    #[cfg(test)]
     pub fn coprimes(&self) -> &[u32] {
         &self.coprimes
     }

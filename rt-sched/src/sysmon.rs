@@ -10,14 +10,14 @@
 use crate::dump::schedtrace;
 use crate::runtime2::SCHED;
 use core::sync::atomic::Ordering;
+use rt_sys::hook::Hook;
 
 /// Hook sysmon calls about every 10 ms (the heap scavenger); wired at boot.
-static TICK_HOOK: core::sync::atomic::AtomicPtr<()> =
-    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+static TICK_HOOK: Hook<fn()> = Hook::new();
 
 /// Installs the periodic hook.
 pub fn set_tick_hook(f: fn()) {
-    TICK_HOOK.store(f as *mut (), Ordering::Release);
+    TICK_HOOK.set(f);
 }
 
 /// Starts sysmon on a new M (from `runtime.main`).
@@ -57,10 +57,7 @@ fn sysmon() {
         }
         if now - last_tick >= 10_000_000 {
             last_tick = now;
-            let h = TICK_HOOK.load(Ordering::Acquire);
-            if !h.is_null() {
-                // SAFETY: stored from a `fn()` by set_tick_hook.
-                let f: fn() = unsafe { core::mem::transmute::<*mut (), fn()>(h) };
+            if let Some(f) = TICK_HOOK.get() {
                 f();
             }
         }

@@ -22,7 +22,7 @@ struct Timer {
 
 /// A P's timers.
 #[derive(Debug)]
-pub struct TimerHeap {
+pub(crate) struct TimerHeap {
     lock: Lock,
     heap: UnsafeCell<BinaryHeap<Reverse<Timer>>>,
     seq: UnsafeCell<u64>,

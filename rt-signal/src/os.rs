@@ -127,30 +127,12 @@ pub fn setsig_handler(sig: i32, handler: usize) -> bool {
     true
 }
 
-/// `rt_sigprocmask(how, set, &old)` on the calling thread; `set` None only
-/// reads. Returns the previous mask.
-pub fn sigprocmask(how: i32, set: Option<u64>) -> u64 {
-    let mut old: u64 = 0;
-    let new = set.unwrap_or(0);
-    let newp = if set.is_some() {
-        &new as *const u64
-    } else {
-        core::ptr::null()
-    };
-    // SAFETY: `newp` is null or points at a live u64; `old` is a live u64;
-    // sigsetsize 8 matches both.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            how,
-            newp,
-            &mut old as *mut u64,
-            8usize,
-        );
-    }
-    old
-}
+/// `rt_sigprocmask(how, set, &old)` on the calling thread, by raw system
+/// call (see the module docs for why not glibc's): lives in `rt-sys` so the
+/// scheduler's `newm` masks a new thread's signals the same way.
+pub use rt_sys::sigprocmask;
 
+#[cfg(test)]
 /// Reads the calling thread's alternate signal stack.
 pub fn sigaltstack_get() -> libc::stack_t {
     let mut old = libc::stack_t {

@@ -1,8 +1,10 @@
 //! The OS floor every rt crate stands on.
 //!
-//! Each phase crate (`rt-stack`, `rt-heap`, `rt-sched`, `rt-signal`, `rt-env`)
-//! is usable on its own, so none of them may depend on another. What they all
-//! need is small and lives here:
+//! Every phase crate depends on this one. `rt-heap`, `rt-signal` and
+//! `rt-env` depend on nothing else of rt; `rt-stack` reads `GODEBUG` through
+//! `rt-env`'s parser; `rt-sched` builds on `rt-stack`, `rt-heap` and
+//! `rt-env` too, and `rt-entry` composes them all.
+//! What they all need is small and lives here:
 //!
 //! * [`write_fd`] / [`StackBuf`]: output that neither allocates nor locks, so it
 //!   works inside the allocator, on a signal stack and after memory ran out;
@@ -10,7 +12,12 @@
 //!   goroutine report the installed [`FatalHook`] prints (the scheduler wires
 //!   it at boot), and exit status 2;
 //! * [`futex_wait`] / [`futex_wake`]: the parking primitive under `note`s;
-//! * [`Lock`]: the runtime's futex lock (scheduler and allocator);
+//! * [`lock`]: the runtime's futex [`Lock`] and the [`lock::Mutex`] that
+//!   guards a value with it (scheduler and allocator);
+//! * [`hook`]: slots for function pointers that one crate calls and a
+//!   later one installs (the fatal hook, the scheduler's start and tick
+//!   hooks);
+//! * [`sigprocmask`]: the calling thread's signal mask, by raw system call;
 //! * [`tls`]: the layout of the per-M block the GS base points at, which the
 //!   scheduler and the allocator both read;
 //! * [`phase`]: the trait each crate implements for the `schedinit` phases
@@ -22,9 +29,12 @@
 #![warn(missing_docs)]
 
 use core::fmt;
+pub mod hook;
+pub mod lock;
 pub mod phase;
 pub mod tls;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+pub use lock::Lock;
 
 /// Writes all of `bytes` to `fd` with raw `write(2)` calls, retrying on
 /// `EINTR` and short writes. Errors are dropped: this is the path of last
@@ -145,12 +155,12 @@ impl fmt::Write for FdWriter {
 /// `SIGABRT`. It must not return.
 pub type FatalHook = fn(msg: &str) -> !;
 
-static FATAL_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+static FATAL_HOOK: hook::Hook<FatalHook> = hook::Hook::new();
 static THROWING: AtomicU32 = AtomicU32::new(0);
 
 /// Installs the hook [`throw`] runs after printing its line.
 pub fn set_fatal_hook(hook: FatalHook) {
-    FATAL_HOOK.store(hook as *mut (), Ordering::Release);
+    FATAL_HOOK.set(hook);
 }
 
 /// Go's `throw`: prints `fatal error: <msg>` to fd 2, runs the installed
@@ -211,10 +221,7 @@ pub fn enter_fatal() {
 pub fn finish_fatal(msg: &str) -> ! {
     enter_fatal();
     if THROWING.fetch_add(1, Ordering::AcqRel) == 0 {
-        let hook = FATAL_HOOK.load(Ordering::Acquire);
-        if !hook.is_null() {
-            // SAFETY: the pointer was stored from a `FatalHook` by `set_fatal_hook`.
-            let hook: FatalHook = unsafe { core::mem::transmute::<*mut (), FatalHook>(hook) };
+        if let Some(hook) = FATAL_HOOK.get() {
             hook(msg);
         }
     }
@@ -301,6 +308,35 @@ pub fn note_alloc_failure() {
 /// thread would be misreported; nothing else is.)
 pub fn alloc_failed_here() -> bool {
     ALLOC_FAILED_ON.load(Ordering::Relaxed) == gettid()
+}
+
+/// `rt_sigprocmask(how, set, &old)` on the calling thread; `set` None only
+/// reads. Returns the previous mask (the kernel's 64-bit `sigset_t`).
+///
+/// A raw system call, not glibc's `sigprocmask`/`pthread_sigmask`: those
+/// silently drop signals 32 and 33 (glibc's SIGCANCEL/SIGSETXID) from the
+/// mask, while the runtime must set the kernel's mask exactly (a new M
+/// starts with every signal blocked). Async-signal-safe.
+pub fn sigprocmask(how: i32, set: Option<u64>) -> u64 {
+    let mut old: u64 = 0;
+    let new = set.unwrap_or(0);
+    let newp = if set.is_some() {
+        &new as *const u64
+    } else {
+        core::ptr::null()
+    };
+    // SAFETY: `newp` is null or points at a live u64; `old` is a live u64;
+    // sigsetsize 8 matches both.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            newp,
+            &mut old as *mut u64,
+            8usize,
+        );
+    }
+    old
 }
 
 /// The kernel thread id of the calling thread (`gettid`).
@@ -410,147 +446,5 @@ mod tests {
         let a = nanotime();
         let b = nanotime();
         assert!(b >= a && a > 0);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The runtime's lock (Go's `lock_futex.go`): a word that is 0 (unlocked), 1
-// (locked) or 2 (locked, sleepers may exist). Spins briefly, then sleeps on
-// the futex. Blocks the thread, not the goroutine; never allocates, so the
-// allocator and the scheduler share it.
-
-use core::sync::atomic::Ordering as LockOrdering;
-
-const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-const SLEEPING: u32 = 2;
-const ACTIVE_SPIN: u32 = 4;
-
-/// A futex-based runtime lock.
-#[derive(Debug, Default)]
-pub struct Lock {
-    key: AtomicU32,
-}
-
-impl Lock {
-    /// An unlocked lock.
-    pub const fn new() -> Lock {
-        Lock {
-            key: AtomicU32::new(UNLOCKED),
-        }
-    }
-
-    /// Acquires the lock.
-    #[inline]
-    pub fn lock(&self) {
-        // Acquire pairs with the Release in `unlock`: everything written
-        // under the lock by the previous holder is visible to us.
-        if self.try_take(LOCKED) {
-            return;
-        }
-        self.lock_slow();
-    }
-
-    /// Takes the lock if it is free, leaving `word` in it (LOCKED, or
-    /// SLEEPING once this thread has slept on it).
-    #[inline(always)]
-    fn try_take(&self, word: u32) -> bool {
-        self.key
-            .compare_exchange(UNLOCKED, word, LockOrdering::Acquire, LockOrdering::Relaxed)
-            .is_ok()
-    }
-
-    #[cold]
-    fn lock_slow(&self) {
-        // Once we have gone to sleep the lock word must say "sleepers may
-        // exist" whenever we take it, so unlock knows to wake somebody.
-        let mut wait = LOCKED;
-        loop {
-            for _ in 0..ACTIVE_SPIN {
-                for _ in 0..30 {
-                    core::hint::spin_loop();
-                }
-                if self.try_take(wait) {
-                    return;
-                }
-            }
-            // SAFETY-free: sched_yield has no preconditions.
-            std::thread::yield_now();
-            if self.try_take(wait) {
-                return;
-            }
-            if self.key.swap(SLEEPING, LockOrdering::Acquire) == UNLOCKED {
-                return;
-            }
-            wait = SLEEPING;
-            crate::futex_wait(&self.key, SLEEPING, None);
-        }
-    }
-
-    /// Releases the lock.
-    #[inline]
-    pub fn unlock(&self) {
-        if self.key.swap(UNLOCKED, LockOrdering::Release) == SLEEPING {
-            crate::futex_wake(&self.key, 1);
-        }
-    }
-
-    /// Marks the lock free in a child process after `fork`, where the only
-    /// thread is the one that forked while holding it.
-    ///
-    /// # Safety
-    /// Only in a `fork` child handler, for a lock the forking thread held.
-    pub unsafe fn reset_after_fork(&self) {
-        self.key.store(UNLOCKED, LockOrdering::Relaxed);
-    }
-
-    /// Tries to acquire without blocking.
-    pub fn try_lock(&self) -> bool {
-        self.key
-            .compare_exchange(
-                UNLOCKED,
-                LOCKED,
-                LockOrdering::Acquire,
-                LockOrdering::Relaxed,
-            )
-            .is_ok()
-    }
-}
-
-#[cfg(test)]
-mod lock_tests {
-    use super::Lock;
-    use std::sync::Arc;
-
-    #[test]
-    fn excludes_across_threads() {
-        struct Shared {
-            lock: Lock,
-            n: core::cell::UnsafeCell<u64>,
-        }
-        // SAFETY: `n` is only touched with `lock` held.
-        unsafe impl Sync for Shared {}
-        let s = Arc::new(Shared {
-            lock: Lock::new(),
-            n: core::cell::UnsafeCell::new(0),
-        });
-        let hs: Vec<_> = (0..4)
-            .map(|_| {
-                let s = s.clone();
-                std::thread::spawn(move || {
-                    for _ in 0..20_000 {
-                        s.lock.lock();
-                        // SAFETY: the lock is held.
-                        unsafe { *s.n.get() += 1 };
-                        s.lock.unlock();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        // SAFETY: all threads joined.
-        assert_eq!(unsafe { *s.n.get() }, 80_000);
     }
 }

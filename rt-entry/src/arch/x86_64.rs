@@ -52,7 +52,8 @@
 
 use core::arch::global_asm;
 use core::mem::offset_of;
-use rt_sched::runtime2::{Stack, G, M};
+use rt_sched::boot::{G, M};
+use rt_stack::Stack;
 
 /// `arch_prctl` code that sets the GS base.
 pub const ARCH_SET_GS: u64 = 0x1001;
@@ -139,8 +140,8 @@ global_asm!(
     ".cfi_endproc",
     ".size rt0_go, .-rt0_go",
     ".popsection",
-    g0 = sym rt_sched::runtime2::G0,
-    m0 = sym rt_sched::runtime2::M0,
+    g0 = sym rt_sched::boot::G0,
+    m0 = sym rt_sched::boot::M0,
     g_stack_lo = const offset_of!(G, stack) + offset_of!(Stack, lo),
     g_stack_hi = const offset_of!(G, stack) + offset_of!(Stack, hi),
     g_guard0 = const offset_of!(G, stackguard0),

@@ -88,7 +88,7 @@ const _: () = assert!(rt_sys::tls::slot_offset(rt_sys::tls::TLS_M) == 8);
 /// # Safety
 /// `block` must stay valid for as long as this thread runs runtime code, and
 /// must hold at least one word (the goroutine slot).
-pub unsafe fn settls(block: *mut usize) -> Result<(), i32> {
+pub(crate) unsafe fn settls(block: *mut usize) -> Result<(), i32> {
     // SAFETY: arch_prctl(ARCH_SET_GS) only changes this thread's GS base;
     // the caller guarantees the block outlives the thread's use of it.
     let r = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_GS, block as usize) };
@@ -105,7 +105,7 @@ pub unsafe fn settls(block: *mut usize) -> Result<(), i32> {
 /// # Safety
 /// The calling thread's GS base must point at a live M TLS block.
 #[inline(always)]
-pub unsafe fn getg_raw() -> *mut G {
+pub(crate) unsafe fn getg_raw() -> *mut G {
     let g: *mut G;
     // SAFETY: the caller guarantees GS points at a TLS block whose word 0 is
     // the goroutine slot.
@@ -123,7 +123,7 @@ pub unsafe fn getg_raw() -> *mut G {
 /// # Safety
 /// The calling thread's GS base must point at a live M TLS block.
 #[inline(always)]
-pub unsafe fn getm_raw() -> usize {
+pub(crate) unsafe fn getm_raw() -> usize {
     let m: usize;
     // SAFETY: the caller guarantees GS points at a TLS block whose word 1 is
     // the M.
@@ -138,14 +138,14 @@ pub unsafe fn getm_raw() -> usize {
 /// # Safety
 /// As [`getg_raw`].
 #[inline(always)]
-pub unsafe fn setg_raw(g: *mut G) {
+pub(crate) unsafe fn setg_raw(g: *mut G) {
     // SAFETY: the caller guarantees GS points at a live TLS block.
     unsafe { asm!("mov qword ptr gs:[0], {}", in(reg) g, options(nostack, preserves_flags)) };
 }
 
 /// The current stack pointer.
 #[inline(always)]
-pub fn current_sp() -> usize {
+pub(crate) fn current_sp() -> usize {
     let sp: usize;
     // SAFETY: reading rsp has no side effects.
     unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
@@ -155,7 +155,7 @@ pub fn current_sp() -> usize {
 /// Address a goroutine's entry function returns to (`goexit + PCQuantum`):
 /// the `call` inside `rt_goexit`, one byte past its leading `nop`, so the
 /// return address still lies inside `rt_goexit` for symbolisers.
-pub fn goexit_pc() -> usize {
+pub(crate) fn goexit_pc() -> usize {
     let pc: usize;
     // SAFETY: `lea` of a symbol address has no side effects.
     unsafe {
@@ -195,12 +195,12 @@ impl FpEnv {
 /// 1 while each goroutine owns its floating-point control state
 /// (`GODEBUG=fpenv=1`, the default); 0 when it is the thread's. Read by
 /// the switch assembly as a byte; written only by [`set_fp_per_g`].
-pub static FP_PER_G: AtomicU8 = AtomicU8::new(1);
+static FP_PER_G: AtomicU8 = AtomicU8::new(1);
 
 /// The state g0 runs the scheduler in while [`FP_PER_G`] is 1: MXCSR at
 /// byte 0, the x87 control word at byte 4 (an [`FpEnv`]). Recorded from
 /// the booting thread by [`set_fp_per_g`].
-pub static FP_G0: AtomicU64 = AtomicU64::new(FpEnv::DEFAULT.0);
+static FP_G0: AtomicU64 = AtomicU64::new(FpEnv::DEFAULT.0);
 
 /// Chooses who owns the floating-point control state (true: each
 /// goroutine; false: each thread) and records the calling thread's current
@@ -224,7 +224,7 @@ pub fn fp_per_g() -> bool {
 /// Loads g0's floating-point control state ([`FP_G0`]) into the calling
 /// thread when goroutines own theirs (a new M's thread starts in its
 /// creator's, which may be a goroutine's).
-pub fn fp_enter_g0() {
+pub(crate) fn fp_enter_g0() {
     if fp_per_g() {
         // SAFETY: FP_G0 was read from this machine's own registers (or is
         // the System V default), and g0 runs runtime code written for it.
@@ -281,7 +281,7 @@ pub fn fp_env_current() -> FpEnv {
 /// # Safety
 /// `[top - reserve - 16, top)` must be writable memory of a stack no live
 /// frame uses.
-pub unsafe fn init_fresh_stack(top: usize, reserve: usize, env: FpEnv) -> usize {
+pub(crate) unsafe fn init_fresh_stack(top: usize, reserve: usize, env: FpEnv) -> usize {
     debug_assert_eq!(top % 16, 0);
     let ret = top - reserve - 8;
     // SAFETY: caller contract: the range is this stack's unused top.
@@ -297,7 +297,7 @@ pub unsafe fn init_fresh_stack(top: usize, reserve: usize, env: FpEnv) -> usize 
 }
 
 /// `gobuf.pc` of a goroutine that has not run yet: `rt_gostart`.
-pub fn gostart_pc() -> usize {
+pub(crate) fn gostart_pc() -> usize {
     let pc: usize;
     // SAFETY: `lea` of a symbol address has no side effects.
     unsafe {
@@ -461,7 +461,7 @@ unsafe extern "C" {
 /// [`mcall`] or [`switch`], whose stack is still live; the goroutine slot
 /// must already name that goroutine.
 #[inline(always)]
-pub unsafe fn gogo(buf: *const Gobuf) -> ! {
+pub(crate) unsafe fn gogo(buf: *const Gobuf) -> ! {
     // SAFETY: forwarded contract.
     unsafe { rt_gogo(buf) }
 }
@@ -489,7 +489,7 @@ pub unsafe fn gogo(buf: *const Gobuf) -> ! {
 ///   └──────────────────────┘  save.pc = label 2 (pops the three words)
 /// ```
 #[inline(always)]
-pub unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
+pub(crate) unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
     // The asm leaves through `to` (having loaded `to`'s FP slot) and comes
     // back at label 2 with the stack exactly as it left it.
     // SAFETY: the forwarded contract.
@@ -539,7 +539,12 @@ pub unsafe fn switch(save: *mut Gobuf, to: *const Gobuf) {
 /// the 16-byte aligned top of this M's g0 stack, unused by any live frame;
 /// the goroutine slot must already name g0.
 #[inline(always)]
-pub unsafe fn mcall(save: *mut Gobuf, g0sp: usize, f: extern "C" fn(*mut G) -> !, gp: *mut G) {
+pub(crate) unsafe fn mcall(
+    save: *mut Gobuf,
+    g0sp: usize,
+    f: extern "C" fn(*mut G) -> !,
+    gp: *mut G,
+) {
     // SAFETY: forwarded contract.
     unsafe { rt_mcall(save, g0sp, f, gp) }
 }

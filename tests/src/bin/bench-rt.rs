@@ -95,25 +95,25 @@ fn yield_(n: u64) -> i32 {
 /// switch straight to each other `n` times each.
 fn switch(n: u64) -> i32 {
     use std::sync::atomic::AtomicPtr;
-    static GB: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
-    static GA: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
+    static GB: AtomicPtr<rt_sched::boot::G> = AtomicPtr::new(std::ptr::null_mut());
+    static GA: AtomicPtr<rt_sched::boot::G> = AtomicPtr::new(std::ptr::null_mut());
     let done = rt_sched::Chan::<f64>::new(1);
     rt_sched::go(move || {
         rt_tests::park_for_yield_to(&GB, "switch bench");
         for _ in 0..n {
             // SAFETY: A is suspended in yield_to and waits for exactly this.
-            unsafe { rt_sched::proc::yield_to(GA.load(Ordering::Acquire)) };
+            unsafe { rt_sched::boot::yield_to(GA.load(Ordering::Acquire)) };
         }
         // Left runnable in no queue; the process exits after A reports.
     });
     let d = done.clone();
     rt_sched::go(move || {
-        GA.store(rt_sched::proc::current_g(), Ordering::Release);
+        GA.store(rt_sched::boot::current_g(), Ordering::Release);
         let b = rt_tests::wait_parked(&GB);
         let t0 = Instant::now();
         for _ in 0..n {
             // SAFETY: B is parked (first time) or suspended in yield_to.
-            unsafe { rt_sched::proc::yield_to(b) };
+            unsafe { rt_sched::boot::yield_to(b) };
         }
         d.send(t0.elapsed().as_nanos() as f64);
     });

@@ -78,7 +78,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::Arc;
 use std::time::Duration;
 
-use rt_sched::chan::TrySendError;
+use rt_sched::TrySendError;
 use rt_sched::{go, gosched, sleep, spawn, Chan, JoinHandle, Select, WaitGroup};
 
 /// Every test, by name, in the order `list` prints them.
@@ -204,7 +204,7 @@ fn join<T: Send>(h: JoinHandle<T>, what: &str) -> T {
         Ok(v) => v,
         Err(p) => panic!(
             "{what}: goroutine panicked: {}",
-            rt_sched::panic::panic_message(&*p)
+            rt_sched::panic_message(&*p)
         ),
     }
 }
@@ -218,7 +218,7 @@ fn must_recv<T: Send>(c: &Chan<T>, what: &str) -> T {
 }
 
 /// Receives the value of `tok`, which must have fired with a value.
-fn got<T: Send + 'static>(s: &mut Select<'_>, tok: rt_sched::chan::RecvToken<T>, what: &str) -> T {
+fn got<T: Send + 'static>(s: &mut Select<'_>, tok: rt_sched::RecvToken<T>, what: &str) -> T {
     match s.received(tok) {
         Some(v) => v,
         None => panic!("{what}: receive case fired on a closed channel"),
@@ -633,7 +633,7 @@ fn panics_with(what: &str, want: &str, f: impl FnOnce()) {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(()) => panic!("{what}: did not panic"),
         Err(p) => {
-            let msg = rt_sched::panic::panic_message(&*p);
+            let msg = rt_sched::panic_message(&*p);
             assert_eq!(msg, want, "{what}: wrong panic");
         }
     }
@@ -1387,7 +1387,7 @@ mod powser {
             let mut s = Select::new();
             let mut asks = [None; 2];
             // (A token is Copy only for Copy elements: keep them in Options.)
-            let mut takes: [Option<rt_sched::chan::RecvToken<T>>; 2] = [None, None];
+            let mut takes: [Option<rt_sched::RecvToken<T>>; 2] = [None, None];
             for k in 0..2 {
                 match state[k] {
                     0 => asks[k] = Some(s.send(&sides[k].req, ())),

@@ -567,7 +567,7 @@ mod scenarios {
         for ms in [60u64, 20, 40, 0] {
             let out = out.clone();
             rt_sched::go(move || {
-                rt_sched::proc::sleep_until(base + ms as i64 * 1_000_000);
+                rt_sched::boot::sleep_until(base + ms as i64 * 1_000_000);
                 out.send(ms);
             });
         }
@@ -854,7 +854,7 @@ mod scenarios {
         let h = rt_sched::spawn(|| -> u32 { panic!("caught") });
         match h.join() {
             Err(p) => {
-                println!("join: panicked: {}", rt_sched::panic::panic_message(&*p));
+                println!("join: panicked: {}", rt_sched::panic_message(&*p));
                 0
             }
             Ok(_) => 1,
@@ -880,10 +880,7 @@ mod scenarios {
                         false
                     }
                     Err(p) => {
-                        println!(
-                            "{what}: join error: {}",
-                            rt_sched::panic::panic_message(&*p)
-                        );
+                        println!("{what}: join error: {}", rt_sched::panic_message(&*p));
                         true
                     }
                 };
@@ -1092,7 +1089,7 @@ mod scenarios {
 
     /// Reads MXCSR and the x87 control word.
     fn fp_get() -> (u32, u16) {
-        let e = rt_sched::arch::fp_env_current();
+        let e = rt_sched::boot::fp_env_current();
         (e.mxcsr(), e.x87_cw())
     }
 
@@ -1101,7 +1098,7 @@ mod scenarios {
     fn fp_set((m, c): (u32, u16)) {
         // SAFETY: the values are the defaults with only rounding-control
         // bits changed, both valid; see the caller contract above.
-        unsafe { rt_sched::arch::fp_env_set(rt_sched::arch::FpEnv::new(m, c)) };
+        unsafe { rt_sched::boot::fp_env_set(rt_sched::boot::FpEnv::new(m, c)) };
     }
 
     /// Rounding toward zero in both units (MXCSR RC = 11, x87 RC = 11).
@@ -1116,11 +1113,11 @@ mod scenarios {
     /// unlock function of `gopark` runs on g0).
     pub fn fpswitch() -> i32 {
         use std::sync::atomic::AtomicPtr;
-        static GA: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
-        static GB: AtomicPtr<rt_sched::G> = AtomicPtr::new(std::ptr::null_mut());
+        static GA: AtomicPtr<rt_sched::boot::G> = AtomicPtr::new(std::ptr::null_mut());
+        static GB: AtomicPtr<rt_sched::boot::G> = AtomicPtr::new(std::ptr::null_mut());
         static G0ENV: AtomicU64 = AtomicU64::new(0);
-        fn record(_: *mut rt_sched::G, _: usize) -> bool {
-            G0ENV.store(rt_sched::arch::fp_env_current().0, Ordering::Relaxed);
+        fn record(_: *mut rt_sched::boot::G, _: usize) -> bool {
+            G0ENV.store(rt_sched::boot::fp_env_current().0, Ordering::Relaxed);
             false // do not park after all: resume at once
         }
         let default = fp_get();
@@ -1130,12 +1127,12 @@ mod scenarios {
         let d2 = d.clone();
         rt_sched::go(move || {
             fp_set(rz);
-            rt_sched::proc::gopark(Some(record), 0, "fp probe");
+            rt_sched::boot::gopark(Some(record), 0, "fp probe");
             fp_set(default);
             d2.send(());
         });
         let _ = d.recv();
-        let g0 = rt_sched::arch::FpEnv(G0ENV.load(Ordering::Relaxed));
+        let g0 = rt_sched::boot::FpEnv(G0ENV.load(Ordering::Relaxed));
 
         let n = 1000u64;
         let bad = Arc::new(AtomicU64::new(0));
@@ -1145,7 +1142,7 @@ mod scenarios {
             rt_tests::park_for_yield_to(&GB, "fp switch");
             for _ in 0..n {
                 // SAFETY: A is suspended in yield_to and waits for exactly this.
-                unsafe { rt_sched::proc::yield_to(GA.load(Ordering::Acquire)) };
+                unsafe { rt_sched::boot::yield_to(GA.load(Ordering::Acquire)) };
                 if fp_get() != default {
                     bb.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1154,12 +1151,12 @@ mod scenarios {
         });
         let (ba, dn) = (bad.clone(), done.clone());
         rt_sched::go(move || {
-            GA.store(rt_sched::proc::current_g(), Ordering::Release);
+            GA.store(rt_sched::boot::current_g(), Ordering::Release);
             let b = rt_tests::wait_parked(&GB);
             fp_set(rz);
             for _ in 0..n {
                 // SAFETY: B is parked (first time) or suspended in yield_to.
-                unsafe { rt_sched::proc::yield_to(b) };
+                unsafe { rt_sched::boot::yield_to(b) };
                 if fp_get() != rz {
                     ba.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1168,7 +1165,7 @@ mod scenarios {
             dn.send(());
         });
         let _ = done.recv();
-        println!("fpenv={}", u8::from(rt_sched::arch::fp_per_g()));
+        println!("fpenv={}", u8::from(rt_sched::boot::fp_per_g()));
         println!("g0 in default: {}", (g0.mxcsr(), g0.x87_cw()) == default);
         println!("yield_to mismatches={}", bad.load(Ordering::Relaxed));
         0
@@ -1245,7 +1242,7 @@ mod scenarios {
         fp_set(default);
 
         let b = bad.load(Ordering::Relaxed);
-        let per_g = rt_sched::arch::fp_per_g();
+        let per_g = rt_sched::boot::fp_per_g();
         println!("fpenv={}", u8::from(per_g));
         println!("mismatches={b}");
         println!("child of toward-zero starts toward-zero: {}", from_rz == rz);

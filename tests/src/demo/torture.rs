@@ -74,8 +74,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 use std::time::Duration;
 
-use rt_sched::chan::{RecvToken, TrySendError};
 use rt_sched::{Chan, JoinHandle, Mutex, Select, WaitGroup};
+use rt_sched::{RecvToken, TrySendError};
 
 // ---------------------------------------------------------------------------
 // Deterministic randomness
@@ -1148,7 +1148,7 @@ fn expect_panic(h: JoinHandle<()>, want: &str, what: &str, rep: &mut Report) {
     match h.join() {
         Ok(()) => rep.errors.push(format!("{what}: did not panic")),
         Err(p) => {
-            let msg = rt_sched::panic::panic_message(&*p);
+            let msg = rt_sched::panic_message(&*p);
             if msg != want {
                 rep.errors
                     .push(format!("{what}: panicked with {msg:?}, want {want:?}"));
@@ -1295,7 +1295,7 @@ fn run_g(w: &Arc<World>, id: usize, role: &Role) -> Report {
                     match rt_sched::spawn(body).join() {
                         Ok(v) => v,
                         Err(p) => {
-                            let msg = rt_sched::panic::panic_message(&*p);
+                            let msg = rt_sched::panic_message(&*p);
                             rep.errors.push(format!("worker's child panicked: {msg}"));
                             vec![0; ncounters]
                         }
@@ -1372,8 +1372,8 @@ fn watchdog(w: Arc<World>, plan_names: Vec<&'static str>, secs: u64) {
                 n.load(Ordering::Relaxed)
             );
         }
-        rt_sched::dump::schedtrace(&mut s, 0, true);
-        rt_sched::dump::write_all(&mut s, -1, 2);
+        rt_sched::boot::schedtrace(&mut s, 0, true);
+        rt_sched::boot::write_all(&mut s, -1, 2);
         eprint!("{s}");
         rt_sys::exit_now(1);
     });
@@ -1480,7 +1480,7 @@ fn run(plan: &Plan) -> Result<usize, Vec<String>> {
             Err(p) => errors.push(format!(
                 "g{g} ({}) panicked: {}",
                 plan.gs[g].role.name(),
-                rt_sched::panic::panic_message(&*p)
+                rt_sched::panic_message(&*p)
             )),
         }
     }
