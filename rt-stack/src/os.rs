@@ -14,6 +14,12 @@
 //! Pre-conditions common to all: addresses and lengths are multiples of the page size
 //! (`crate::PAGE_SIZE`) and lie inside a mapping this crate made. Errors come back as the raw
 //! `errno`; callers turn them into `StackError`.
+//!
+//! Why raw `mmap` and not the workspace's `memmap2`: a chunk is aligned to 64 MiB by mapping
+//! more and unmapping the ends, and then worked on in sub-ranges (guards, releases); memmap2
+//! has neither alignment nor partial unmapping. The global pool's mappings live as long as
+//! the process and are read by the SIGSEGV handler; only test pools are ever dropped, and
+//! `Pool`'s `Drop` already unmaps their chunks and registry.
 
 use core::ptr;
 
