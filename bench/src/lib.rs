@@ -28,6 +28,10 @@
 //! | `bench-rt parked n=<N>` | `value=<RSS bytes per parked goroutine> unit=B` |
 //!
 //! `GOMAXPROCS=<P>` is also set in its environment for the variants that have `gomaxprocs=`.
+//! The boot workload runs `bench-rt-static` instead: the same program linked statically
+//! (`cargo xtask bench` builds it with `-C target-feature=+crt-static -C relocation-model=static`
+//! and copies it next to the harness), as Go links its programs.
+//!
 //! A missing `bench-rt`, a non-zero exit, a crash or a `value=none` line all give
 //! `impl=rt value=none reason=…`.
 //!

@@ -189,6 +189,9 @@ fn with_gomaxprocs(mut v: Variant, p: u32) -> Variant {
 }
 
 const RT: Program = Program::Sibling("bench-rt");
+/// `bench-rt` linked statically (`cargo xtask bench` builds it), as Go links its
+/// programs: the boot workload's rt column.
+const RT_STATIC: Program = Program::Sibling("bench-rt-static");
 
 /// The full plan. `stack_size` is the stack size the `stack` workload uses for every impl.
 pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
@@ -202,8 +205,9 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         spawns_per_run: s.boot_spawns,
         impls: vec![
             with_note(
-                imp("rt", RT, "boot", &[]),
-                "bench-rt boot execs the rt-demo program",
+                imp("rt", RT_STATIC, "boot", &[]),
+                "bench-rt linked statically (-C target-feature=+crt-static, non-PIE), entered \
+                 through libc's start code",
             ),
             imp("go", Program::Go, "boot", &[]),
             with_note(
@@ -530,6 +534,18 @@ mod tests {
                 for i in &v.impls {
                     assert_eq!(i.args[0], v.workload);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn only_boot_runs_the_static_build() {
+        for v in plan(&Sizes::new(true), 65536) {
+            let rt = &v.impls[0].program;
+            if v.workload == "boot" {
+                assert_eq!(*rt, Program::Sibling("bench-rt-static"));
+            } else {
+                assert_ne!(*rt, Program::Sibling("bench-rt-static"), "{}", v.label());
             }
         }
     }

@@ -29,12 +29,14 @@
 //!
 //! # Initialisation
 //!
-//! [`mallocinit`] runs Go's checks and maps the arena index; it is
-//! idempotent. The allocator also initialises itself lazily on the first
-//! allocation (a Rust program allocates long before any `main` could call
-//! `mallocinit`), so calling it is not required for correctness: the
-//! runtime calls it to run the checks at the point Go does and to report
-//! failures as errors.
+//! [`mallocinit`] runs Go's checks, maps the arena index and reserves the
+//! first arena (address space only); it is idempotent. The allocator also
+//! initialises itself lazily on the first allocation (a Rust program
+//! allocates long before any `main` could call `mallocinit`), so calling it
+//! is not required for correctness: the runtime calls it to run the checks
+//! at the point Go does and to report failures as errors. A lazy
+//! initialisation that fails is a fatal error (`fatal error: mallocinit:
+//! out of memory …`, status 2), never a null.
 //!
 //! # Differences from Go
 //!
@@ -124,6 +126,10 @@ pub enum HeapError {
     /// The OS refused the memory for the arena index.
     #[error("out of memory mapping the arena index")]
     OutOfMemory,
+    /// The OS refused the address space of the first arena (`ulimit -v`
+    /// below what the heap needs to start).
+    #[error("out of memory reserving the first heap arena")]
+    FirstArena,
 }
 
 /// What [`mallocinit`] set up.
@@ -174,8 +180,19 @@ fn do_init() -> Result<MallocInfo, HeapError> {
     if CLASS_TO_SIZE[TINY_SIZE_CLASS] != 16 {
         return Err(HeapError::BadTinySizeClass);
     }
-    if !HEAP.lock().init() {
-        return Err(HeapError::OutOfMemory);
+    {
+        let mut h = HEAP.lock();
+        if !h.init() {
+            return Err(HeapError::OutOfMemory);
+        }
+        // Address space only (one PROT_NONE mapping plus its 64 KiB page
+        // map, both untouched): what the first allocation would reserve
+        // anyway, reserved here so that a process that cannot have a heap
+        // learns it from mallocinit, where it is reported, and not from
+        // an allocation.
+        if !h.reserve_first_arena() {
+            return Err(HeapError::FirstArena);
+        }
     }
     // SAFETY: the handlers are plain functions that only take and release
     // the allocator's own locks.
@@ -223,8 +240,10 @@ extern "C" fn fork_child() {
 }
 
 /// Go `mallocinit`: checks the page sizes and the size-class table, maps the
-/// arena index, and sets up the arena hints. Idempotent: later calls return
-/// the first result. Allocation also runs it lazily (see the crate docs).
+/// arena index, and reserves the first arena at the first arena hint (no
+/// memory is committed or touched: two mappings and a read of the huge page
+/// size). Idempotent: later calls return the first result. Allocation also
+/// runs it lazily (see the crate docs); there, a failure is a fatal error.
 pub fn mallocinit() -> Result<MallocInfo, HeapError> {
     ensure_init()?;
     match *INFO.lock() {
@@ -240,6 +259,26 @@ pub(crate) fn ensure_init() -> Result<(), HeapError> {
         return Ok(());
     }
     init_slow()
+}
+
+/// [`ensure_init`] for the allocation paths: a heap that cannot start ends
+/// the process with Go's `fatal error: mallocinit: <why>` and status 2.
+/// Returning null instead would hand the failure to Rust's allocation
+/// error handler, an abort that before the runtime's signal handlers exist
+/// is a bare SIGABRT. No allocator lock is held here.
+#[inline]
+pub(crate) fn init_or_throw() {
+    if INIT.load(Ordering::Acquire) != READY {
+        init_or_throw_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_or_throw_slow() {
+    if let Err(e) = init_slow() {
+        rt_sys::fatal!("mallocinit: {e}");
+    }
 }
 
 #[cold]
@@ -501,6 +540,10 @@ pub(crate) mod tests {
         assert_eq!(a.first_arena_hint, 0x00c0_0000_0000);
         assert!(a.phys_page_size.is_power_of_two());
         assert!(a.phys_huge_page_size == 0 || a.phys_huge_page_size.is_power_of_two());
+        // The first arena is reserved (address space only) by mallocinit.
+        let h = HEAP.lock();
+        assert_ne!(h.first_arena, 0);
+        assert!(h.narenas >= 1);
     }
 
     #[test]

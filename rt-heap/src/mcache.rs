@@ -296,12 +296,11 @@ pub(crate) fn class_totals() -> ClassTotals {
 }
 
 /// Go `allocmcache`: a new empty cache from `cachealloc`, registered for
-/// statistics. Initialises the heap if needed; null only when that fails
-/// (running out of memory for the cache itself is fatal, as in Go).
+/// statistics. Initialises the heap if needed. Never null: a heap that
+/// cannot start, or no memory for the cache itself, is a fatal error, as
+/// in Go.
 pub fn allocmcache() -> *mut MCache {
-    if crate::ensure_init().is_err() {
-        return ptr::null_mut();
-    }
+    crate::init_or_throw();
     let c = {
         let mut h = HEAP.lock();
         let h = &mut *h;
@@ -865,9 +864,7 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
     if c.is_null() {
         // No cache on this thread (exiting, or creating its cache): one
         // object straight from the mcentral, counted in the global totals.
-        if crate::ensure_init().is_err() {
-            return out_of_memory();
-        }
+        crate::init_or_throw();
         let (h, n) = mcentral::refill(class, 1, false);
         if n == 0 {
             return out_of_memory();
@@ -921,9 +918,10 @@ pub(crate) fn malloc_large(size: usize, align: usize) -> (*mut u8, bool) {
     if align > MAX_ALIGN || !align.is_power_of_two() {
         return (ptr::null_mut(), false);
     }
-    if size > MAX_ALLOC || crate::ensure_init().is_err() {
+    if size > MAX_ALLOC {
         return (out_of_memory(), false);
     }
+    crate::init_or_throw();
     let s = HEAP.lock().alloc_large(size.max(1), align);
     if s.is_null() {
         return (out_of_memory(), false);

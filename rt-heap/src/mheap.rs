@@ -635,6 +635,26 @@ impl MHeap {
         true
     }
 
+    /// Reserves the first arena and installs its page map, committing
+    /// nothing: `grow` then commits from it. False when the OS refuses the
+    /// address space or the map. Idempotent.
+    pub fn reserve_first_arena(&mut self) -> bool {
+        if self.cur_end != 0 {
+            return true;
+        }
+        let base = self.reserve_arena(HEAP_ARENA_BYTES);
+        if base == 0 {
+            return false;
+        }
+        if !self.install_arenas(base, HEAP_ARENA_BYTES) {
+            return false;
+        }
+        self.first_arena = base;
+        self.cur = base;
+        self.cur_end = base + HEAP_ARENA_BYTES;
+        true
+    }
+
     /// Go `mheap.grow`: commits at least `npages` more pages and adds them
     /// as a clean free span. False when the OS refuses.
     fn grow(&mut self, npages: usize) -> bool {

@@ -1,11 +1,13 @@
 //! `mallocinit` and `gcinit`, as `schedinit` phases.
 
-use crate::{free, gcinit, malloc, mallocinit, INIT, READY};
+use crate::{gcinit, mallocinit, INIT, READY};
 use core::sync::atomic::Ordering;
 use rt_sys::phase::{Ctx, Phase};
 
 /// Go's `mallocinit`: the page sizes and size-class table checked, the arena
-/// index mapped, the arena hints laid out, and the first arena reserved.
+/// index mapped, the arena hints laid out, and the first arena reserved, so
+/// that a process without the address space for a heap ends here with a
+/// fatal error rather than in its first allocation.
 ///
 /// The heap also starts lazily, at the first allocation, if one comes
 /// earlier (the boot trace's details at `inittrace=2`, or the
@@ -21,16 +23,6 @@ impl Phase for Mallocinit {
             Ok(info) => info,
             Err(e) => rt_sys::fatal!("mallocinit: {}", e),
         };
-        // The first object reserves the first arena. Ask for it here, where
-        // a failure is a fatal error, rather than in the first allocation
-        // through Rust's allocator interface, which aborts (the signal
-        // handlers that turn that abort into Go's report come later).
-        let probe = malloc(8, 8);
-        if probe.is_null() {
-            rt_sys::throw("out of memory");
-        }
-        // SAFETY: allocated just above with this size and alignment.
-        unsafe { free(probe, 8, 8) };
         cx.detail(|| {
             format!(
                 "{info:?}{}",

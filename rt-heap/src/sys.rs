@@ -6,8 +6,18 @@
 //! readable and writable), [`sys_unused`] (`sysUnused`, `MADV_DONTNEED`),
 //! [`sys_alloc`] (`sysAlloc`, fresh zeroed read-write memory for runtime
 //! metadata). None of them allocates.
+//!
+//! Why raw `mmap` and not the workspace's `memmap2`: memmap2 maps a whole
+//! read-write (or read-only/exec) range at an address the kernel picks and
+//! unmaps it when the value drops. The heap needs what it cannot express:
+//! `PROT_NONE` reservations at Go's arena hints (`0x00c000000000`, …),
+//! committed piecewise with `mprotect`, trimmed with partial `munmap`, and
+//! kept for the life of the process (arenas and metadata are never
+//! returned, and `span_of` reads them lock-free at any time). A drop that
+//! unmaps would be a hazard here, not a help.
 
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Reserves `n` bytes of address space with no access, at `hint` if the
 /// kernel agrees. Returns the address actually obtained, or null.
@@ -104,8 +114,23 @@ pub fn phys_page_size() -> usize {
 
 /// Transparent huge page size (Go `physHugePageSize`), read from sysfs
 /// without allocating; 0 when the file is missing, unreadable, or not a
-/// power of two.
+/// power of two. Read once per process (three system calls, about 10 µs on
+/// a VM): later calls, from `mallocinit` or `osinit`, return the first
+/// answer.
 pub fn phys_huge_page_size() -> usize {
+    /// The answer plus one; 0 until the file was read.
+    static CACHED: AtomicUsize = AtomicUsize::new(0);
+    match CACHED.load(Ordering::Relaxed) {
+        0 => {
+            let v = read_huge_page_size();
+            CACHED.store(v + 1, Ordering::Relaxed);
+            v
+        }
+        v => v - 1,
+    }
+}
+
+fn read_huge_page_size() -> usize {
     let path = b"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size\0";
     // SAFETY: the path is NUL-terminated; open has no other pre-conditions.
     let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -157,5 +182,12 @@ mod tests {
         assert_eq!(p(b"0\n"), 0);
         assert_eq!(p(b"x"), 0);
         assert_eq!(p(b"99999999999999999999999"), 0);
+    }
+
+    #[test]
+    fn huge_page_size_is_read_once_and_agrees_with_sysfs() {
+        let first = super::phys_huge_page_size();
+        assert_eq!(first, super::read_huge_page_size());
+        assert_eq!(super::phys_huge_page_size(), first);
     }
 }

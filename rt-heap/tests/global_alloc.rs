@@ -256,3 +256,32 @@ fn fork_child_can_allocate_while_threads_were_busy() {
         b.join().unwrap();
     }
 }
+
+#[test]
+fn a_heap_that_cannot_start_is_a_fatal_error() {
+    // A fresh process (this binary again, no test selected) under an
+    // address-space limit that leaves no room for the heap's first
+    // reservations: its first allocation, made by Rust's start-up before
+    // `main`, must end in Go's fatal error, not in Rust's abort.
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "no test has this name"]);
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 24 << 20,
+                rlim_max: 24 << 20,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.starts_with("fatal error: mallocinit: out of memory"),
+        "stderr: {err}"
+    );
+}

@@ -14,7 +14,7 @@
 //!     half when full (capacities in [`cache_capacity`]);
 //!   - with no P (`cache = None`) allocation and free go straight to the global lists.
 //!
-//! Layout. Stacks are carved from large reservations (chunks of 1 GiB, doubling per size
+//! Layout. Stacks are carved from large reservations (chunks of 64 MiB, doubling per size
 //! class up to 64 GiB; MAP_NORESERVE, so untouched address space costs nothing). A chunk
 //! serves one size class and is cut into slots:
 //!

@@ -7,14 +7,23 @@
 //!     splits the mapping): the two ways to put a guard page under a stack.
 //!   - `release`: MADV_DONTNEED on a stack body; the kernel drops the pages and a later
 //!     touch faults in zero pages. Guard markers installed by MADV_GUARD_INSTALL survive it.
-//!   - `probe_guard_install`: asks the kernel once whether MADV_GUARD_INSTALL exists.
+//!   - `guard_install` on a spare page tells whether MADV_GUARD_INSTALL exists (the pool asks
+//!     once, on its registry); `probe_guard_install` asks on a mapping of its own (tests).
 //!   - `max_map_count` and `vma_count`: the VMA limit and the current VMA count.
 //!
 //! Pre-conditions common to all: addresses and lengths are multiples of the page size
 //! (`crate::PAGE_SIZE`) and lie inside a mapping this crate made. Errors come back as the raw
 //! `errno`; callers turn them into `StackError`.
+//!
+//! Why raw `mmap` and not the workspace's `memmap2`: a chunk is aligned to 64 MiB by mapping
+//! more and unmapping the ends, and then worked on in sub-ranges (guards, releases); memmap2
+//! has neither alignment nor partial unmapping. The global pool's mappings live as long as
+//! the process and are read by the SIGSEGV handler; only test pools are ever dropped, and
+//! `Pool`'s `Drop` already unmaps their chunks and registry.
 
 use core::ptr;
+
+use crate::PAGE_SIZE;
 
 /// `madvise` advice that installs guard markers in page tables without splitting the VMA
 /// (Linux ≥ 6.13). The libc crate may not name it yet, so the number is spelled here.
@@ -27,9 +36,14 @@ fn errno() -> i32 {
 /// Reserves `len` bytes of address space aligned to `align` (a power of two, ≥ the page
 /// size), readable and writable but committed only as pages are touched. Transparent huge
 /// pages are switched off for the range: a stack touches one page at its top, and a 2 MiB
-/// huge page there would cost 512 times the memory.
+/// huge page there would cost 512 times the memory. A page-aligned request is one `mmap`;
+/// a larger alignment maps `len + align` and unmaps the ends.
 pub(crate) fn reserve_aligned(len: usize, align: usize) -> Result<usize, i32> {
-    let over = len.checked_add(align).ok_or(libc::ENOMEM)?;
+    let over = if align <= PAGE_SIZE {
+        len
+    } else {
+        len.checked_add(align).ok_or(libc::ENOMEM)?
+    };
     // SAFETY: an anonymous mapping at a kernel-chosen address touches no existing memory.
     let p = unsafe {
         libc::mmap(
@@ -108,6 +122,8 @@ pub(crate) fn release(addr: usize, len: usize) -> Result<(), i32> {
 
 /// Whether the kernel accepts MADV_GUARD_INSTALL. `Err(errno)` for EINVAL (the advice is
 /// unknown: kernels before 6.13) or any other refusal, with the errno for the boot trace.
+/// A mapping of its own; the pool probes on a spare page of its registry instead.
+#[cfg(test)]
 pub(crate) fn probe_guard_install(page: usize) -> Result<(), i32> {
     let base = reserve_aligned(2 * page, page)?;
     let r = guard_install(base, page);

@@ -19,12 +19,15 @@
 //!     base                                                               base + len
 //!     | guard | body 0 | guard | body 1 | ... | (uncarved) | live flags | Chunk |
 //!     ```
-//!   - the registry, one mapping made when the pool is created: `table`, one entry per GiB
-//!     of user address space (2^17 entries for 47-bit addresses) holding the id of the chunk
-//!     covering it, and `chunks`, the descriptors by id. Chunks are GiB-aligned and a whole
-//!     number of GiB long, so `table[addr >> 30]` finds the chunk of any address in one load.
-//!     Being a mapping rather than a heap object, it lets `stackinit` run before `mallocinit`
-//!     (Go's order) without touching the heap.
+//!   - the registry, one mapping made when the pool is created: `table`, one 16-bit entry
+//!     per 64 MiB granule of user address space (2^21 entries, 4 MiB, for 47-bit addresses)
+//!     holding the id of the chunk covering it, and `chunks`, the descriptors by id. Chunks
+//!     are granule-aligned and a whole number of granules long, so `table[addr >> 26]` finds
+//!     the chunk of any address in one load. Being a mapping rather than a heap object, it
+//!     lets `stackinit` run before `mallocinit` (Go's order) without touching the heap. Its
+//!     last page answers, at creation, whether the kernel has `MADV_GUARD_INSTALL` (the probe
+//!     leaves a guard there; nothing reads that page), so the probe costs no mapping of its
+//!     own.
 //!   - `ClassPool` (one per size class, under its own mutex, Go's `stackpool[order]` and
 //!     `stackLarge.free[log2 pages]`): `warm`, free stacks whose pages may still be
 //!     committed; `cold`, free stacks whose bodies went back to the OS; the chunk being
@@ -46,7 +49,7 @@
 //! neither.
 
 use core::mem::size_of;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::cache::{cache_capacity, StackCache};
@@ -55,20 +58,30 @@ use crate::{
     StackInfo, StackStats, GUARD_SIZE, MAX_STACK_SIZE, NUM_CLASSES, NUM_ORDERS, PAGE_SIZE,
 };
 
-/// Chunks are aligned to, and a multiple of, this many bytes; the lookup table has one entry
-/// per such granule.
-pub(crate) const CHUNK_ALIGN: usize = 1 << 30;
+/// Chunks are aligned to, and a multiple of, this many bytes (64 MiB, Go's heap arena size);
+/// the lookup table has one entry per such granule.
+///
+/// Why not bigger: a process starts with two classes in use (the 32 KiB signal stacks and the
+/// default goroutine stacks), and each class reserves at least one granule, plus one more
+/// for a moment to align it. With 1 GiB granules that was 2 GiB held and 2 GiB more in
+/// passing, so under `ulimit -v 1000000` (≈ 976 MiB, where Go's hello runs) the first chunk
+/// could not be reserved. 64 MiB still holds 252 default stacks or 1,927 signal stacks.
+pub(crate) const CHUNK_ALIGN: usize = 64 << 20;
+/// log2 of [`CHUNK_ALIGN`].
+const CHUNK_SHIFT: u32 = CHUNK_ALIGN.trailing_zeros();
 /// The first chunk of a class; each further chunk of the class doubles, up to
 /// [`CHUNK_MAX`]. Growing geometrically keeps the VMA count logarithmic in the number of
-/// stacks: 1,000,000 default stacks (≈260 GB of address space) take about ten chunks.
-pub(crate) const CHUNK_MIN: usize = 1 << 30;
+/// stacks: 1,000,000 default stacks (≈260 GB of address space) take fourteen chunks
+/// (64 MiB, 128 MiB, …, 32 GiB, then 64 GiB ones).
+pub(crate) const CHUNK_MIN: usize = CHUNK_ALIGN;
 /// The largest chunk reserved in one mmap (address space only: MAP_NORESERVE, untouched).
 pub(crate) const CHUNK_MAX: usize = 64 << 30;
 /// User address bits on x86-64 with 4-level paging; mappings above are refused.
 const ADDR_BITS: u32 = 47;
-const TABLE_LEN: usize = 1 << (ADDR_BITS - 30);
-/// The most chunks a pool can have (at least 4 TiB of stacks).
+const TABLE_LEN: usize = 1 << (ADDR_BITS - CHUNK_SHIFT);
+/// The most chunks a pool can have (at least 4 TiB of stacks; ids fit the 16-bit table).
 const MAX_CHUNKS: usize = 4096;
+const _: () = assert!(MAX_CHUNKS < u16::MAX as usize);
 /// Bytes of free stacks per class kept committed in the global pool; beyond that a freed
 /// stack's body goes back to the OS at once. 4 MiB is 16 default stacks per class: enough to
 /// absorb a burst of goroutine exits and starts without a syscall per stack, small next to
@@ -76,12 +89,15 @@ const MAX_CHUNKS: usize = 4096;
 pub const GLOBAL_WARM_BYTES: usize = 4 << 20;
 /// Slots carved per carve: about one span of 1 MiB (Go carves 32 KiB spans into stacks), at
 /// least one and at most [`CARVE_MAX_SLOTS`].
-const CARVE_BYTES: usize = 1 << 20;
+pub(crate) const CARVE_BYTES: usize = 1 << 20;
 /// Upper bound on slots carved at once. Every carved slot costs a guard-install syscall, so a
 /// large batch only moves syscalls forward in time: the boot's single 32 KiB `gsignal` stack
 /// would otherwise install 31 guards nobody uses yet (measured with `strace` on `rt-demo`).
 /// The lock is taken once per batch, so 8 keeps that cost negligible.
-const CARVE_MAX_SLOTS: usize = 8;
+pub(crate) const CARVE_MAX_SLOTS: usize = 8;
+/// A class's first carve takes one slot and each further carve doubles, up to the batch
+/// above: a class used once (m0's signal stack at boot) installs one guard, not eight, and a
+/// class in steady use reaches full batches after four carves.
 /// VMAs kept free for the rest of the process (heap, thread stacks, libraries, files) when
 /// budgeting against `vm.max_map_count`: an eighth of the limit, at least 4096, at most half.
 const MAP_COUNT_MARGIN_MIN: usize = 4096;
@@ -197,6 +213,8 @@ struct ClassPool {
     chunk: Option<usize>,
     /// Length of the next chunk to reserve.
     next_chunk_len: usize,
+    /// Slots the next carve may take (doubling up to the class's batch).
+    next_carve: usize,
 }
 
 /// A class pool on its own cache lines (Go pads `stackpool` entries the same way), so Ps
@@ -219,8 +237,8 @@ pub(crate) struct Pool {
     classes: [Padded; NUM_CLASSES],
     /// Serialises chunk creation (ids, table entries).
     reserve: Mutex<()>,
-    /// The registry mapping: `TABLE_LEN` `AtomicU32` (GiB granule → chunk id + 1, 0: not
-    /// ours), then `MAX_CHUNKS` `AtomicPtr<Chunk>` (id → descriptor).
+    /// The registry mapping: `TABLE_LEN` `AtomicU16` (granule → chunk id + 1, 0: not
+    /// ours), then `MAX_CHUNKS` `AtomicPtr<Chunk>` (id → descriptor), then the probe page.
     registry: usize,
     nchunks: AtomicUsize,
     /// VMAs this pool may create (chunks, and guards on the mprotect path).
@@ -235,9 +253,11 @@ pub(crate) struct Pool {
     reserved_bytes: AtomicUsize,
 }
 
-const REGISTRY_BYTES: usize = (TABLE_LEN * size_of::<AtomicU32>()
+/// Offset of the registry's last page, where `MADV_GUARD_INSTALL` is probed.
+const PROBE_PAGE: usize = (TABLE_LEN * size_of::<AtomicU16>()
     + MAX_CHUNKS * size_of::<AtomicPtr<Chunk>>())
 .next_multiple_of(PAGE_SIZE);
+const REGISTRY_BYTES: usize = PROBE_PAGE + PAGE_SIZE;
 
 // SAFETY: the registry and chunk descriptors are reached only through atomics (and through
 // fields written once before publication with Release), and the free lists sit behind
@@ -255,12 +275,13 @@ pub(crate) fn vma_margin(max: usize) -> usize {
 }
 
 /// The guard mechanism `cfg` asks for: `MADV_GUARD_INSTALL` when the kernel
-/// has it (probed) unless `mprotect` is forced; with the probe's errno when
-/// it fell back.
-fn choose_guard(cfg: &StackConfig) -> (GuardMechanism, Option<i32>) {
+/// has it (probed on `probe`, an unused page of one of this crate's
+/// reservations, which stays a guard page) unless `mprotect` is forced; with
+/// the probe's errno when it fell back.
+fn choose_guard(cfg: &StackConfig, probe: usize) -> (GuardMechanism, Option<i32>) {
     match cfg.guard {
         GuardPolicy::Mprotect => (GuardMechanism::Mprotect, None),
-        GuardPolicy::Auto => match os::probe_guard_install(PAGE_SIZE) {
+        GuardPolicy::Auto => match os::guard_install(probe, PAGE_SIZE) {
             Ok(()) => (GuardMechanism::MadviseGuardInstall, None),
             Err(e) => (GuardMechanism::Mprotect, Some(e)),
         },
@@ -277,36 +298,32 @@ impl Pool {
     /// process (an eighth of the limit, at least 4096) dwarfs what exists
     /// at start-up.
     pub(crate) fn new(cfg: &StackConfig) -> Result<Pool, StackError> {
-        let max = os::max_map_count();
-        let margin = vma_margin(max);
-        let (guard, fallback_errno) = choose_guard(cfg);
-        let existing = match guard {
-            GuardMechanism::Mprotect => os::vma_count(),
-            GuardMechanism::MadviseGuardInstall => 0,
-        };
-        let budget = max.saturating_sub(margin).saturating_sub(existing);
-        Self::with_parts(cfg, budget, guard, fallback_errno)
+        Self::build(cfg, None)
     }
 
     /// A pool allowed to create at most `budget` VMAs.
     #[cfg(test)]
     pub(crate) fn with_vma_budget(cfg: &StackConfig, budget: usize) -> Result<Pool, StackError> {
-        let (guard, fallback_errno) = choose_guard(cfg);
-        Self::with_parts(cfg, budget, guard, fallback_errno)
+        Self::build(cfg, Some(budget))
     }
 
-    fn with_parts(
-        cfg: &StackConfig,
-        budget: usize,
-        guard: GuardMechanism,
-        fallback_errno: Option<i32>,
-    ) -> Result<Pool, StackError> {
+    fn build(cfg: &StackConfig, budget: Option<usize>) -> Result<Pool, StackError> {
         let page = os::page_size();
         if page != PAGE_SIZE {
             return Err(StackError::UnsupportedPageSize(page));
         }
         let default_class = class_of(cfg.default_size)?;
         let registry = os::reserve_aligned(REGISTRY_BYTES, PAGE_SIZE).map_err(StackError::Mmap)?;
+        let (guard, fallback_errno) = choose_guard(cfg, registry + PROBE_PAGE);
+        let budget = budget.unwrap_or_else(|| {
+            let max = os::max_map_count();
+            let existing = match guard {
+                // Less the registry, which `vmas_created` already counts.
+                GuardMechanism::Mprotect => os::vma_count().saturating_sub(1),
+                GuardMechanism::MadviseGuardInstall => 0,
+            };
+            max.saturating_sub(vma_margin(max)).saturating_sub(existing)
+        });
         Ok(Pool {
             guard,
             fallback_errno,
@@ -317,6 +334,7 @@ impl Pool {
                     cold: Vec::new(),
                     chunk: None,
                     next_chunk_len: CHUNK_MIN,
+                    next_carve: 1,
                 }))
             }),
             reserve: Mutex::new(()),
@@ -377,18 +395,18 @@ impl Pool {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// GiB granule `g`'s entry (`g < TABLE_LEN`).
-    fn table(&self, g: usize) -> &AtomicU32 {
+    /// Granule `g`'s entry (`g < TABLE_LEN`).
+    fn table(&self, g: usize) -> &AtomicU16 {
         assert!(g < TABLE_LEN);
-        // SAFETY: the registry mapping starts with TABLE_LEN zero-initialised AtomicU32s and
+        // SAFETY: the registry mapping starts with TABLE_LEN zero-initialised AtomicU16s and
         // lives as long as the pool.
-        unsafe { &*(self.registry as *const AtomicU32).add(g) }
+        unsafe { &*(self.registry as *const AtomicU16).add(g) }
     }
 
     /// Descriptor slot `id` (`id < MAX_CHUNKS`).
     fn chunk_slot(&self, id: usize) -> &AtomicPtr<Chunk> {
         assert!(id < MAX_CHUNKS);
-        let start = self.registry + TABLE_LEN * size_of::<AtomicU32>();
+        let start = self.registry + TABLE_LEN * size_of::<AtomicU16>();
         // SAFETY: MAX_CHUNKS zero-initialised (null) AtomicPtrs follow the table in the
         // registry mapping (8-byte aligned: the table is a multiple of 8 bytes long).
         unsafe { &*(start as *const AtomicPtr<Chunk>).add(id) }
@@ -523,7 +541,7 @@ impl Pool {
         };
         self.chunk_slot(id).store(desc, Ordering::Release);
         for g in base / CHUNK_ALIGN..(base + len) / CHUNK_ALIGN {
-            self.table(g).store(id as u32 + 1, Ordering::Release);
+            self.table(g).store(id as u16 + 1, Ordering::Release);
         }
         self.nchunks.store(id + 1, Ordering::Relaxed);
         self.reserved_bytes.fetch_add(len, Ordering::Relaxed);
@@ -592,7 +610,9 @@ impl Pool {
             self.released.fetch_sub(1, Ordering::Relaxed);
             return Ok(lo);
         }
-        let batch = (CARVE_BYTES / (class_size(class) + GUARD_SIZE)).clamp(1, CARVE_MAX_SLOTS);
+        let full = (CARVE_BYTES / (class_size(class) + GUARD_SIZE)).clamp(1, CARVE_MAX_SLOTS);
+        let batch = cp.next_carve.min(full);
+        cp.next_carve = (batch * 2).min(full);
         self.carve(class, cp, batch)?;
         let lo = cp.warm.pop().ok_or(StackError::AddressSpace)?;
         self.pooled.fetch_sub(1, Ordering::Relaxed);
@@ -754,7 +774,7 @@ impl Drop for Pool {
             // any more; the descriptor is not read after this.
             unsafe { os::unmap(base, len) };
         }
-        // SAFETY: the registry mapping was made in `with_parts` and nothing refers to it
+        // SAFETY: the registry mapping was made in `build` and nothing refers to it
         // once the pool is gone.
         unsafe { os::unmap(self.registry, REGISTRY_BYTES) };
     }

@@ -6,7 +6,7 @@
 //! test with `RT_STACK_TEST_CHILD` set and check how the child ended.
 
 use super::*;
-use crate::pool::{Pool, GLOBAL_WARM_BYTES};
+use crate::pool::{Pool, CARVE_BYTES, CARVE_MAX_SLOTS, GLOBAL_WARM_BYTES};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -779,4 +779,73 @@ fn vma_margin_leaves_the_pool_room_under_small_limits() {
     assert_eq!(vma_margin(4097), 2048);
     assert_eq!(vma_margin(1000), 500);
     assert_eq!(vma_margin(0), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Address space and system calls at start-up
+
+#[test]
+fn carving_starts_with_one_slot_and_doubles() {
+    let p = pool(GuardPolicy::Auto);
+    let size = 32 << 10;
+    let full = (CARVE_BYTES / (size + GUARD_SIZE)).clamp(1, CARVE_MAX_SLOTS);
+    let mut held = Vec::new();
+    let mut want_carved = 0;
+    let mut batch = 1;
+    for _ in 0..4 {
+        // Each allocation that finds the class empty carves the next batch.
+        held.push(p.alloc(None, size).expect("stack"));
+        want_carved += batch;
+        assert_eq!(p.stats().carved, want_carved);
+        for _ in 1..batch {
+            held.push(p.alloc(None, size).expect("stack"));
+        }
+        assert_eq!(
+            p.stats().carved,
+            want_carved,
+            "no carve while slots are pooled"
+        );
+        batch = (batch * 2).min(full);
+    }
+    assert_eq!(batch, full);
+    for s in held {
+        p.free(None, s);
+    }
+}
+
+#[test]
+fn stacks_of_two_classes_fit_under_a_small_address_space_limit() {
+    // Under an RLIMIT_AS leaving 256 MiB of room, both classes a process starts with (the
+    // 32 KiB signal stacks and the default size) get a chunk, and stacks from them work.
+    if is_child("stacks_of_two_classes_fit_under_a_small_address_space_limit") {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_kib: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmSize");
+        let lim = (vm_kib << 10) + (256 << 20);
+        let rl = libc::rlimit {
+            rlim_cur: lim as libc::rlim_t,
+            rlim_max: lim as libc::rlim_t,
+        };
+        // SAFETY: setrlimit only reads the struct; lowering our own limit is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0);
+        let p = pool(GuardPolicy::Auto);
+        for size in [32 << 10, DEFAULT_STACK_SIZE] {
+            let s = p.alloc(None, size).expect("stack under the limit");
+            touch(s.hi - 8);
+            touch(s.lo);
+            p.free(None, s);
+        }
+        eprintln!("two-classes-ok");
+        return;
+    }
+    let out = run_child("stacks_of_two_classes_fit_under_a_small_address_space_limit");
+    assert!(
+        stderr_of(&out).contains("two-classes-ok"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(out.status.success(), "{:?}", out.status);
 }
