@@ -39,6 +39,7 @@
 
 pub mod arch;
 pub mod chan;
+mod chan_ext;
 pub mod dump;
 pub mod lock;
 pub mod panic;
