@@ -48,6 +48,7 @@ pub mod phase;
 pub mod proc;
 pub mod runq;
 pub mod runtime2;
+pub mod select_macro;
 pub mod steal;
 pub mod sync;
 pub mod sysmon;
