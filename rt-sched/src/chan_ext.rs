@@ -511,7 +511,7 @@ impl fmt::Debug for Deadline {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -316,7 +316,7 @@ macro_rules! select {
     };
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use crate::chan::{Chan, RecvError};
     use std::cell::RefCell;
