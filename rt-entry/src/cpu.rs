@@ -117,7 +117,8 @@ pub fn detect() -> X86Features {
     let osxsave = ecx1 & (1 << 27) != 0;
     let _ = edx1;
     // AVX needs the OS to save the YMM state (XCR0 bits 1 and 2).
-    let os_avx = osxsave && crate::arch::xgetbv0().is_some_and(|x| x & 0b110 == 0b110);
+    // SAFETY: xgetbv runs only when CPUID.1 just reported OSXSAVE.
+    let os_avx = osxsave && unsafe { crate::arch::xgetbv0() } & 0b110 == 0b110;
     f.avx = ecx1 & (1 << 28) != 0 && os_avx;
     if max >= 7 {
         let (_, ebx7, _, _) = cpuid(7, 0);

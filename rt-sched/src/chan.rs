@@ -178,12 +178,6 @@ impl<T> Clone for Chan<T> {
     }
 }
 
-impl<T> core::fmt::Debug for Chan<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Chan").finish_non_exhaustive()
-    }
-}
-
 /// Why a non-blocking send failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrySendError<T> {
@@ -361,13 +355,6 @@ impl<T: Send> Chan<T> {
     /// is closed and drained.
     pub fn recv(&self) -> Option<T> {
         self.recv_impl(true).unwrap_or(None)
-    }
-
-    /// Receives without blocking: `Err(())` when nothing is ready,
-    /// `Ok(None)` when closed and drained.
-    #[allow(clippy::result_unit_err)]
-    pub fn try_recv(&self) -> Result<Option<T>, ()> {
-        self.recv_impl(false)
     }
 
     fn recv_impl(&self, block: bool) -> Result<Option<T>, ()> {
@@ -1004,7 +991,11 @@ mod loom_tests {
             let t = thread::spawn(move || c2.send(7));
             assert_eq!(c.recv(), Some(7));
             t.join().unwrap();
-            assert_eq!(c.try_recv(), Err(()), "value delivered twice");
+            assert_eq!(
+                c.try_recv(),
+                Err(TryRecvError::Empty),
+                "value delivered twice"
+            );
             assert_eq!(c.queue_lens(), (0, 0, 0));
         });
     }
@@ -1023,7 +1014,11 @@ mod loom_tests {
             assert_eq!(c.recv(), Some(1));
             assert_eq!(c.recv(), Some(2));
             t.join().unwrap();
-            assert_eq!(c.try_recv(), Err(()), "value delivered twice");
+            assert_eq!(
+                c.try_recv(),
+                Err(TryRecvError::Empty),
+                "value delivered twice"
+            );
             assert_eq!(c.queue_lens(), (0, 0, 0));
         });
     }
@@ -1240,5 +1235,38 @@ mod loom_tests {
                 assert_eq!(b.queue_lens(), (0, 0, 0));
             });
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// for `chan_ext` (try_recv, is_closed, Debug, …)
+
+pub use crate::chan_ext::{
+    IntoIter, RecvError, RecvTimeoutError, SendError, TryIter, TryRecvError,
+};
+
+impl<T> Chan<T> {
+    /// (buffered elements, capacity, closed), read together under the lock.
+    pub(crate) fn snapshot(&self) -> (usize, usize, bool) {
+        self.h.lock.lock();
+        // SAFETY: lock held; the reference ends before the unlock.
+        let c = unsafe { &*self.h.inner.get() };
+        let r = (c.buf.len(), c.cap, c.closed);
+        self.h.lock.unlock();
+        r
+    }
+
+    /// Handles to this channel (its clones, this one included).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.h)
+    }
+}
+
+impl<T: Send> Chan<T> {
+    /// A receive that does not block: `Err(())` when it would, `Ok(None)`
+    /// when the channel is closed and drained.
+    pub(crate) fn recv_nonblocking(&self) -> Result<Option<T>, ()> {
+        self.recv_impl(false)
     }
 }

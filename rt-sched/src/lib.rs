@@ -40,6 +40,7 @@
 mod arch;
 pub mod boot;
 mod chan;
+mod chan_ext;
 mod dump;
 mod lock;
 mod panic;
@@ -48,12 +49,16 @@ mod phase;
 mod proc;
 mod runq;
 mod runtime2;
+pub mod select_macro;
 mod steal;
 mod sync;
 mod sysmon;
 mod time;
 
-pub use chan::{Chan, RecvToken, Select, TrySendError};
+pub use chan::{
+    Chan, IntoIter, RecvError, RecvTimeoutError, RecvToken, Select, SendError, TryIter,
+    TryRecvError, TrySendError,
+};
 pub use panic::panic_message;
 pub use proc::{gosched, lock_os_thread, unlock_os_thread, SpawnError};
 pub use rt_stack::StackError;

@@ -3,11 +3,17 @@
 //! (`cargo run -p rt-tests --example readme`).
 #![no_main]
 
+use rt_sched::{select, Chan};
+use std::time::Duration;
+
 fn main() {
-    let ch = rt_sched::Chan::new(0);
+    let ch = Chan::new(0);
     let tx = ch.clone();
     rt_sched::go(move || tx.send("hello from a goroutine"));
-    println!("{}", ch.recv().unwrap());
+    select! {
+        recv(ch) -> msg => println!("{}", msg.unwrap()),
+        default(Duration::from_secs(5)) => println!("no hello within 5 s"),
+    }
 }
 
 rt_entry::main!(main);

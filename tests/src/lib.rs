@@ -1,5 +1,11 @@
 //! Helpers shared by the `rt-demo` scenarios and `bench-rt`.
 
+/// README.md, whose Rust program is built and run as a doc test of this
+/// crate (`cargo test -p rt-tests --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeProgram;
+
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Publishes the running goroutine in `slot` and parks it in no queue:

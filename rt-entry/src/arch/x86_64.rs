@@ -202,21 +202,19 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
-/// CPUID.1:ECX bit 27: the OS has enabled XSAVE and with it `xgetbv`.
-const OSXSAVE: u32 = 1 << 27;
-
-/// XGETBV(0): which register states the OS saves (for AVX), or `None` when
-/// the OS has not enabled the instruction (CPUID reports no OSXSAVE), where
-/// executing it would fault.
-pub fn xgetbv0() -> Option<u64> {
-    if cpuid(0, 0).0 < 1 || cpuid(1, 0).2 & OSXSAVE == 0 {
-        return None;
-    }
+/// XGETBV(0): which register states the OS saves (for AVX).
+///
+/// # Safety
+/// CPUID.1:ECX bit 27 (OSXSAVE) must be set: only then has the OS enabled
+/// the instruction, which otherwise faults. (The caller has read that leaf
+/// already; reading it again here would cost a CPUID, which traps to the
+/// hypervisor in a virtual machine.)
+pub unsafe fn xgetbv0() -> u64 {
     let (eax, edx): (u32, u32);
-    // SAFETY: CPUID just reported OSXSAVE, so XGETBV is enabled; it reads
-    // XCR0 into edx:eax and touches nothing else.
+    // SAFETY: the caller saw OSXSAVE, so XGETBV is enabled; it reads XCR0
+    // into edx:eax and touches nothing else.
     unsafe {
         core::arch::asm!("xgetbv", in("ecx") 0, out("eax") eax, out("edx") edx, options(nomem, nostack))
     };
-    Some(((edx as u64) << 32) | eax as u64)
+    ((edx as u64) << 32) | eax as u64
 }

@@ -78,8 +78,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::Arc;
 use std::time::Duration;
 
-use rt_sched::TrySendError;
 use rt_sched::{go, gosched, sleep, spawn, Chan, JoinHandle, Select, WaitGroup};
+use rt_sched::{TryRecvError, TrySendError};
 
 /// Every test, by name, in the order `list` prints them.
 const TESTS: &[(&str, fn())] = &[
@@ -417,9 +417,9 @@ fn try_take<T: Send + 'static>(c: &Chan<T>, via: Via) -> Option<T> {
             Some(got(&mut s, t, "nonblock"))
         }
         Via::Try => match c.try_recv() {
-            Ok(Some(v)) => Some(v),
-            Ok(None) => panic!("nonblock: channel closed"),
-            Err(()) => None,
+            Ok(v) => Some(v),
+            Err(TryRecvError::Closed) => panic!("nonblock: channel closed"),
+            Err(TryRecvError::Empty) => None,
         },
     }
 }
@@ -693,7 +693,11 @@ fn test_select3() {
         does_not_block("receive from a closed channel", move || {
             for _ in 0..10 {
                 assert_eq!(closed.recv(), None, "select3: closed channel gave a value");
-                assert_eq!(closed.try_recv(), Ok(None), "select3: closed try_recv");
+                assert_eq!(
+                    closed.try_recv(),
+                    Err(TryRecvError::Closed),
+                    "select3: closed try_recv"
+                );
             }
         });
     }
@@ -830,11 +834,7 @@ fn test_select5() {
                         if !ready {
                             assert_eq!(fired, None, "{what}: a case fired");
                             drop(s);
-                            let left = if send {
-                                c.recv()
-                            } else {
-                                c.try_recv().ok().flatten()
-                            };
+                            let left = if send { c.recv() } else { c.try_recv().ok() };
                             let want = if send { Some(0) } else { None };
                             assert_eq!(left, want, "{what}: channel changed");
                             continue;
@@ -1216,7 +1216,7 @@ fn test_zerosize() {
         }
         assert_eq!(
             b.try_recv(),
-            Err(()),
+            Err(TryRecvError::Empty),
             "zerosize {name}: empty buffer gave a value"
         );
         b.close();
@@ -1719,7 +1719,7 @@ fn chan_recv_blocks(cap: usize) {
     assert_eq!(woke.load(SeqCst), 0, "chan[{cap}]: receive from empty chan");
     assert_eq!(
         c.try_recv(),
-        Err(()),
+        Err(TryRecvError::Empty),
         "chan[{cap}]: try_recv from empty chan"
     );
     {
@@ -1786,7 +1786,11 @@ fn chan_closed(cap: usize) {
     }
     assert_eq!(c.recv(), None, "chan[{cap}]: closed and drained");
     assert_eq!(c.recv(), None, "chan[{cap}]: closed and drained, again");
-    assert_eq!(c.try_recv(), Ok(None), "chan[{cap}]: try_recv closed");
+    assert_eq!(
+        c.try_recv(),
+        Err(TryRecvError::Closed),
+        "chan[{cap}]: try_recv closed"
+    );
 }
 
 fn chan_close_wakes(cap: usize) {
@@ -2420,7 +2424,7 @@ fn test_select_nonblock_timer() {
     }
     assert_eq!(
         soon.try_recv(),
-        Err(()),
+        Err(TryRecvError::Empty),
         "select_nonblock_timer: timer fired twice"
     );
     let polled = rt_sched::after(Duration::from_millis(1));

@@ -2,6 +2,7 @@
 //! argument names a scenario; the rest are its arguments.
 
 mod gochan;
+mod selectmacro;
 mod stress;
 mod torture;
 
@@ -64,6 +65,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "select",
                 "",
                 "select over two producers, a timeout and a default case",
+            ),
+            (
+                "selectmacro",
+                "",
+                "select! and the channel conventions: fairness, closed, send, default, timeouts, five arms, goroutines",
             ),
             ("sleep", "", "timers fire in deadline order"),
             (
@@ -346,6 +352,7 @@ pub fn main() -> i32 {
         b"chan" => scenarios::chan(num(rest, 0, 1_000_000)),
         b"sleep" => scenarios::sleep(),
         b"select" => scenarios::select(),
+        b"selectmacro" => selectmacro::main(),
         b"gomaxprocs" => scenarios::gomaxprocs(),
         b"lockosthread" => scenarios::lockosthread(),
         b"mutex" => scenarios::mutex(),

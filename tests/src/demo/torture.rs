@@ -75,7 +75,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rt_sched::{Chan, JoinHandle, Mutex, Select, WaitGroup};
-use rt_sched::{RecvToken, TrySendError};
+use rt_sched::{RecvToken, TryRecvError, TrySendError};
 
 // ---------------------------------------------------------------------------
 // Deterministic randomness
@@ -839,11 +839,11 @@ impl World {
             ));
         }
         match self.chans[c].try_recv() {
-            Ok(None) => {}
-            Ok(Some(m)) => rep.errors.push(format!(
+            Err(TryRecvError::Closed) => {}
+            Ok(m) => rep.errors.push(format!(
                 "channel {c} gave {m:?} after reporting closed and drained"
             )),
-            Err(()) => rep.errors.push(format!(
+            Err(TryRecvError::Empty) => rep.errors.push(format!(
                 "try_recv on channel {c} would block after it reported closed"
             )),
         }
@@ -984,10 +984,12 @@ fn consume(w: &World, id: usize, ins: &[usize], style: &RecvStyle, rep: &mut Rep
                 let mut got = Got::Nothing;
                 for k in 0..open.len() {
                     let c = open[(start + k) % open.len()];
-                    if let Ok(v) = w.chans[c].try_recv() {
-                        got = Got::From(c, v);
-                        break;
+                    match w.chans[c].try_recv() {
+                        Ok(v) => got = Got::From(c, Some(v)),
+                        Err(TryRecvError::Closed) => got = Got::From(c, None),
+                        Err(TryRecvError::Empty) => continue,
                     }
+                    break;
                 }
                 got
             }
@@ -1221,7 +1223,7 @@ fn panic_tests(w: &World, id: usize, c: usize, kinds: &[PanicKind], rep: &mut Re
                 }
                 fresh.close();
                 expect_panic(h, "send on closed channel", &what, rep);
-                if !matches!(fresh.try_recv(), Ok(None)) {
+                if fresh.try_recv() != Err(TryRecvError::Closed) {
                     rep.errors
                         .push(format!("{what}: the blocked sender's value stayed behind"));
                 }
@@ -1617,7 +1619,7 @@ fn check(
         if !ch.is_empty() {
             errors.push(format!("channel {c} holds {} values at the end", ch.len()));
         }
-        if !matches!(ch.try_recv(), Ok(None)) {
+        if ch.try_recv() != Err(TryRecvError::Closed) {
             errors.push(format!("channel {c}: try_recv at the end is not closed"));
         }
     }
