@@ -11,9 +11,17 @@
 //	pingpong  n round trips between two goroutines over unbuffered channels
 //	yield     two goroutines alternate with runtime.Gosched, n each
 //	parked    n goroutines blocked on a channel receive; RSS delta / n
+//	tree      Skynet: a tree of n leaf goroutines (n a power of ten), ten
+//	          children per node, each node's children sending to it over
+//	          one unbuffered channel; wall time / goroutines created
+//	fanout    one producer sends 0..n-1 over a channel of capacity cap to
+//	          workers goroutines, which send 2v+1 on to the collector (the
+//	          main goroutine) over a second one; wall time / n
 //
 // Keys: n=<count>, gomaxprocs=<procs> (calls runtime.GOMAXPROCS before the
-// workload starts; the harness also sets GOMAXPROCS in the environment).
+// workload starts; the harness also sets GOMAXPROCS in the environment),
+// and for fanout workers=<count> (default 4) and cap=<capacity> (default
+// 128).
 //
 // Output: exactly one line, `value=<number> unit=<unit>`, or
 // `value=none reason=<text>` for a workload this program does not run.
@@ -60,6 +68,31 @@ func main() {
 		report(float64(yield(n).Nanoseconds())/float64(2*n), "ns")
 	case "parked":
 		report(parked(n), "B")
+	case "tree":
+		nodes := treeNodes(n)
+		if nodes == 0 {
+			fmt.Printf("value=none reason=tree n=%d is not a power of 10 up to 100000000\n", n)
+			os.Exit(2)
+		}
+		el, sum := tree(n)
+		if want := uint64(n) * uint64(n-1) / 2; sum != want {
+			fmt.Printf("value=none reason=tree sum %d, expected %d\n", sum, want)
+			os.Exit(2)
+		}
+		report(float64(el.Nanoseconds())/float64(nodes), "ns")
+	case "fanout":
+		workers := intKey(keys, "workers", 4)
+		capacity := intKey(keys, "cap", 128)
+		if workers > 1024 || capacity > 1<<20 {
+			fmt.Println("value=none reason=workers must be at most 1024 and cap at most 1048576")
+			os.Exit(2)
+		}
+		el, sum := fanout(n, workers, capacity)
+		if want := uint64(n) * uint64(n); sum != want {
+			fmt.Printf("value=none reason=fanout sum %d, expected %d\n", sum, want)
+			os.Exit(2)
+		}
+		report(float64(el.Nanoseconds())/float64(n), "ns")
 	default:
 		fmt.Printf("value=none reason=workload %s not implemented for go\n", os.Args[1])
 	}
@@ -158,6 +191,77 @@ func parked(n int) float64 {
 	after := rss()
 	close(release)
 	return float64(after-before) / float64(n)
+}
+
+// treeNodes returns the number of goroutines a tree of leaves leaves
+// creates, root included (1 + 10 + ... + leaves), or 0 unless leaves is a
+// power of 10 up to 10^8.
+func treeNodes(leaves int) int {
+	level, total := 1, 1
+	for level < leaves && level < 100000000 {
+		level *= 10
+		total += level
+	}
+	if level != leaves {
+		return 0
+	}
+	return total
+}
+
+// skynet is one node of the tree: a leaf sends its number, an inner node
+// starts its ten children on one unbuffered channel and sends their sum.
+func skynet(c chan uint64, num, size int) {
+	if size == 1 {
+		c <- uint64(num)
+		return
+	}
+	rc := make(chan uint64)
+	step := size / 10
+	for i := 0; i < 10; i++ {
+		go skynet(rc, num+i*step, step)
+	}
+	var sum uint64
+	for i := 0; i < 10; i++ {
+		sum += <-rc
+	}
+	c <- sum
+}
+
+// tree runs skynet from a root goroutine and returns the wall time and the
+// root's sum.
+func tree(leaves int) (time.Duration, uint64) {
+	c := make(chan uint64)
+	start := time.Now()
+	go skynet(c, 0, leaves)
+	sum := <-c
+	return time.Since(start), sum
+}
+
+// fanout sends 0..n-1 from one producer to workers goroutines over a
+// channel of capacity capacity; each worker sends 2v+1 to the main
+// goroutine over a second channel of the same capacity, which sums n values.
+func fanout(n, workers, capacity int) (time.Duration, uint64) {
+	in := make(chan uint64, capacity)
+	out := make(chan uint64, capacity)
+	start := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			in <- uint64(i)
+		}
+		close(in)
+	}()
+	for w := 0; w < workers; w++ {
+		go func() {
+			for v := range in {
+				out <- 2*v + 1
+			}
+		}()
+	}
+	var sum uint64
+	for i := 0; i < n; i++ {
+		sum += <-out
+	}
+	return time.Since(start), sum
 }
 
 // rss reads the resident set size in bytes from /proc/self/statm.

@@ -6,6 +6,10 @@
 //!   guard page per stack, the baseline a pooled stack allocator should beat.
 //! - [`limit_cpus`]: restricts the calling thread (and threads it creates later) to the first
 //!   `k` CPUs it may run on, the OS-thread analogue of `GOMAXPROCS=k`.
+//! - [`tree_nodes`], [`tree_sum`]: the shape and expected result of the `tree` workload (Skynet:
+//!   a tree of `leaves` tasks, [`TREE_FANOUT`] children per node).
+//! - [`fanout_op`], [`fanout_sum`]: the `fanout` workload's per-message operation and the
+//!   collector's expected total.
 
 use std::alloc::{alloc, dealloc, Layout};
 use std::sync::{Arc, Barrier};
@@ -177,10 +181,95 @@ pub fn limit_cpus(k: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Children per inner node of the `tree` workload (Skynet's `div`).
+pub const TREE_FANOUT: u64 = 10;
+
+/// Largest `tree` an impl accepts: 10⁸ leaves (111,111,111 tasks).
+pub const TREE_MAX_LEAVES: u64 = 100_000_000;
+
+/// The number of tasks a `tree` of `leaves` leaves creates, root included
+/// (`1 + 10 + … + leaves`: 1,111,111 for a million leaves), or `None` unless `leaves` is a
+/// power of [`TREE_FANOUT`] no larger than [`TREE_MAX_LEAVES`].
+pub fn tree_nodes(leaves: u64) -> Option<u64> {
+    let (mut level, mut total) = (1u64, 1u64);
+    while level < leaves && level < TREE_MAX_LEAVES {
+        level *= TREE_FANOUT;
+        total += level;
+    }
+    (level == leaves).then_some(total)
+}
+
+/// What the root of a `tree` of `leaves` leaves receives: leaf `i` sends `i`, so the sum of
+/// `0..leaves` (499,999,500,000 for a million leaves).
+pub fn tree_sum(leaves: u64) -> u64 {
+    leaves.wrapping_mul(leaves.wrapping_sub(1)) / 2
+}
+
+/// The operation a `fanout` worker applies to each message before forwarding it: `2v + 1`.
+pub fn fanout_op(v: u64) -> u64 {
+    v.wrapping_mul(2).wrapping_add(1)
+}
+
+/// Largest `workers=` a `fanout` impl accepts.
+pub const FANOUT_MAX_WORKERS: u64 = 1024;
+/// Largest `cap=` a `fanout` impl accepts.
+pub const FANOUT_MAX_CAP: u64 = 1 << 20;
+
+/// Checks a `fanout` impl's `workers=` and `cap=` against [`FANOUT_MAX_WORKERS`] and
+/// [`FANOUT_MAX_CAP`] (both are positive already: `proto::Args::count` rejects 0).
+pub fn check_fanout(workers: u64, cap: u64) -> Result<(), String> {
+    if workers > FANOUT_MAX_WORKERS {
+        return Err(format!("workers must be at most {FANOUT_MAX_WORKERS}"));
+    }
+    if cap > FANOUT_MAX_CAP {
+        return Err(format!("cap must be at most {FANOUT_MAX_CAP}"));
+    }
+    Ok(())
+}
+
+/// The collector's total after [`fanout_op`] of `0..n`: `n²` (the sum of the first `n` odd
+/// numbers), wrapping as the collector's own `u64` sum does.
+pub fn fanout_sum(n: u64) -> u64 {
+    n.wrapping_mul(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn tree_shape_is_skynets() {
+        assert_eq!(tree_nodes(1_000_000), Some(1_111_111));
+        assert_eq!(tree_nodes(100_000), Some(111_111));
+        assert_eq!(tree_nodes(10), Some(11));
+        assert_eq!(tree_nodes(1), Some(1));
+        assert_eq!(tree_nodes(0), None);
+        assert_eq!(tree_nodes(20), None);
+        assert_eq!(tree_nodes(999_999), None);
+        assert_eq!(tree_nodes(u64::MAX), None);
+        assert_eq!(tree_nodes(TREE_MAX_LEAVES), Some(111_111_111));
+        assert_eq!(tree_nodes(TREE_MAX_LEAVES * 10), None);
+        assert_eq!(tree_sum(1_000_000), 499_999_500_000);
+        assert_eq!(tree_sum(10), 45);
+    }
+
+    #[test]
+    fn fanout_sum_matches_the_loop() {
+        for n in [1u64, 2, 7, 1000] {
+            let s = (0..n).map(fanout_op).fold(0u64, u64::wrapping_add);
+            assert_eq!(s, fanout_sum(n), "{n}");
+        }
+        assert_eq!(fanout_sum(10_000_000), 100_000_000_000_000);
+    }
+
+    #[test]
+    fn fanout_limits() {
+        assert!(check_fanout(4, 128).is_ok());
+        assert!(check_fanout(FANOUT_MAX_WORKERS, FANOUT_MAX_CAP).is_ok());
+        assert!(check_fanout(FANOUT_MAX_WORKERS + 1, 1).is_err());
+        assert!(check_fanout(1, FANOUT_MAX_CAP + 1).is_err());
+    }
 
     #[test]
     fn sizes_cover_16_to_1024() {

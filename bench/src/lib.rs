@@ -26,6 +26,16 @@
 //! | `bench-rt yield n=<N per goroutine> gomaxprocs=1` | `value=<ns per switch> unit=ns` |
 //! | `bench-rt switch n=<N>` | `value=<ns per switch> unit=ns` |
 //! | `bench-rt parked n=<N>` | `value=<RSS bytes per parked goroutine> unit=B` |
+//! | `bench-rt tree n=<leaves> gomaxprocs=<P>` | `value=<ns per goroutine created> unit=ns` |
+//! | `bench-rt fanout n=<N> workers=<W> cap=<C> gomaxprocs=<P>` | `value=<ns per message> unit=ns` |
+//!
+//! `tree` is Skynet: `leaves` (a power of ten up to 10⁸) leaf goroutines under inner nodes of
+//! ten children, each node's children sending to it over one unbuffered channel; the root's sum
+//! must be `leaves·(leaves − 1)/2`, and the value is wall time over the `(10·leaves − 1)/9`
+//! goroutines created. `fanout` sends `0..N` from one producer over a channel of capacity `C` to
+//! `W` workers, which send `2v + 1` over a second channel of capacity `C` to the collector (the
+//! main goroutine); its sum must be `N²`. A wrong sum or bad input prints `value=none` and
+//! exits 2.
 //!
 //! `GOMAXPROCS=<P>` is also set in its environment for the variants that have `gomaxprocs=`.
 //! The boot workload runs `bench-rt-static` instead: the same program linked statically

@@ -80,9 +80,14 @@ impl Variant {
 }
 
 /// Every workload name, in report order.
-pub const WORKLOADS: [&str; 8] = [
-    "boot", "spawn", "pingpong", "yield", "switch", "malloc", "parked", "stack",
+pub const WORKLOADS: [&str; 10] = [
+    "boot", "spawn", "pingpong", "yield", "switch", "malloc", "parked", "stack", "tree", "fanout",
 ];
+
+/// Workers between the producer and the collector in `fanout`.
+pub const FANOUT_WORKERS: u64 = 4;
+/// Capacity of both `fanout` channels, for every impl.
+pub const FANOUT_CAP: u64 = 128;
 
 /// Sizes of one harness run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +122,13 @@ pub struct Sizes {
     pub stack_pool: u64,
     /// Pairs for `stack` with a fresh mapping each.
     pub stack_fresh: u64,
+    /// Leaves of the `tree` (a power of ten; the tree has `(10·leaves − 1)/9` nodes).
+    pub tree: u64,
+    /// Leaves of the `tree` under may (its inner nodes are live at once: a mapping plus guard
+    /// each).
+    pub tree_may: u64,
+    /// Messages through `fanout`.
+    pub fanout: u64,
 }
 
 impl Sizes {
@@ -139,6 +151,9 @@ impl Sizes {
                 parked_may: 10_000,
                 stack_pool: 100_000,
                 stack_fresh: 10_000,
+                tree: 100_000,
+                tree_may: 10_000,
+                fanout: 1_000_000,
             }
         } else {
             Sizes {
@@ -157,6 +172,9 @@ impl Sizes {
                 parked_may: 30_000,
                 stack_pool: 1_000_000,
                 stack_fresh: 100_000,
+                tree: 1_000_000,
+                tree_may: 10_000,
+                fanout: 10_000_000,
             }
         }
     }
@@ -494,7 +512,117 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
             ),
         ],
     });
+    for p in [1u32, 2] {
+        out.push(with_gomaxprocs(tree(s, p), p));
+    }
+    for p in [1u32, 2] {
+        out.push(with_gomaxprocs(fanout(s, p), p));
+    }
     out
+}
+
+/// tokio's runtime for a `gomaxprocs=p` variant, as `peer-tokio` builds it.
+fn tokio_runtime(p: u32) -> String {
+    if p == 1 {
+        "current_thread runtime".into()
+    } else {
+        format!("multi_thread runtime, {p} workers")
+    }
+}
+
+/// `tree`: Skynet, a tree of `s.tree` leaf goroutines, ten children per node; each node's
+/// children send to it over one channel, the root checks the sum `0 + 1 + … + (leaves − 1)`.
+fn tree(s: &Sizes, p: u32) -> Variant {
+    let gp = ("gomaxprocs", p.to_string());
+    let n = ("n", s.tree.to_string());
+    Variant {
+        workload: "tree",
+        fields: vec![("gomaxprocs".into(), p.to_string())],
+        kind: Kind::InProcess,
+        spawns_per_run: 1,
+        impls: vec![
+            with_note(
+                imp("rt", RT, "tree", &[n.clone(), gp.clone()]),
+                "one unbuffered Chan per inner node",
+            ),
+            with_note(
+                imp("go", Program::Go, "tree", &[n.clone(), gp.clone()]),
+                "Skynet's Go program: one unbuffered channel per inner node",
+            ),
+            with_note(
+                imp(
+                    "may",
+                    Program::Sibling("peer-may"),
+                    "tree",
+                    &[("n", s.tree_may.to_string()), gp.clone()],
+                ),
+                &format!(
+                    "{} leaves (not {}): from 100000 leaves on, more coroutines are live at \
+                     once than may can map stacks for (a mapping plus a guard each, \
+                     vm.max_map_count 65530); one may::sync::mpsc per inner node (unbounded: \
+                     a leaf does not wait for its parent); may::config().set_workers({p})",
+                    s.tree_may, s.tree
+                ),
+            ),
+            with_note(
+                imp(
+                    "tokio",
+                    Program::Sibling("peer-tokio"),
+                    "tree",
+                    &[n.clone(), gp.clone()],
+                ),
+                &format!(
+                    "tokio::spawn per node, one mpsc::channel(1) per inner node, {}",
+                    tokio_runtime(p)
+                ),
+            ),
+        ],
+    }
+}
+
+/// `fanout`: one producer → [`FANOUT_WORKERS`] workers → one collector over two channels of
+/// capacity [`FANOUT_CAP`]; the workers forward `2v + 1`, the collector checks the sum `n²`.
+fn fanout(s: &Sizes, p: u32) -> Variant {
+    let o = [
+        ("n", s.fanout.to_string()),
+        ("workers", FANOUT_WORKERS.to_string()),
+        ("cap", FANOUT_CAP.to_string()),
+        ("gomaxprocs", p.to_string()),
+    ];
+    let shape = format!("{FANOUT_WORKERS} workers, capacity {FANOUT_CAP}");
+    Variant {
+        workload: "fanout",
+        fields: vec![("gomaxprocs".into(), p.to_string())],
+        kind: Kind::InProcess,
+        spawns_per_run: 1,
+        impls: vec![
+            with_note(
+                imp("rt", RT, "fanout", &o),
+                &format!("two Chan::new({FANOUT_CAP}); {shape}"),
+            ),
+            with_note(
+                imp("go", Program::Go, "fanout", &o),
+                &format!("two make(chan uint64, {FANOUT_CAP}); {shape}"),
+            ),
+            with_note(
+                imp("may", Program::Sibling("peer-may"), "fanout", &o),
+                &format!(
+                    "may::sync::mpmc to the workers, may::sync::mpsc to the collector, each \
+                     bounded at {FANOUT_CAP} by a may::sync::Semphore (may's channels are \
+                     unbounded); {shape}; may::config().set_workers({p})"
+                ),
+            ),
+            with_note(
+                imp("tokio", Program::Sibling("peer-tokio"), "fanout", &o),
+                &format!(
+                    "two mpsc::channel({FANOUT_CAP}), the workers sharing the first receiver \
+                     behind a tokio::sync::Mutex (tokio has no multi-consumer channel); {shape}; \
+                     {}",
+                    tokio_runtime(p)
+                ),
+            ),
+        ],
+    }
 }
 
 /// Parses `--only W,W,...`: every name must be a known workload.
@@ -601,11 +729,93 @@ mod tests {
         assert!(labels.contains(&"workload=spawn gomaxprocs=2".to_string()));
         assert!(labels.contains(&"workload=malloc threads=1".to_string()));
         assert!(labels.contains(&"workload=stack size=4096".to_string()));
+        assert!(labels.contains(&"workload=tree gomaxprocs=1".to_string()));
+        assert!(labels.contains(&"workload=fanout gomaxprocs=2".to_string()));
+    }
+
+    #[test]
+    fn tree_and_fanout_run_beside_go_tokio_and_may_at_one_and_two_procs() {
+        for quick in [false, true] {
+            let s = Sizes::new(quick);
+            let p = plan(&s, 65536);
+            for w in ["tree", "fanout"] {
+                let procs: Vec<&str> = p
+                    .iter()
+                    .filter(|v| v.workload == w)
+                    .map(|v| v.fields[0].1.as_str())
+                    .collect();
+                assert_eq!(procs, ["1", "2"], "{w}");
+                for v in p.iter().filter(|v| v.workload == w) {
+                    let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
+                    assert_eq!(names, ["rt", "go", "may", "tokio"], "{}", v.label());
+                    assert_eq!(v.impls[0].program, RT);
+                    assert_eq!(v.impls[1].program, Program::Go);
+                    for i in &v.impls {
+                        assert!(i.note.is_some(), "{} {}", v.label(), i.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tree_sizes_are_powers_of_ten() {
+        for quick in [false, true] {
+            for v in plan(&Sizes::new(quick), 65536) {
+                if v.workload != "tree" {
+                    continue;
+                }
+                for i in &v.impls {
+                    let n: u64 = i
+                        .args
+                        .iter()
+                        .find_map(|a| a.strip_prefix("n="))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap();
+                    assert!(
+                        crate::kernels::tree_nodes(n).is_some(),
+                        "{} {}: n={n}",
+                        v.label(),
+                        i.name
+                    );
+                }
+            }
+        }
+        let (q, f) = (Sizes::new(true), Sizes::new(false));
+        assert_eq!(f.tree, 1_000_000);
+        assert_eq!(q.tree, 100_000);
+        assert!(f.tree_may <= f.tree && q.tree_may <= q.tree);
+    }
+
+    #[test]
+    fn fanout_impls_share_size_workers_and_capacity() {
+        for quick in [false, true] {
+            let s = Sizes::new(quick);
+            for v in plan(&s, 65536) {
+                if v.workload != "fanout" {
+                    continue;
+                }
+                for i in &v.impls {
+                    for want in [
+                        format!("n={}", s.fanout),
+                        format!("workers={FANOUT_WORKERS}"),
+                        format!("cap={FANOUT_CAP}"),
+                    ] {
+                        assert!(i.args.contains(&want), "{} {}: {want}", v.label(), i.name);
+                    }
+                }
+            }
+        }
+        let (q, f) = (Sizes::new(true), Sizes::new(false));
+        assert_eq!(f.fanout, 10_000_000);
+        assert_eq!(q.fanout, 1_000_000);
+        assert_eq!(FANOUT_WORKERS, 4);
     }
 
     #[test]
     fn only_list_is_checked() {
         assert_eq!(parse_only("spawn,malloc").unwrap(), vec!["spawn", "malloc"]);
+        assert_eq!(parse_only("tree,fanout").unwrap(), vec!["tree", "fanout"]);
         assert!(parse_only("spawn,nope").is_err());
         assert!(parse_only("").is_err());
         assert!(parse_only(",,").is_err());

@@ -144,7 +144,11 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
         "Units: boot wall `us` per process, boot rss `KiB` peak per process; spawn `ns` per \
          goroutine; pingpong `ns` per round trip; yield and switch `ns` per switch; malloc `ns` \
          per alloc+free per thread; parked `B` of RSS per parked goroutine; stack `ns` per \
-         alloc+free pair.\n"
+         alloc+free pair; tree `ns` per goroutine created (Skynet: 1 + 10 + … + leaves \
+         goroutines, ten children per node); fanout `ns` per message (one producer, {} workers, \
+         one collector, both channels of capacity {}).\n",
+        crate::plan::FANOUT_WORKERS,
+        crate::plan::FANOUT_CAP
     );
     let _ = writeln!(
         s,
@@ -298,6 +302,8 @@ mod tests {
             "| go | 200.000 | ns | 190.000 | 210.000 | 3 | 0.500 |",
             "| may | none |",
             "ratio workload=spawn gomaxprocs=1 rt/go=0.500",
+            "fanout `ns` per message (one producer, 4 workers, one collector, both channels of \
+             capacity 128)",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }

@@ -76,8 +76,17 @@ fn tokio_peer() {
     value(b, &["yield", "n=100"], "ns");
     // 2000 parked tasks grow the RSS by at least one page.
     value(b, &["parked", "n=2000"], "B");
+    for p in ["gomaxprocs=1", "gomaxprocs=2"] {
+        value(b, &["tree", "n=1000", p], "ns");
+        value(b, &["fanout", "n=10000", "workers=4", "cap=128", p], "ns");
+    }
+    value(b, &["tree", "n=1"], "ns");
     not_applicable(b, "switch");
     bad_args(b, &["yield", "n=-3"]);
+    bad_args(b, &["tree", "n=20"]);
+    bad_args(b, &["tree", "n=1000000000"]);
+    bad_args(b, &["fanout", "n=10", "workers=2000"]);
+    bad_args(b, &["fanout", "n=10", "cap=0"]);
 }
 
 #[test]
@@ -87,7 +96,13 @@ fn may_peer() {
     value(b, &["pingpong", "n=100"], "ns");
     value(b, &["yield", "n=100", "gomaxprocs=1"], "ns");
     value(b, &["parked", "n=500"], "B");
+    for p in ["gomaxprocs=1", "gomaxprocs=2"] {
+        value(b, &["tree", "n=1000", p], "ns");
+        value(b, &["fanout", "n=10000", "workers=4", "cap=128", p], "ns");
+    }
     not_applicable(b, "stack");
+    bad_args(b, &["tree", "n=99"]);
+    bad_args(b, &["fanout", "n=10", "cap=2000000"]);
 }
 
 #[test]
@@ -140,8 +155,14 @@ fn go_program_when_go_is_installed() {
     value(b, &["pingpong", "n=100"], "ns");
     value(b, &["yield", "n=100", "gomaxprocs=1"], "ns");
     value(b, &["parked", "n=1000"], "B");
+    for p in ["gomaxprocs=1", "gomaxprocs=2"] {
+        value(b, &["tree", "n=1000", p], "ns");
+        value(b, &["fanout", "n=10000", "workers=4", "cap=128", p], "ns");
+    }
     not_applicable(b, "malloc");
     bad_args(b, &["spawn", "n=abc"]);
+    bad_args(b, &["tree", "n=30"]);
+    bad_args(b, &["fanout", "n=10", "workers=5000"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

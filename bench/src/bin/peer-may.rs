@@ -5,14 +5,23 @@
 //! coroutines over two `may::sync::mpsc` channels — may has no rendezvous channel; with one
 //! message in flight the exchange is the same), `yield` (two coroutines calling
 //! `coroutine::yield_now`), `parked` (coroutines blocked in `coroutine::park`; RSS delta per
-//! coroutine). `gomaxprocs=k` sets may's worker count; without it may's default is used.
+//! coroutine), `tree` (Skynet: one coroutine per node; each inner node's ten children send to
+//! it over one `may::sync::mpsc` channel, which is unbounded, so a leaf's send does not wait for
+//! its parent), `fanout` (one producer coroutine → `workers` coroutines sharing the receiver of a
+//! `may::sync::mpmc` channel → the collecting root coroutine over a `may::sync::mpsc` channel;
+//! may's channels are unbounded, so each is bounded at `cap` by a `may::sync::Semphore` of
+//! `cap` permits: a sender takes one before sending, its receiver returns it after receiving).
+//! `gomaxprocs=k` sets may's worker count; without it may's default is used.
 //!
 //! Every coroutine body here touches only atomics, may's own synchronisation and heap data it
 //! owns — no thread-locals — and needs far less than may's default stack; that is what makes
 //! each `may::coroutine::spawn` sound.
 
 use may::coroutine::{self, JoinHandle};
-use may::sync::{mpsc, SyncFlag};
+use may::sync::{mpmc, mpsc, Semphore, SyncFlag};
+use rt_bench::kernels::{
+    check_fanout, fanout_op, fanout_sum, tree_nodes, tree_sum, TREE_FANOUT, TREE_MAX_LEAVES,
+};
 use rt_bench::mem::rss_bytes;
 use rt_bench::proto::{emit, fail, not_applicable, Args};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +55,12 @@ fn main() {
         "pingpong" => pingpong(a.count_or_exit("n", 1_000_000)),
         "yield" => yields(a.count_or_exit("n", 1_000_000)),
         "parked" => parked(a.count_or_exit("n", 30_000)),
+        "tree" => tree(a.count_or_exit("n", 10_000)),
+        "fanout" => fanout(
+            a.count_or_exit("n", 10_000_000),
+            a.count_or_exit("workers", 4),
+            a.count_or_exit("cap", 128),
+        ),
         w => not_applicable(w, "peer-may"),
     }
 }
@@ -146,4 +161,98 @@ fn parked(n: u64) {
         join(h);
     }
     emit(per, "B");
+}
+
+/// One Skynet node as a coroutine: a leaf sends its number; an inner node spawns its children,
+/// all sending on one channel, sums what they send and sends the sum up.
+fn skynet(up: mpsc::Sender<u64>, num: u64, size: u64) {
+    drop(go(move || {
+        if size == 1 {
+            let _ = up.send(num);
+            return;
+        }
+        let (tx, rx) = mpsc::channel::<u64>();
+        let step = size / TREE_FANOUT;
+        for i in 0..TREE_FANOUT {
+            skynet(tx.clone(), num + i * step, step);
+        }
+        drop(tx);
+        let mut sum = 0u64;
+        for _ in 0..TREE_FANOUT {
+            match rx.recv() {
+                Ok(v) => sum += v,
+                Err(_) => return,
+            }
+        }
+        let _ = up.send(sum);
+    }));
+}
+
+fn tree(leaves: u64) {
+    let Some(nodes) = tree_nodes(leaves) else {
+        fail(&format!(
+            "tree n={leaves} is not a power of {TREE_FANOUT} up to {TREE_MAX_LEAVES}"
+        ));
+    };
+    let (ns, sum) = join(go(move || {
+        let (tx, rx) = mpsc::channel::<u64>();
+        let t0 = Instant::now();
+        skynet(tx, 0, leaves);
+        let sum = rx.recv().ok();
+        (t0.elapsed().as_nanos() as f64 / nodes as f64, sum)
+    }));
+    match sum {
+        Some(s) if s == tree_sum(leaves) => emit(ns, "ns"),
+        other => fail(&format!(
+            "tree sum {other:?}, expected {}",
+            tree_sum(leaves)
+        )),
+    }
+}
+
+fn fanout(n: u64, workers: u64, cap: u64) {
+    check_fanout(workers, cap).unwrap_or_else(|e| fail(&e));
+    let (ns, sum) = join(go(move || {
+        let (in_tx, in_rx) = mpmc::channel::<u64>();
+        let (out_tx, out_rx) = mpsc::channel::<u64>();
+        let in_room = Arc::new(Semphore::new(cap as usize));
+        let out_room = Arc::new(Semphore::new(cap as usize));
+        let t0 = Instant::now();
+        let room = Arc::clone(&in_room);
+        drop(go(move || {
+            for i in 0..n {
+                room.wait();
+                if in_tx.send(i).is_err() {
+                    return;
+                }
+            }
+        }));
+        for _ in 0..workers {
+            let (in_rx, out_tx) = (in_rx.clone(), out_tx.clone());
+            let (in_room, out_room) = (Arc::clone(&in_room), Arc::clone(&out_room));
+            drop(go(move || {
+                while let Ok(v) = in_rx.recv() {
+                    in_room.post();
+                    out_room.wait();
+                    if out_tx.send(fanout_op(v)).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop((in_rx, out_tx));
+        let mut sum = 0u64;
+        for _ in 0..n {
+            match out_rx.recv() {
+                Ok(v) => sum = sum.wrapping_add(v),
+                Err(_) => return (0.0, None),
+            }
+            out_room.post();
+        }
+        (t0.elapsed().as_nanos() as f64 / n as f64, Some(sum))
+    }));
+    match sum {
+        Some(s) if s == fanout_sum(n) => emit(ns, "ns"),
+        other => fail(&format!("fanout sum {other:?}, expected {}", fanout_sum(n))),
+    }
 }

@@ -5,8 +5,15 @@
 //! current_thread runtime, `gomaxprocs=k>1` the multi_thread runtime with `k` workers),
 //! `pingpong` (two tasks over two `mpsc::channel(1)`, multi_thread, default workers),
 //! `yield` (two tasks alternating with `task::yield_now` on current_thread), `parked` (tasks
-//! awaiting one `Notify`, current_thread; RSS delta per task).
+//! awaiting one `Notify`, current_thread; RSS delta per task), `tree` (Skynet: one task per
+//! node, each inner node's ten children send to it over one `mpsc::channel(1)`), `fanout` (one
+//! producer task → `workers` tasks sharing the receiver of an `mpsc::channel(cap)` behind a
+//! `tokio::sync::Mutex`, tokio having no multi-consumer channel → a collecting root task over a
+//! second `mpsc::channel(cap)`). `tree` and `fanout` take `gomaxprocs=` as `spawn` does.
 
+use rt_bench::kernels::{
+    check_fanout, fanout_op, fanout_sum, tree_nodes, tree_sum, TREE_FANOUT, TREE_MAX_LEAVES,
+};
 use rt_bench::mem::rss_bytes;
 use rt_bench::proto::{emit, fail, not_applicable, Args};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +50,16 @@ fn main() {
         "pingpong" => pingpong(a.count_or_exit("n", 1_000_000)),
         "yield" => yields(a.count_or_exit("n", 1_000_000)),
         "parked" => parked(a.count_or_exit("n", 100_000)),
+        "tree" => tree(
+            a.count_or_exit("n", 1_000_000),
+            a.count_or_exit("gomaxprocs", 1),
+        ),
+        "fanout" => fanout(
+            a.count_or_exit("n", 10_000_000),
+            a.count_or_exit("workers", 4),
+            a.count_or_exit("cap", 128),
+            a.count_or_exit("gomaxprocs", 1),
+        ),
         w => not_applicable(w, "peer-tokio"),
     }
 }
@@ -161,5 +178,97 @@ fn parked(n: u64) {
     match r {
         Ok(b) => emit(b, "B"),
         Err(e) => fail(&e),
+    }
+}
+
+/// One Skynet node as a task: a leaf sends its number; an inner node spawns its children, all
+/// sending on one channel, sums what they send and sends the sum up.
+fn skynet(up: mpsc::Sender<u64>, num: u64, size: u64) {
+    drop(tokio::spawn(async move {
+        if size == 1 {
+            let _ = up.send(num).await;
+            return;
+        }
+        let (tx, mut rx) = mpsc::channel::<u64>(1);
+        let step = size / TREE_FANOUT;
+        for i in 0..TREE_FANOUT {
+            skynet(tx.clone(), num + i * step, step);
+        }
+        drop(tx);
+        let mut sum = 0u64;
+        for _ in 0..TREE_FANOUT {
+            match rx.recv().await {
+                Some(v) => sum += v,
+                None => return,
+            }
+        }
+        let _ = up.send(sum).await;
+    }));
+}
+
+fn tree(leaves: u64, workers: u64) {
+    let Some(nodes) = tree_nodes(leaves) else {
+        fail(&format!(
+            "tree n={leaves} is not a power of {TREE_FANOUT} up to {TREE_MAX_LEAVES}"
+        ));
+    };
+    let rt = runtime(workers);
+    let (ns, sum) = root(&rt, async move {
+        let (tx, mut rx) = mpsc::channel::<u64>(1);
+        let t0 = Instant::now();
+        skynet(tx, 0, leaves);
+        let sum = rx.recv().await;
+        (t0.elapsed().as_nanos() as f64 / nodes as f64, sum)
+    });
+    match sum {
+        Some(s) if s == tree_sum(leaves) => emit(ns, "ns"),
+        other => fail(&format!(
+            "tree sum {other:?}, expected {}",
+            tree_sum(leaves)
+        )),
+    }
+}
+
+fn fanout(n: u64, workers: u64, cap: u64, threads: u64) {
+    check_fanout(workers, cap).unwrap_or_else(|e| fail(&e));
+    let rt = runtime(threads);
+    let (ns, sum) = root(&rt, async move {
+        let (in_tx, in_rx) = mpsc::channel::<u64>(cap as usize);
+        let (out_tx, mut out_rx) = mpsc::channel::<u64>(cap as usize);
+        let in_rx = Arc::new(tokio::sync::Mutex::new(in_rx));
+        let t0 = Instant::now();
+        drop(tokio::spawn(async move {
+            for i in 0..n {
+                if in_tx.send(i).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        for _ in 0..workers {
+            let in_rx = Arc::clone(&in_rx);
+            let out_tx = out_tx.clone();
+            drop(tokio::spawn(async move {
+                loop {
+                    let v = in_rx.lock().await.recv().await;
+                    let Some(v) = v else { return };
+                    if out_tx.send(fanout_op(v)).await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(out_tx);
+        let mut sum = 0u64;
+        for _ in 0..n {
+            match out_rx.recv().await {
+                Some(v) => sum = sum.wrapping_add(v),
+                None => return (0.0, None),
+            }
+        }
+        (t0.elapsed().as_nanos() as f64 / n as f64, Some(sum))
+    });
+    match sum {
+        Some(s) if s == fanout_sum(n) => emit(ns, "ns"),
+        other => fail(&format!("fanout sum {other:?}, expected {}", fanout_sum(n))),
     }
 }

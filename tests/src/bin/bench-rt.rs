@@ -1,7 +1,8 @@
 //! `bench-rt`: rt's side of the scheduler workloads for `cargo xtask bench`.
 //!
-//! `bench-rt <workload> [n=N] [gomaxprocs=P]` does the work once and prints
-//! `value=<x> unit=<u>` (the harness sets GOMAXPROCS in the environment).
+//! `bench-rt <workload> [n=N] [gomaxprocs=P] [workers=W] [cap=C]` does the
+//! work once and prints `value=<x> unit=<u>` (the harness sets GOMAXPROCS in
+//! the environment; `workers` and `cap` are `fanout`'s).
 //! Entered at `_rt0_amd64`, like rt-demo.
 #![no_main]
 
@@ -156,6 +157,96 @@ fn parked(n: u64) -> i32 {
     report(after.saturating_sub(before) as f64 / n as f64, "B")
 }
 
+/// Prints a `value=none` line for bad input; the status for `main`.
+fn bad(reason: &str) -> i32 {
+    println!("value=none reason={reason}");
+    2
+}
+
+/// One Skynet node: a leaf sends its number; an inner node starts its ten
+/// children on one unbuffered channel, sums what they send and sends the sum
+/// up. Go's program, line for line.
+fn skynet(up: rt_sched::Chan<u64>, num: u64, size: u64) {
+    if size == 1 {
+        up.send(num);
+        return;
+    }
+    let rc = rt_sched::Chan::<u64>::new(0);
+    let step = size / 10;
+    for i in 0..10 {
+        let rc = rc.clone();
+        rt_sched::go(move || skynet(rc, num + i * step, step));
+    }
+    let mut sum = 0u64;
+    for _ in 0..10 {
+        sum += rc.recv().unwrap_or(0);
+    }
+    up.send(sum);
+}
+
+/// Skynet: a tree of `leaves` leaf goroutines (a power of ten), ten children
+/// per node; ns per goroutine created (1 + 10 + … + leaves, root included).
+fn tree(leaves: u64) -> i32 {
+    // Powers of ten up to 10^8 leaves, as the other impls accept.
+    let (mut level, mut nodes) = (1u64, 1u64);
+    while level < leaves && level < 100_000_000 {
+        level *= 10;
+        nodes += level;
+    }
+    if level != leaves {
+        return bad(&format!(
+            "tree n={leaves} is not a power of 10 up to 100000000"
+        ));
+    }
+    let c = rt_sched::Chan::<u64>::new(0);
+    let t0 = Instant::now();
+    let up = c.clone();
+    rt_sched::go(move || skynet(up, 0, leaves));
+    let sum = c.recv();
+    let el = t0.elapsed().as_nanos() as f64;
+    let want = leaves.wrapping_mul(leaves - 1) / 2;
+    if sum != Some(want) {
+        return bad(&format!("tree sum {sum:?}, expected {want}"));
+    }
+    report(el / nodes as f64, "ns")
+}
+
+/// One producer sends `0..n` over a channel of capacity `cap` to `workers`
+/// goroutines, which send `2v + 1` on to the collector (the main goroutine)
+/// over a second channel of the same capacity; ns per message.
+fn fanout(n: u64, workers: u64, cap: u64) -> i32 {
+    if workers == 0 || workers > 1024 || cap == 0 || cap > 1 << 20 {
+        return bad("workers must be in 1..=1024 and cap in 1..=1048576");
+    }
+    let input = rt_sched::Chan::<u64>::new(cap as usize);
+    let output = rt_sched::Chan::<u64>::new(cap as usize);
+    let t0 = Instant::now();
+    let tx = input.clone();
+    rt_sched::go(move || {
+        for i in 0..n {
+            tx.send(i);
+        }
+        tx.close();
+    });
+    for _ in 0..workers {
+        let (rx, tx) = (input.clone(), output.clone());
+        rt_sched::go(move || {
+            for v in &rx {
+                tx.send(v.wrapping_mul(2).wrapping_add(1));
+            }
+        });
+    }
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(output.recv().unwrap_or(0));
+    }
+    let el = t0.elapsed().as_nanos() as f64;
+    if sum != n.wrapping_mul(n) {
+        return bad(&format!("fanout sum {sum}, expected {}", n.wrapping_mul(n)));
+    }
+    report(el / n as f64, "ns")
+}
+
 fn main() -> i32 {
     let args = rt_entry::args();
     let w = args.get(1).map(|a| a.as_bytes()).unwrap_or(b"");
@@ -169,6 +260,8 @@ fn main() -> i32 {
         b"yield" => yield_(arg("n", 1_000_000)),
         b"switch" => switch(arg("n", 1_000_000)),
         b"parked" => parked(arg("n", 100_000)),
+        b"tree" => tree(arg("n", 1_000_000)),
+        b"fanout" => fanout(arg("n", 10_000_000), arg("workers", 4), arg("cap", 128)),
         _ => {
             println!(
                 "value=none reason=unknown workload {:?}",
