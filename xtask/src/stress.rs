@@ -308,13 +308,29 @@ fn run_one(demo: &Path, j: &Job, timeout: Duration) -> Option<String> {
         _ => "unknown status".into(),
     };
     Some(format!(
-        "{how}, {:.2}s; stdout {:?} (want {}{:?})\n{}",
+        "{how}, {:.2}s, {}; stdout {:?} (want {}{:?}); full output in {}\n{}",
         t0.elapsed().as_secs_f64(),
+        demo.display(),
         tail(&out),
         if j.prefix { "prefix " } else { "" },
         j.want,
+        keep_output(j, &out, &err),
         tail(&err)
     ))
+}
+
+/// Writes a failed run's whole stdout and stderr to a file of its own (the
+/// message shows only their last lines) and returns its path.
+fn keep_output(j: &Job, out: &str, err: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join("rt-stress");
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("fail-{}-{n}.log", std::process::id()));
+    let text = format!("{}\n--- stdout\n{out}\n--- stderr\n{err}", j.describe());
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("(not kept: {e})"),
+    }
 }
 
 pub fn run(rest: &[String]) -> Result<(), String> {
