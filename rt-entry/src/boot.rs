@@ -317,11 +317,16 @@ pub(crate) fn scavenger_on_sysmon() {
 /// sysmon's 10 ms tick: the heap's retention policy, and about once a
 /// second the parked batches too. (Releasing every free page each tick
 /// made a program that frees and reallocates the same memory fault it
-/// back in every 10 ms.)
+/// back in every 10 ms.) Every tenth tick, the stack pool's retention
+/// policy: free stacks unused for those 100 ms beyond its warm budget go
+/// back to the OS.
 fn scavenge_tick() {
     static TICKS: AtomicUsize = AtomicUsize::new(0);
     let n = TICKS.fetch_add(1, Ordering::Relaxed);
     rt_heap::scavenge_background(n % 100 == 0);
+    if n % 10 == 0 {
+        rt_stack::scavenge();
+    }
 }
 
 /// `schedinit`: the program's phase table, run in order.

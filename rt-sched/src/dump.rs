@@ -115,7 +115,13 @@ pub(crate) fn dump_others(gp: *mut G) {
 }
 
 /// Go's `schedtrace(detailed)`: one `SCHED` line, and with `detailed` the
-/// per-P, per-M and per-G lines.
+/// per-P, per-M and per-G lines. After Go's fields and the run-queue
+/// lengths, the `SCHED` line carries rt's counters since start (see
+/// `SchedStats`): `steals=` (half-ring steals), `runnextsteals=`,
+/// `overflows=` (local batches moved to the global queue), `wakeups=` (Ms
+/// started or woken for an idle P) and `parks=` (Ms that went to sleep).
+/// Many wake-ups and parks per goroutine readied means Ms churn; many
+/// overflows, that work funnels through the global queue.
 pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
     let gomaxprocs = SCHED.gomaxprocs.load(Ordering::Relaxed);
     let _ = write!(
@@ -131,7 +137,7 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
         SCHED.runqsize.load(Ordering::Relaxed),
     );
     if detailed {
-        let _ = writeln!(
+        let _ = write!(
             w,
             " gcwaiting={} nmidlelocked={} stopwait={} sysmonwait=0",
             SCHED.gcwaiting.load(Ordering::Relaxed) as u8,
@@ -139,6 +145,8 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             unsafe { (*SCHED.locked_racy()).nmidlelocked },
             SCHED.stopwait.load(Ordering::Relaxed)
         );
+        write_counters(w);
+        let _ = writeln!(w);
         for_each_p(|pp| {
             // SAFETY: Ps are never freed.
             let p = unsafe { &*pp };
@@ -209,8 +217,24 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             let _ = write!(w, "{}{}", if first { "" } else { " " }, n);
             first = false;
         });
-        let _ = writeln!(w, "]");
+        let _ = write!(w, "]");
+        write_counters(w);
+        let _ = writeln!(w);
     }
+}
+
+/// rt's counters on the `SCHED` line (see [`schedtrace`]).
+fn write_counters(w: &mut dyn Write) {
+    let st = &SCHED.stats;
+    let _ = write!(
+        w,
+        " steals={} runnextsteals={} overflows={} wakeups={} parks={}",
+        st.steals.load(Ordering::Relaxed),
+        st.runnext_steals.load(Ordering::Relaxed),
+        st.overflows.load(Ordering::Relaxed),
+        st.wakeups.load(Ordering::Relaxed),
+        st.parks.load(Ordering::Relaxed)
+    );
 }
 
 /// The goroutine report for crash reports and fatal errors (the signal

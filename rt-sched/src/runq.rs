@@ -22,7 +22,7 @@
 //! the global queue: the batch is copied to the pusher's stack and linked
 //! through the Gs' `schedlink`, so an overflow allocates nothing.
 
-use crate::runtime2::{SchedLocked, G, P, SCHED};
+use crate::runtime2::{SchedLocked, SchedStats, G, P, SCHED};
 use core::ptr::null_mut;
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -272,6 +272,7 @@ impl Overflow for SchedLocked {
         SCHED
             .runqsize
             .fetch_add(batch.len() as i32, Ordering::Relaxed);
+        SchedStats::bump(&SCHED.stats.overflows);
     }
 }
 

@@ -597,6 +597,34 @@ pub(crate) struct Sched {
     pub stopwait: AtomicI32,
     /// Where the stopper sleeps until `stopwait` reaches 0.
     pub stopnote: Note,
+    /// Counts of the scheduler's slow-path events, for `schedtrace`.
+    pub stats: CachePadded<SchedStats>,
+}
+
+/// What explains a run's scheduling cost, counted since start: each field
+/// counts an event of a slow path (never of the spawn, switch or channel
+/// fast paths), so relaxed increments on their own cache line cost nothing
+/// measurable. `GODEBUG=schedtrace` prints them after Go's fields.
+#[derive(Debug)]
+pub(crate) struct SchedStats {
+    /// Successful steals of half a victim's ring.
+    pub steals: AtomicU64,
+    /// Goroutines taken from a running victim's `runnext`.
+    pub runnext_steals: AtomicU64,
+    /// Batches a full local ring moved to the global queue.
+    pub overflows: AtomicU64,
+    /// Ms started or woken to run an idle P (`startm`).
+    pub wakeups: AtomicU64,
+    /// Ms that found no work and went to sleep (`stopm`).
+    pub parks: AtomicU64,
+}
+
+impl SchedStats {
+    /// Adds one to `c`.
+    #[inline]
+    pub(crate) fn bump(c: &AtomicU64) {
+        c.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 // SAFETY: the raw pointers in `SchedLocked` (idle Ms and Ps, queued and
@@ -654,6 +682,13 @@ pub(crate) static SCHED: Sched = Sched {
     gcwaiting: AtomicBool::new(false),
     stopwait: AtomicI32::new(0),
     stopnote: Note::new(),
+    stats: CachePadded::new(SchedStats {
+        steals: AtomicU64::new(0),
+        runnext_steals: AtomicU64::new(0),
+        overflows: AtomicU64::new(0),
+        wakeups: AtomicU64::new(0),
+        parks: AtomicU64::new(0),
+    }),
 };
 
 /// A cell for the runtime's bootstrap statics (`m0`, `g0`) whose addresses

@@ -10,18 +10,31 @@
 use crate::{order_size, NUM_ORDERS};
 
 /// Bytes of stacks a cache may hold per order (Go: `_StackCacheSize`, 32 KiB there for
-/// 2–16 KiB stacks). Rust's orders are 8–16 times Go's, so the budget is scaled to keep a
-/// handful of default stacks per P: 64/32/16/8/4 stacks of 16/32/64/128/256 KiB. Only the
-/// pages those stacks touched cost memory.
+/// 2–16 KiB stacks), at least [`MIN_CACHED`] stacks: 64/32/16/16/16 stacks of
+/// 16/32/64/128/256 KiB. Only the pages those stacks touched cost memory.
 pub const STACK_CACHE_SIZE: usize = 1 << 20;
 
+/// The fewest stacks a cache holds of any order: Go's cache holds 16 of its default 2 KiB
+/// stacks. (With 4 default stacks per P, a goroutine tree whose children exit on one P
+/// while their parents start children on the other traded every other stack through the
+/// global pool's lock: `cargo xtask bench`, workload `tree`.)
+pub const MIN_CACHED: usize = 16;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
 /// The most stacks any order can hold (that of the smallest order).
-const CACHE_MAX: usize = STACK_CACHE_SIZE / order_size(0);
+const CACHE_MAX: usize = max(STACK_CACHE_SIZE / order_size(0), MIN_CACHED);
 
 /// The number of stacks of `order` a cache holds when full (0 for `order >= NUM_ORDERS`).
 pub const fn cache_capacity(order: usize) -> usize {
     if order < NUM_ORDERS {
-        STACK_CACHE_SIZE / order_size(order)
+        max(STACK_CACHE_SIZE / order_size(order), MIN_CACHED)
     } else {
         0
     }

@@ -43,10 +43,11 @@
 //! there (≈0.5 KiB per stack; 1,000,000 default stacks each touching one page measure about
 //! 3.9 GiB RSS and 0.5 GiB of page tables). The page tables stay while the guards do.
 //!
-//! Memory back to the OS: a stack freed to the global pool while its class already keeps
-//! [`GLOBAL_WARM_BYTES`] of free stacks has its body released with MADV_DONTNEED
-//! (guards survive it); [`release_pool_memory`] releases all free pooled stacks (for a
-//! scavenger). Stacks in per-P caches are kept.
+//! Memory back to the OS: never on the hot path. [`scavenge`], run periodically, releases
+//! with MADV_DONTNEED (guards survive it) the bodies of free pooled stacks beyond
+//! [`GLOBAL_WARM_BYTES`] per class that stayed unused for a whole period;
+//! [`release_pool_memory`] releases all free pooled stacks at once. Stacks in per-P caches
+//! are kept.
 //!
 //! Overflow reports: [`guard_fault`] maps a faulting address to the stack whose guard it hit
 //! using atomic loads only, so the SIGSEGV handler can call it.
@@ -62,7 +63,7 @@ mod os;
 pub mod phase;
 mod pool;
 
-pub use cache::{cache_capacity, StackCache, STACK_CACHE_SIZE};
+pub use cache::{cache_capacity, StackCache, MIN_CACHED, STACK_CACHE_SIZE};
 use pool::Pool;
 pub use pool::GLOBAL_WARM_BYTES;
 
@@ -394,10 +395,21 @@ pub fn stats() -> StackStats {
 }
 
 /// Releases the memory of every free stack in the global pool to the OS (MADV_DONTNEED on
-/// the bodies; guards stay). Returns the bytes released. For a scavenger or for tests; the
-/// pool does the same by itself past [`GLOBAL_WARM_BYTES`] per class.
+/// the bodies; guards stay). Returns the bytes released. For tests, or a program that
+/// wants its memory back now; [`scavenge`] is the gradual policy.
 pub fn release_pool_memory() -> usize {
     global().release_pooled()
+}
+
+/// The stack pool's retention policy, one step: releases to the OS the free stacks beyond
+/// [`GLOBAL_WARM_BYTES`] per class that went unused since the previous call. Meant to run
+/// periodically (the runtime's sysmon calls it about every 100 ms); returns the bytes
+/// released. Does nothing before the pool exists.
+pub fn scavenge() -> usize {
+    match GLOBAL.get() {
+        Some(p) => p.scavenge(),
+        None => 0,
+    }
 }
 
 /// The number of lines in `/proc/self/maps`, i.e. the process's VMA count (0 if unreadable).

@@ -40,10 +40,16 @@
 //! [`Pool::stats`] counts live stacks from the live flags and derives the cached ones
 //! (`carved − pooled − live`).
 //!
-//! Memory going back to the OS: a stack freed to a class whose `warm` list already holds
-//! [`GLOBAL_WARM_BYTES`] of stacks has its body released (MADV_DONTNEED) and joins `cold`;
-//! [`Pool::release_pooled`] releases every warm stack (the scavenger's entry). Cached stacks
-//! (per P) are never released: they are about to be reused.
+//! Memory going back to the OS follows a retention policy, never the hot path (Go frees
+//! stack spans only when the collector finishes a cycle): a freed stack joins `warm` with
+//! its pages. [`Pool::scavenge`], run periodically (sysmon's tick), releases (MADV_DONTNEED,
+//! to `cold`) the warm stacks beyond [`GLOBAL_WARM_BYTES`] per class that stayed unused for a
+//! whole period: the part of the list below its low-water mark since the last run, oldest
+//! first. [`Pool::release_pooled`] releases every warm stack at once. Cached stacks (per P)
+//! are never released: they are about to be reused. (Releasing each stack freed past the
+//! warm budget at once cost a `madvise` per goroutine exit in bursts of spawns, under the
+//! class lock, where the next refill waited for it: 55,000 calls for a 1,000,000-goroutine
+//! tree, which the other P then queued behind.)
 //!
 //! Lock order: a class mutex, then the reserve mutex (chunk creation). The signal path takes
 //! neither.
@@ -82,10 +88,11 @@ const TABLE_LEN: usize = 1 << (ADDR_BITS - CHUNK_SHIFT);
 /// The most chunks a pool can have (at least 4 TiB of stacks; ids fit the 16-bit table).
 const MAX_CHUNKS: usize = 4096;
 const _: () = assert!(MAX_CHUNKS < u16::MAX as usize);
-/// Bytes of free stacks per class kept committed in the global pool; beyond that a freed
-/// stack's body goes back to the OS at once. 4 MiB is 16 default stacks per class: enough to
-/// absorb a burst of goroutine exits and starts without a syscall per stack, small next to
-/// the memory a burst of 1,000,000 goroutines would otherwise pin.
+/// Bytes of free stacks per class the scavenger always leaves committed in the global pool;
+/// beyond that, free stacks unused for a whole scavenger period go back to the OS. 4 MiB is
+/// 16 default stacks per class: enough to absorb a burst of goroutine exits and starts
+/// without a syscall per stack, small next to the memory a burst of 1,000,000 goroutines
+/// would otherwise pin.
 pub const GLOBAL_WARM_BYTES: usize = 4 << 20;
 /// Slots carved per carve: about one span of 1 MiB (Go carves 32 KiB spans into stacks), at
 /// least one and at most [`CARVE_MAX_SLOTS`].
@@ -215,6 +222,9 @@ struct ClassPool {
     next_chunk_len: usize,
     /// Slots the next carve may take (doubling up to the class's batch).
     next_carve: usize,
+    /// The shortest `warm` has been since the last [`Pool::scavenge`]: the stacks below it
+    /// were not used for that whole period.
+    low_water: usize,
 }
 
 /// A class pool on its own cache lines (Go pads `stackpool` entries the same way), so Ps
@@ -335,6 +345,7 @@ impl Pool {
                     chunk: None,
                     next_chunk_len: CHUNK_MIN,
                     next_carve: 1,
+                    low_water: 0,
                 }))
             }),
             reserve: Mutex::new(()),
@@ -602,6 +613,7 @@ impl Pool {
     /// Takes one free stack of `class` from the global lists, carving if they are empty.
     fn take(&self, class: usize, cp: &mut ClassPool) -> Result<usize, StackError> {
         if let Some(lo) = cp.warm.pop() {
+            cp.low_water = cp.low_water.min(cp.warm.len());
             self.pooled.fetch_sub(1, Ordering::Relaxed);
             return Ok(lo);
         }
@@ -619,16 +631,11 @@ impl Pool {
         Ok(lo)
     }
 
-    /// Returns a free stack to the global lists of `class` (Go: `stackpoolfree`).
-    fn give(&self, class: usize, cp: &mut ClassPool, lo: usize) {
-        let size = class_size(class);
+    /// Returns a free stack to the global lists of `class` (Go: `stackpoolfree`). Its pages
+    /// stay: [`Pool::scavenge`] decides when they go back to the OS.
+    fn give(&self, _class: usize, cp: &mut ClassPool, lo: usize) {
         self.pooled.fetch_add(1, Ordering::Relaxed);
-        if cp.warm.len() * size < GLOBAL_WARM_BYTES || os::release(lo, size).is_err() {
-            cp.warm.push(lo);
-        } else {
-            self.released.fetch_add(1, Ordering::Relaxed);
-            cp.cold.push(lo);
-        }
+        cp.warm.push(lo);
     }
 
     fn hand_out(&self, lo: usize, size: usize) -> Stack {
@@ -736,6 +743,48 @@ impl Pool {
         }
     }
 
+    /// The retention policy's periodic step: in each class, the warm stacks beyond
+    /// [`GLOBAL_WARM_BYTES`] that were not used since the previous call (below the list's
+    /// low-water mark) have their bodies released to the OS, oldest first. The `madvise`
+    /// calls run outside the class lock, so Ps refilling their caches do not wait for them.
+    /// Returns the bytes released.
+    pub(crate) fn scavenge(&self) -> usize {
+        let mut bytes = 0;
+        for class in 0..NUM_CLASSES {
+            let size = class_size(class);
+            let keep = GLOBAL_WARM_BYTES / size;
+            let idle: Vec<usize> = {
+                let mut cp = self.lock(class);
+                let n = cp.low_water.min(cp.warm.len()).saturating_sub(keep);
+                let idle = cp.warm.drain(..n).collect();
+                cp.low_water = cp.warm.len();
+                idle
+            };
+            if idle.is_empty() {
+                continue;
+            }
+            // Out of both lists while their bodies go: no Pool::take can hand them out.
+            let (mut gone, mut kept) = (Vec::with_capacity(idle.len()), Vec::new());
+            for lo in idle {
+                if os::release(lo, size).is_ok() {
+                    gone.push(lo);
+                } else {
+                    kept.push(lo);
+                }
+            }
+            bytes += gone.len() * size;
+            let mut cp = self.lock(class);
+            self.released.fetch_add(gone.len(), Ordering::Relaxed);
+            cp.cold.extend(gone);
+            // Put back at the old end, and count them as used: they were just touched.
+            let n = kept.len();
+            kept.append(&mut cp.warm);
+            cp.warm = kept;
+            cp.low_water = cp.low_water.max(n);
+        }
+        bytes
+    }
+
     /// Releases the bodies of every warm stack in the global pool to the OS; returns the
     /// bytes released. Cached and live stacks are untouched.
     pub(crate) fn release_pooled(&self) -> usize {
@@ -745,6 +794,7 @@ impl Pool {
             let mut cp = self.lock(class);
             // Oldest first, so the cold list keeps the warm list's LIFO order on top.
             let warm = core::mem::take(&mut cp.warm);
+            cp.low_water = 0;
             for lo in warm {
                 if os::release(lo, size).is_ok() {
                     cp.cold.push(lo);

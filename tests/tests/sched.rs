@@ -187,8 +187,21 @@ fn schedtrace_prints_gos_sched_lines() {
 
 /// Checks one `SCHED` line field by field, as Go prints it:
 /// `SCHED 0ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=1
-/// idlethreads=0 runqueue=0 [2 0]` (one run-queue length per P).
+/// idlethreads=0 runqueue=0 [2 0]` (one run-queue length per P), then rt's
+/// counters: ` steals=N runnextsteals=N overflows=N wakeups=N parks=N`.
 fn assert_sched_line(l: &str) {
+    let (l, counters) = l
+        .split_once("] ")
+        .unwrap_or_else(|| panic!("no counters: {l}"));
+    let l = &format!("{l}]");
+    let counters: Vec<&str> = counters.split(' ').collect();
+    let names = ["steals", "runnextsteals", "overflows", "wakeups", "parks"];
+    assert_eq!(counters.len(), names.len(), "{l}");
+    for (f, key) in counters.iter().zip(names) {
+        let (k, v) = f.split_once('=').unwrap_or_else(|| panic!("{f} in {l}"));
+        assert_eq!(k, key, "{l}");
+        v.parse::<u64>().unwrap_or_else(|_| panic!("{key} in {l}"));
+    }
     let (head, bracket) = l.split_once(" [").unwrap_or_else(|| panic!("no [..]: {l}"));
     let fields: Vec<&str> = head.split(' ').collect();
     assert_eq!(fields.len(), 8, "{l}");
@@ -232,7 +245,7 @@ fn scheddetail_lists_ps_ms_and_gs() {
     );
     let e = err(&o);
     assert!(
-        e.contains(" gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0\n"),
+        e.contains(" gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0 steals="),
         "{e}"
     );
     assert!(e.contains("  P0: status="), "{e}");

@@ -117,6 +117,7 @@ pub(crate) fn startm(pp: *mut P, spinning: bool) {
     }
     let nmp = mget(&mut s);
     drop(s);
+    SchedStats::bump(&SCHED.stats.wakeups);
     if nmp.is_null() {
         newm(pp, spinning, None);
         return;
@@ -284,6 +285,7 @@ unsafe fn mstart1(mp: *mut M) -> ! {
 /// P. An M with timers pending anywhere sleeps no longer than the earliest.
 pub(crate) fn stopm() {
     let mp = current_m();
+    SchedStats::bump(&SCHED.stats.parks);
     loop {
         let mut s = SCHED.lock();
         // SAFETY: mp ours.

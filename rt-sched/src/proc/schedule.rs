@@ -405,6 +405,7 @@ fn steal_work(pp: *mut P) -> *mut G {
                 }
                 let gp = (*p2).runq.stealer().steal_into(&mut (*pp).runq.local());
                 if !gp.is_null() {
+                    SchedStats::bump(&SCHED.stats.steals);
                     return gp;
                 }
                 if last {
@@ -420,6 +421,7 @@ fn steal_work(pp: *mut P) -> *mut G {
                             .compare_exchange(next, null_mut(), Ordering::AcqRel, Ordering::Relaxed)
                             .is_ok()
                         {
+                            SchedStats::bump(&SCHED.stats.runnext_steals);
                             return next;
                         }
                     }
