@@ -442,7 +442,7 @@ fn minit_signals(mp: *mut rt_sched::boot::M) {
 /// `runtime.main`: goroutine 1.
 fn runtime_main(main: MainFn) {
     rt_sched::boot::set_main_started();
-    rt_sched::boot::start_sysmon();
+    rt_sched::boot::start_sysmon_when_needed();
     let code = main();
     rt_sched::boot::exit(code)
 }

@@ -10,7 +10,7 @@
 //! Boot order (`rt-entry`'s phase table drives it): [`bind_m0`] and
 //! [`mcommoninit`] for m0, [`configure`], [`procresize_boot`], [`newproc`]
 //! for the main goroutine, the start hooks, then [`mstart_m0`], which never
-//! returns. Goroutine 1 calls [`set_main_started`] and [`start_sysmon`],
+//! returns. Goroutine 1 calls [`set_main_started`] and [`start_sysmon_when_needed`],
 //! and ends the process with [`exit`].
 //!
 //! The types [`G`] and [`M`] and the statics [`G0`] and [`M0`] are public
@@ -31,5 +31,7 @@ pub use crate::proc::{
 pub use crate::runtime2::{
     Gobuf, Static, G, G0, GDEAD, GIDLE, GRUNNABLE, GRUNNING, GSYSCALL, GWAITING, M, M0, P,
 };
-pub use crate::sysmon::{set_tick_hook, start as start_sysmon};
+pub use crate::sysmon::{
+    set_tick_hook, start as start_sysmon, start_when_needed as start_sysmon_when_needed,
+};
 pub use rt_stack::Stack;

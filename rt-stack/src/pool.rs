@@ -705,15 +705,32 @@ impl Pool {
         self.give(class, &mut cp, lo);
     }
 
-    /// Go: `stackcacherefill`: fills an empty order to half its capacity under one lock.
+    /// Go: `stackcacherefill`: fills an empty order to half its capacity under one lock,
+    /// from the free lists; new slots are carved at most once per refill (the class's
+    /// current batch), so that a class just starting (a process's first goroutine) installs
+    /// one guard page, not half a cache's worth.
     fn refill(&self, c: &mut StackCache, order: usize) -> Result<(), StackError> {
         let target = (cache_capacity(order) / 2).max(1);
         let mut cp = self.lock(order);
         while c.count(order) < target {
+            let fresh = cp.warm.is_empty() && cp.cold.is_empty();
+            if fresh && c.count(order) > 0 {
+                break;
+            }
             match self.take(order, &mut cp) {
                 Ok(lo) => c.push(order, lo),
                 Err(e) if c.count(order) == 0 => return Err(e),
                 Err(_) => break,
+            }
+            if fresh {
+                // take carved a batch into warm and handed out one: keep the rest.
+                while c.count(order) < target && !cp.warm.is_empty() {
+                    match self.take(order, &mut cp) {
+                        Ok(lo) => c.push(order, lo),
+                        Err(_) => break,
+                    }
+                }
+                break;
             }
         }
         Ok(())

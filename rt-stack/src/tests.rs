@@ -270,8 +270,9 @@ fn cache_refills_to_half_and_releases_to_half() {
     for order in 0..NUM_ORDERS {
         let cap = cache_capacity(order);
         let s = p.alloc(Some(&mut c), order_size(order)).unwrap();
-        // Refilled to half, then one handed out.
-        assert_eq!(c.count(order), cap / 2 - 1);
+        // A class just starting: its free lists are empty, and the refill carves the
+        // class's first batch (one slot) and no more.
+        assert_eq!(c.count(order), 0);
         let mut live = vec![s];
         for _ in 0..cap * 2 {
             live.push(p.alloc(Some(&mut c), order_size(order)).unwrap());
@@ -282,6 +283,17 @@ fn cache_refills_to_half_and_releases_to_half() {
         }
         // The last release left half, then the remaining frees filled it up again.
         assert!(c.count(order) > cap / 2);
+        // With the releases' stacks in the free lists, an empty cache refills to half,
+        // then hands one out.
+        let mut held = Vec::new();
+        while c.count(order) > 0 {
+            held.push(p.alloc(Some(&mut c), order_size(order)).unwrap());
+        }
+        held.push(p.alloc(Some(&mut c), order_size(order)).unwrap());
+        assert_eq!(c.count(order), cap / 2 - 1);
+        for s in held {
+            p.free(Some(&mut c), s);
+        }
     }
     let st = p.stats();
     assert_eq!(st.live, 0);

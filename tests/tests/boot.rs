@@ -251,3 +251,24 @@ fn a_thread_spawned_from_a_goroutine_is_not_an_m() {
         out(&o)
     );
 }
+
+#[test]
+fn sysmon_starts_with_the_first_goroutine_or_for_schedtrace() {
+    // GOMAXPROCS=1: no idle P, so the only M the goroutine can bring is
+    // sysmon's.
+    for bin in ENTRIES {
+        let o = run(bin, ["threads"], &[("GOMAXPROCS", "1")]);
+        assert_eq!(status(&o), 0, "{bin}: {}", err(&o));
+        assert_eq!(out(&o), "threads before: 1\nthreads after: 2\n", "{bin}");
+        // schedtrace needs sysmon from the start.
+        let o = run(
+            bin,
+            ["threads"],
+            &[("GOMAXPROCS", "1"), ("GODEBUG", "schedtrace=100000")],
+        );
+        assert_eq!(status(&o), 0, "{bin}: {}", err(&o));
+        let s = out(&o);
+        let first = s.lines().next().unwrap_or("");
+        assert_eq!(first, "threads before: 2", "{bin}: {s}");
+    }
+}

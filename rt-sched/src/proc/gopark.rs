@@ -191,6 +191,7 @@ pub fn sleep_until(when: i64) {
         gosched();
         return;
     }
+    crate::sysmon::wanted();
     gopark(Some(add_timer_unlock), when as usize, "sleep");
 }
 

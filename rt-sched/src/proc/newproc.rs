@@ -337,6 +337,7 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
     }
     if SCHED.main_started.load(Ordering::Relaxed) {
         wakep();
+        crate::sysmon::wanted();
     }
     Ok(newg)
 }

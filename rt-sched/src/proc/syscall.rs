@@ -53,6 +53,7 @@ pub(crate) fn entersyscallblock() -> bool {
     if gp.is_null() || unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
         return false;
     }
+    crate::sysmon::wanted();
     // SAFETY: gp runs on mp, which holds a P.
     unsafe {
         casgstatus(gp, GRUNNING, GSYSCALL);

@@ -30,6 +30,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
             ),
             ("env", "NAME", "print the value of environment variable NAME"),
             ("procs", "", "print gomaxprocs"),
+            (
+                "threads",
+                "",
+                "print the OS thread count before and after the first goroutine (sysmon starts lazily)",
+            ),
             ("exit", "[N]", "return N (default 0) from main"),
             (
                 "debugvars",
@@ -306,6 +311,22 @@ pub fn main() -> i32 {
                 rt_sched::mid(),
                 rt_sched::gomaxprocs()
             );
+            0
+        }
+        b"threads" => {
+            let count = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+            println!("threads before: {}", count());
+            rt_sched::spawn(|| ()).join().expect("goroutine");
+            // sysmon's M registers itself once its thread runs.
+            let mut after = count();
+            for _ in 0..1000 {
+                if after > 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                after = count();
+            }
+            println!("threads after: {after}");
             0
         }
         b"args" => {
