@@ -423,9 +423,9 @@ mod fast {
             let ok = self.push(name) && self.push(b"\0");
             let path = &self.buf[..self.len];
             let fd = if ok && !path[..path.len() - 1].contains(&0) {
+                let flags = libc::O_RDONLY | libc::O_CLOEXEC;
                 // SAFETY: `path` is NUL-terminated and holds no other NUL.
-                let fd =
-                    unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                let fd = unsafe { libc::open(path.as_ptr().cast(), flags) };
                 (fd >= 0).then_some(Fd(fd))
             } else {
                 None

@@ -99,9 +99,9 @@ mod tests {
         // Cross-check with glibc's CPU_COUNT on a cpu_set_t (1024 CPUs).
         // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a live, correctly sized cpu_set_t.
-        let r =
-            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `set` is a live cpu_set_t of `size` bytes.
+        let r = unsafe { libc::sched_getaffinity(0, size, &mut set) };
         if r == 0 {
             // SAFETY: `set` was filled by the kernel and is only read.
             let count = unsafe { libc::CPU_COUNT(&set) };
