@@ -16,8 +16,6 @@ use std::sync::Mutex;
 static BOOT_START: AtomicI64 = AtomicI64::new(0);
 /// `ncpu` from `osinit`.
 static NCPU: AtomicI32 = AtomicI32::new(1);
-/// `physHugePageSize` from `osinit`.
-static HUGE_PAGE: AtomicUsize = AtomicUsize::new(0);
 
 /// Everything boot learned, for the trace and for `rt-demo`.
 #[derive(Debug, Default, Clone)]
@@ -45,7 +43,14 @@ fn with_state<R>(f: impl FnOnce(&mut BootState) -> R) -> R {
 
 /// A copy of what boot learned.
 pub fn state() -> BootState {
-    with_state(|s| s.clone())
+    let mut st = with_state(|s| s.clone());
+    // Kept by the crates that settled them.
+    st.features = cpu::features();
+    if let Some((dv, tb)) = rt_env::phase::settled() {
+        st.debug = Some(dv);
+        st.traceback = Some(tb);
+    }
+    st
 }
 
 /// `ncpu` as `osinit` counted it.
@@ -200,7 +205,6 @@ pub(crate) extern "C" fn rt_osinit() {
     NCPU.store(ncpu, Ordering::Relaxed);
     // Read with raw calls into a stack buffer: osinit runs before mallocinit.
     let huge = rt_heap::sys::phys_huge_page_size();
-    HUGE_PAGE.store(huge, Ordering::Relaxed);
     inittrace::record(Trace::new(
         "osinit",
         t0,
@@ -281,11 +285,6 @@ pub fn program_phases() -> &'static [Row] {
     }
 }
 
-/// Records the CPU features `cpuinit` settled.
-pub(crate) fn set_features(f: cpu::X86Features) {
-    with_state(|s| s.features = f);
-}
-
 /// `parsedebugvars`' wiring: the settled `GODEBUG` and `GOTRACEBACK` reach
 /// the crates that act on them.
 pub(crate) fn publish_debugvars() {
@@ -303,10 +302,6 @@ pub(crate) fn publish_debugvars() {
         rt_sys::throw("parsedebugvars: fpenv set after the first goroutine");
     }
     inittrace::set_level(dv.inittrace);
-    with_state(|s| {
-        s.debug = Some(dv);
-        s.traceback = Some(tb);
-    });
 }
 
 /// `gcinit`'s wiring: the heap's scavenger runs on sysmon's tick.
@@ -341,9 +336,8 @@ pub(crate) extern "C" fn rt_schedinit(prog: &'static Program) {
         cache0: core::ptr::null_mut(),
         alloc0: (0, 0),
     };
-    // SAFETY: rt0_go calls this once, on the initial thread bound to m0 and
-    // g0, before any goroutine or other M exists; moduledataverify (a row
-    // of every valid table, checked first thing) rejects a malformed table.
+    // moduledataverify, a row of every valid table, rejects a malformed one.
+    // SAFETY: rt0_go calls this once, on m0/g0, before any goroutine or M.
     unsafe { phase::schedinit(prog.phases, &mut cx, &mut tracer) };
     // The panic hook is boxed: installed once the heap has started.
     rt_sched::boot::install_panic_hook();

@@ -276,7 +276,6 @@ pub struct Cpuinit;
 impl Phase for Cpuinit {
     unsafe fn run(&self, cx: &mut Ctx) {
         let f = crate::cpu::cpuinit(cx.raw_getenv(b"GODEBUG"));
-        crate::boot::set_features(f);
         cx.detail(|| {
             let on: Vec<&str> = f
                 .list()
@@ -306,7 +305,7 @@ pub struct Alginit;
 impl Phase for Alginit {
     unsafe fn run(&self, cx: &mut Ctx) {
         let (seed, _) = rt_sched::boot::startup_random(cx.random());
-        let kind = crate::cpu::alginit(&crate::boot::state().features, &seed);
+        let kind = crate::cpu::alginit(&crate::cpu::features(), &seed);
         cx.detail(|| format!("hash={kind:?}"));
     }
 }

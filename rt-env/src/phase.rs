@@ -65,6 +65,11 @@ impl Phase for Parsedebugvars {
     }
 }
 
+/// The `GODEBUG` and `GOTRACEBACK` settings, once `parsedebugvars` has run.
+pub fn settled() -> Option<(DebugVars, Traceback)> {
+    SETTLED.get().copied()
+}
+
 /// The `GODEBUG` settings `parsedebugvars` settled; Go's defaults before it
 /// has run.
 pub fn debugvars() -> DebugVars {

@@ -612,14 +612,7 @@ impl Pool {
 
     /// Takes one free stack of `class` from the global lists, carving if they are empty.
     fn take(&self, class: usize, cp: &mut ClassPool) -> Result<usize, StackError> {
-        if let Some(lo) = cp.warm.pop() {
-            cp.low_water = cp.low_water.min(cp.warm.len());
-            self.pooled.fetch_sub(1, Ordering::Relaxed);
-            return Ok(lo);
-        }
-        if let Some(lo) = cp.cold.pop() {
-            self.pooled.fetch_sub(1, Ordering::Relaxed);
-            self.released.fetch_sub(1, Ordering::Relaxed);
+        if let Some(lo) = self.take_free(cp) {
             return Ok(lo);
         }
         let full = (CARVE_BYTES / (class_size(class) + GUARD_SIZE)).clamp(1, CARVE_MAX_SLOTS);
@@ -629,6 +622,19 @@ impl Pool {
         let lo = cp.warm.pop().ok_or(StackError::AddressSpace)?;
         self.pooled.fetch_sub(1, Ordering::Relaxed);
         Ok(lo)
+    }
+
+    /// Takes one stack from the free lists of a class (warm first), carving nothing.
+    fn take_free(&self, cp: &mut ClassPool) -> Option<usize> {
+        if let Some(lo) = cp.warm.pop() {
+            cp.low_water = cp.low_water.min(cp.warm.len());
+            self.pooled.fetch_sub(1, Ordering::Relaxed);
+            return Some(lo);
+        }
+        let lo = cp.cold.pop()?;
+        self.pooled.fetch_sub(1, Ordering::Relaxed);
+        self.released.fetch_sub(1, Ordering::Relaxed);
+        Some(lo)
     }
 
     /// Returns a free stack to the global lists of `class` (Go: `stackpoolfree`). Its pages
@@ -712,25 +718,15 @@ impl Pool {
     fn refill(&self, c: &mut StackCache, order: usize) -> Result<(), StackError> {
         let target = (cache_capacity(order) / 2).max(1);
         let mut cp = self.lock(order);
+        if cp.warm.is_empty() && cp.cold.is_empty() {
+            // take carves one batch and hands out one of it; the rest follows below.
+            let lo = self.take(order, &mut cp)?;
+            c.push(order, lo);
+        }
         while c.count(order) < target {
-            let fresh = cp.warm.is_empty() && cp.cold.is_empty();
-            if fresh && c.count(order) > 0 {
-                break;
-            }
-            match self.take(order, &mut cp) {
-                Ok(lo) => c.push(order, lo),
-                Err(e) if c.count(order) == 0 => return Err(e),
-                Err(_) => break,
-            }
-            if fresh {
-                // take carved a batch into warm and handed out one: keep the rest.
-                while c.count(order) < target && !cp.warm.is_empty() {
-                    match self.take(order, &mut cp) {
-                        Ok(lo) => c.push(order, lo),
-                        Err(_) => break,
-                    }
-                }
-                break;
+            match self.take_free(&mut cp) {
+                Some(lo) => c.push(order, lo),
+                None => break,
             }
         }
         Ok(())
@@ -793,11 +789,7 @@ impl Pool {
             let mut cp = self.lock(class);
             self.released.fetch_add(gone.len(), Ordering::Relaxed);
             cp.cold.extend(gone);
-            // Put back at the old end, and count them as used: they were just touched.
-            let n = kept.len();
-            kept.append(&mut cp.warm);
-            cp.warm = kept;
-            cp.low_water = cp.low_water.max(n);
+            cp.warm.extend(kept);
         }
         bytes
     }
