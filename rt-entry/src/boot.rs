@@ -360,7 +360,7 @@ pub type MainFn = extern "C-unwind" fn() -> i32;
 pub(crate) extern "C" fn rt_newproc_main(prog: &'static Program) {
     let t0 = rt_sys::nanotime();
     let main = prog.main;
-    let gp = match rt_sched::boot::newproc(Box::new(move || runtime_main(main))) {
+    let gp = match rt_sched::boot::newproc(Box::new(move || runtime_main(main)), 0) {
         Ok(gp) => gp,
         Err(e) => rt_sys::fatal!("newproc: {}", e),
     };

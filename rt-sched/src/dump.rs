@@ -1,13 +1,16 @@
 //! Goroutine reports: the `goroutine N [status]:` sections that fatal errors,
 //! crashes and SIGQUIT print, and Go's `SCHED` trace lines.
 //!
-//! Nothing here allocates or takes the scheduler lock, so the reports work
-//! from a signal handler and after a fatal error; they read racy snapshots.
+//! Nothing here takes the scheduler lock, and the stack walks neither
+//! allocate nor lock, so the reports work from a signal handler and after a
+//! fatal error; they read racy snapshots. Symbolizing the frames allocates
+//! (see `rt_traceback`): goroutine sections are printed on dying paths only.
 
 use crate::proc::for_each_p;
 use crate::runtime2::*;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
+use rt_traceback::{Frame, Regs, MAX_FRAMES};
 
 /// `gp`'s goid, or -1 for none (Go's trace convention).
 fn goid_or_minus1(gp: *mut G) -> i64 {
@@ -54,26 +57,81 @@ pub fn set_traceback_bits(bits: u32) {
     TRACEBACK.store(bits, Ordering::Relaxed);
 }
 
-/// Writes the section of one goroutine (header and what we know of it).
-pub(crate) fn write_goroutine(w: &mut dyn Write, gp: *mut G) {
+/// Writes the section of one goroutine (header, frames, `created by`).
+pub(crate) fn write_goroutine(w: &mut dyn Write, gp: *mut G, level: u32) {
     // SAFETY: Gs are never freed; fields are read as a racy snapshot.
     let g = unsafe { &*gp };
-    write_section(w, g, status_string(g));
+    write_section(w, g, status_string(g), None, level);
 }
 
-fn write_section(w: &mut dyn Write, g: &G, status: &str) {
-    let _ = writeln!(w, "goroutine {} [{}]:", g.goid, status);
-    if g.stack.lo != 0 {
-        let _ = writeln!(w, "\tstack=[{:#x}, {:#x}]", g.stack.lo, g.stack.hi);
-    } else {
+/// Go's section header: `goroutine 7 [chan receive, 2 minutes, locked to
+/// thread]:`. The wait shows in whole minutes once it reaches one, and only
+/// for a goroutine whose wait start is known (`since` ≠ 0).
+fn write_header(w: &mut dyn Write, goid: i64, status: &str, since: i64, now: i64, locked: bool) {
+    let _ = write!(w, "goroutine {} [{}", goid, status);
+    if since != 0 {
+        let minutes = (now - since) / 60_000_000_000;
+        if minutes >= 1 {
+            let _ = write!(w, ", {} minutes", minutes);
+        }
+    }
+    if locked {
+        let _ = write!(w, ", locked to thread");
+    }
+    let _ = writeln!(w, "]:");
+}
+
+/// One goroutine's section. `current` is the registers of the goroutine
+/// the report is about when it is running on the reporting thread (from
+/// the signal context or the reporting call); every other goroutine is
+/// walked from what it left behind: the context it switched out with, or
+/// for one in a blocking call the registers where it entered it. A
+/// goroutine running on another thread cannot be walked.
+fn write_section(w: &mut dyn Write, g: &G, status: &str, current: Option<&Regs>, level: u32) {
+    let st = g.atomicstatus.load(Ordering::Relaxed);
+    let since = if st == GWAITING { g.waitsince } else { 0 };
+    write_header(
+        w,
+        g.goid,
+        status,
+        since,
+        rt_sys::nanotime(),
+        !g.lockedm.is_null(),
+    );
+    let (lo, hi) = (g.stack.lo, g.stack.hi);
+    let start = match current {
+        Some(r) => Some((*r, true)),
+        None if lo == 0 => None,
+        None => match st {
+            GRUNNING => {
+                let _ = writeln!(w, "\tgoroutine running on other thread; stack unavailable");
+                None
+            }
+            GSYSCALL if g.syscallregs.pc != 0 => Some((g.syscallregs, true)),
+            // SAFETY: the goroutine is parked or queued, so its gobuf is
+            // its switched-out context; reads stay inside its stack.
+            GWAITING | GRUNNABLE => unsafe { crate::arch::saved_regs(&g.sched, lo, hi) },
+            _ => None,
+        },
+    };
+    if let Some((regs, exact)) = start {
+        let mut frames = [Frame::default(); MAX_FRAMES];
+        let n = rt_traceback::walk(regs, exact, lo, hi, &mut frames);
+        rt_traceback::print_frames(w, &frames[..n], n == MAX_FRAMES, level);
+    } else if lo == 0 {
         // Lazy binding: a goroutine that never ran has no stack yet.
         let _ = writeln!(w, "\t(not started: no stack yet)");
     }
+    rt_traceback::print_created_by(w, g.gopc, g.parentgoid, level);
 }
 
 /// Writes every user goroutine except `skip` (GOTRACEBACK=all and above);
 /// with `level >= 2` runtime goroutines too.
 pub fn write_all(w: &mut dyn Write, skip_goid: i64, level: u32) {
+    rt_traceback::on_report_stack(|| write_all_here(w, skip_goid, level));
+}
+
+fn write_all_here(w: &mut dyn Write, skip_goid: i64, level: u32) {
     // A crash may happen while ALLGS is locked by the crashing thread itself;
     // never block on it.
     let Ok(all) = ALLGS.try_lock() else {
@@ -92,7 +150,7 @@ pub fn write_all(w: &mut dyn Write, skip_goid: i64, level: u32) {
             continue;
         }
         let _ = writeln!(w);
-        write_goroutine(w, gp);
+        write_goroutine(w, gp, level);
     }
 }
 
@@ -239,10 +297,29 @@ fn write_counters(w: &mut dyn Write) {
 
 /// The goroutine report for crash reports and fatal errors (the signal
 /// crate's `dump_goroutines` hook): `current_goid` first as `[running]`
-/// (when it names a goroutine), then, with `all`, every other user
-/// goroutine — runtime ones too at `level >= 2`. Sections are separated by
-/// blank lines. No allocation and no blocking lock: safe in a signal handler.
-pub fn write_report(w: &mut dyn Write, current_goid: i64, all: bool, level: u32) {
+/// (when it names a goroutine), walked from `current` when given, then,
+/// with `all`, every other user goroutine — runtime ones too at
+/// `level >= 2`. Sections are separated by blank lines. The walks are
+/// async-signal-safe; printing the frames symbolizes them, which
+/// allocates, so this belongs on a dying path only. It runs on the report
+/// stack.
+pub fn write_report(
+    w: &mut dyn Write,
+    current: Option<&Regs>,
+    current_goid: i64,
+    all: bool,
+    level: u32,
+) {
+    rt_traceback::on_report_stack(|| write_report_here(w, current, current_goid, all, level));
+}
+
+fn write_report_here(
+    w: &mut dyn Write,
+    current: Option<&Regs>,
+    current_goid: i64,
+    all: bool,
+    level: u32,
+) {
     let Ok(list) = ALLGS.try_lock() else {
         let _ = writeln!(w, "(goroutine list busy)");
         return;
@@ -253,7 +330,7 @@ pub fn write_report(w: &mut dyn Write, current_goid: i64, all: bool, level: u32)
             // SAFETY: Gs are never freed.
             let g = unsafe { &*(g as *mut G) };
             if g.goid == current_goid && g.atomicstatus.load(Ordering::Relaxed) != GDEAD {
-                write_section(w, g, "running");
+                write_section(w, g, "running", current, level);
                 first = false;
                 break;
             }
@@ -272,7 +349,43 @@ pub fn write_report(w: &mut dyn Write, current_goid: i64, all: bool, level: u32)
         if !first {
             let _ = writeln!(w);
         }
-        write_section(w, gr, status_string(gr));
+        write_section(w, gr, status_string(gr), None, level);
         first = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_header;
+
+    fn header(status: &str, since: i64, now: i64, locked: bool) -> String {
+        let mut s = String::new();
+        write_header(&mut s, 7, status, since, now, locked);
+        s
+    }
+
+    #[test]
+    fn header_as_go_prints_it() {
+        const MIN: i64 = 60_000_000_000;
+        assert_eq!(
+            header("chan receive", 0, 5 * MIN, false),
+            "goroutine 7 [chan receive]:\n"
+        );
+        assert_eq!(
+            header("chan receive", MIN, MIN + MIN - 1, false),
+            "goroutine 7 [chan receive]:\n"
+        );
+        assert_eq!(
+            header("chan receive", MIN, 3 * MIN + 5, false),
+            "goroutine 7 [chan receive, 2 minutes]:\n"
+        );
+        assert_eq!(
+            header("select", 1, 1 + MIN, true),
+            "goroutine 7 [select, 1 minutes, locked to thread]:\n"
+        );
+        assert_eq!(
+            header("running", 0, 0, true),
+            "goroutine 7 [running, locked to thread]:\n"
+        );
     }
 }

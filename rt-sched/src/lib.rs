@@ -131,19 +131,31 @@ impl<T: Send> JoinHandle<T> {
 ///
 /// # Panics
 /// When no stack can be had for the goroutine (see [`try_spawn`]).
+#[inline(always)]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match try_spawn(f) {
+    // Always inlined, so the PC is in the caller: its `created by` line.
+    match try_spawn_at(f, rt_traceback::current_pc()) {
         Ok(h) => h,
         Err(e) => panic!("spawn: {e}"),
     }
 }
 
 /// [`spawn`] that reports a failure to create the goroutine.
+#[inline(always)]
 pub fn try_spawn<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    try_spawn_at(f, rt_traceback::current_pc())
+}
+
+/// [`try_spawn`] for a `go` statement at `gopc`.
+fn try_spawn_at<F, T>(f: F, gopc: usize) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -155,21 +167,24 @@ where
         waiter: UnsafeCell::new(core::ptr::null()),
     });
     let theirs = inner.clone();
-    let gp = proc::newproc(Box::new(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        theirs.lock.lock();
-        // SAFETY: lock held.
-        let w = unsafe {
-            *theirs.result.get() = Some(r);
-            core::mem::replace(&mut *theirs.waiter.get(), core::ptr::null())
-        };
-        theirs.done.store(1, Ordering::Release);
-        theirs.lock.unlock();
-        if !w.is_null() {
-            // SAFETY: the joiner queued itself under the lock and waits.
-            unsafe { Waiter::wake(w) };
-        }
-    }))?;
+    let gp = proc::newproc(
+        Box::new(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            theirs.lock.lock();
+            // SAFETY: lock held.
+            let w = unsafe {
+                *theirs.result.get() = Some(r);
+                core::mem::replace(&mut *theirs.waiter.get(), core::ptr::null())
+            };
+            theirs.done.store(1, Ordering::Release);
+            theirs.lock.unlock();
+            if !w.is_null() {
+                // SAFETY: the joiner queued itself under the lock and waits.
+                unsafe { Waiter::wake(w) };
+            }
+        }),
+        gopc,
+    )?;
     // SAFETY: the goid is written before the G is queued and never changes
     // while it lives; reading it races with nothing.
     let goid = unsafe { (*gp).goid };
@@ -181,11 +196,20 @@ where
 ///
 /// # Panics
 /// When no stack can be had for the goroutine.
+#[inline(always)]
 pub fn go<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    if let Err(e) = proc::newproc(Box::new(f)) {
+    // Always inlined, so the PC is in the caller: its `created by` line.
+    go_at(f, rt_traceback::current_pc())
+}
+
+fn go_at<F>(f: F, gopc: usize)
+where
+    F: FnOnce() + Send + 'static,
+{
+    if let Err(e) = proc::newproc(Box::new(f), gopc) {
         panic!("go: {e}");
     }
 }
@@ -225,8 +249,10 @@ pub fn set_max_threads(n: i32) -> i32 {
 /// a `Notifier`, a foreign lock…), without holding up other goroutines: the
 /// goroutine's P is handed to another M for the duration, as Go does around
 /// a blocking system call. Outside a goroutine it just runs `f`.
+#[inline(always)]
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let entered = proc::entersyscallblock();
+    // The frame that stays put while `f` runs: reports walk from here.
+    let entered = proc::entersyscallblock(rt_traceback::Regs::here());
     let r = f();
     if entered {
         proc::exitsyscall();

@@ -219,6 +219,19 @@ pub struct G {
     /// creator's, see [`crate::arch::FpEnv`]); written into the stack's
     /// FP slot when the stack is laid out.
     pub(crate) fpenv: crate::arch::FpEnv,
+    /// The PC of the `go` statement that created it (Go's `gopc`), 0 for
+    /// goroutines the runtime starts; printed as `created by`.
+    pub(crate) gopc: usize,
+    /// The goid of the goroutine that created it (0 for none).
+    pub(crate) parentgoid: i64,
+    /// When it started waiting (`coarse_now` at park, 0 if unknown): the
+    /// `, N minutes` of a goroutine report.
+    pub(crate) waitsince: i64,
+    /// Its registers where it called [`crate::blocking`]: a goroutine in
+    /// `GSYSCALL` keeps running on its thread, and its frames above that
+    /// call stay as they were until the call returns, so reports walk its
+    /// stack from here.
+    pub(crate) syscallregs: rt_traceback::Regs,
 }
 
 // `yield_to` relies on this: a G pointer is its gobuf's.
@@ -254,6 +267,19 @@ impl G {
             lockedcount: 0,
             panic_recorded: false,
             fpenv: crate::arch::FpEnv::DEFAULT,
+            gopc: 0,
+            parentgoid: 0,
+            waitsince: 0,
+            syscallregs: rt_traceback::Regs {
+                pc: 0,
+                sp: 0,
+                bp: 0,
+                bx: 0,
+                r12: 0,
+                r13: 0,
+                r14: 0,
+                r15: 0,
+            },
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::dump::schedtrace;
 use crate::runtime2::SCHED;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use rt_sys::hook::Hook;
 
 /// Hook sysmon calls about every 10 ms (the heap scavenger); wired at boot.
@@ -18,6 +18,18 @@ static TICK_HOOK: Hook<fn()> = Hook::new();
 /// Installs the periodic hook.
 pub fn set_tick_hook(f: fn()) {
     TICK_HOOK.set(f);
+}
+
+/// `nanotime()` as of sysmon's last cycle (at most 10 ms old while it
+/// runs; 0 before it starts). Parking goroutines stamp their wait with it
+/// for `[chan receive, N minutes]` at the price of a load, where a clock
+/// read would cost the park path ~20 ns.
+static COARSE_NOW: AtomicI64 = AtomicI64::new(0);
+
+/// The coarse clock (see [`COARSE_NOW`]).
+#[inline]
+pub(crate) fn coarse_now() -> i64 {
+    COARSE_NOW.load(Ordering::Relaxed)
 }
 
 /// Set once sysmon's M has been asked for.
@@ -87,6 +99,7 @@ fn sysmon() {
             }
         }
         let now = rt_sys::nanotime();
+        COARSE_NOW.store(now, Ordering::Relaxed);
         if trace > 0 && (last_trace == i64::MIN || now - last_trace >= trace as i64 * 1_000_000) {
             last_trace = now;
             let mut w = rt_sys::FdWriter(2);

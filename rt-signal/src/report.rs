@@ -113,9 +113,17 @@ pub struct Hooks {
     pub stack_guard: fn(addr: usize) -> Option<(usize, usize)>,
     /// Prints goroutine sections to `w`, each starting with
     /// `goroutine N [status]:` and separated by blank lines as Go does:
-    /// first `current_goid` (if ≥ 0) as `[running]`, then, if `all`, every
-    /// other goroutine. `level` ≥ 2 asks for runtime frames too.
-    pub dump_goroutines: fn(w: &mut dyn core::fmt::Write, current_goid: i64, all: bool, level: u32),
+    /// first `current_goid` (if ≥ 0) as `[running]`, its stack walked from
+    /// `current` (the interrupted or the reporting code's registers), then,
+    /// if `all`, every other goroutine. `level` ≥ 2 asks for runtime frames
+    /// too. Runs only on the way to exit: it may allocate to symbolize.
+    pub dump_goroutines: fn(
+        w: &mut dyn core::fmt::Write,
+        current: Option<&rt_traceback::Regs>,
+        current_goid: i64,
+        all: bool,
+        level: u32,
+    ),
     /// The id of the M running on the calling thread (`m=` in reports), or
     /// -1 when the thread is not an M.
     pub current_m: fn() -> i64,
@@ -215,18 +223,25 @@ enum Fatal {
 /// `GOTRACEBACK=crash`, SIGABRT with its default action. Install with
 /// `rt_sys::set_fatal_hook(rt_signal::fatal_hook)`. Async-signal-safe.
 pub fn fatal_hook(_msg: &str) -> ! {
+    let here = rt_traceback::Regs::here();
     enter_report();
     let goid = current_goroutine().map_or(-1, |g| g.goid);
-    finish(Fatal::Throw, goid)
+    finish(Fatal::Throw, goid, &here)
 }
 
-fn finish(kind: Fatal, goid: i64) -> ! {
+fn finish(kind: Fatal, goid: i64, regs: &rt_traceback::Regs) -> ! {
     let tb = traceback();
     if tb.level > 0 {
         if let Some(h) = hooks() {
             let mut w = FdWriter(2);
             let _ = w.write_str("\n");
-            (h.dump_goroutines)(&mut w, goid, tb.all || kind == Fatal::Throw, tb.level);
+            (h.dump_goroutines)(
+                &mut w,
+                Some(regs),
+                goid,
+                tb.all || kind == Fatal::Throw,
+                tb.level,
+            );
         }
     }
     if tb.crash {
@@ -292,12 +307,12 @@ pub fn fault(sig: i32, c: &SigCtxt) -> ! {
             );
             let _ = writeln!(w, "runtime: sp={:#x} stack=[{:#x}, {:#x}]", c.sp(), lo, hi);
             let _ = w.write_str("fatal error: stack overflow\n");
-            finish(Fatal::Throw, goid);
+            finish(Fatal::Throw, goid, &c.walk_regs());
         }
         if g.is_none_or(|g| g.system) {
             let _ = w.write_str("fatal error: unexpected signal during runtime execution\n");
             signal_line(&mut w, sig, c);
-            finish(Fatal::Throw, goid);
+            finish(Fatal::Throw, goid, &c.walk_regs());
         }
     }
 
@@ -308,7 +323,7 @@ pub fn fault(sig: i32, c: &SigCtxt) -> ! {
             let _ = writeln!(w, "unexpected fault address {:#x}", addr);
             let _ = w.write_str("fatal error: fault\n");
             signal_line(&mut w, sig, c);
-            finish(Fatal::Throw, goid);
+            finish(Fatal::Throw, goid, &c.walk_regs());
         }
         libc::SIGFPE => Some(match code {
             FPE_INTDIV => "integer divide by zero",
@@ -320,7 +335,7 @@ pub fn fault(sig: i32, c: &SigCtxt) -> ! {
     let msg = msg.unwrap_or("invalid memory address or nil pointer dereference");
     let _ = writeln!(w, "panic: runtime error: {}", msg);
     signal_line(&mut w, sig, c);
-    finish(Fatal::Panic, goid)
+    finish(Fatal::Panic, goid, &c.walk_regs())
 }
 
 /// The report for a `THROW` signal, or a `PANIC` one sent by kill(2)
@@ -366,7 +381,7 @@ pub fn throw_signal(sig: i32, c: &SigCtxt) -> ! {
     if tb.level > 0 {
         if let Some(h) = hooks() {
             let goid = (h.current_goroutine)().map_or(-1, |g| g.goid);
-            (h.dump_goroutines)(&mut w, goid, true, tb.level);
+            (h.dump_goroutines)(&mut w, Some(&c.walk_regs()), goid, true, tb.level);
             let _ = w.write_str("\n");
         }
         let _ = c.dump_regs(&mut w);

@@ -228,7 +228,13 @@ fn guard(addr: usize) -> Option<(usize, usize)> {
     (page != 0 && addr >= page && addr < page + 4096)
         .then_some((page + 4096, page + 4096 + FAKE_STACK))
 }
-fn dump(w: &mut dyn core::fmt::Write, current: i64, all: bool, level: u32) {
+fn dump(
+    w: &mut dyn core::fmt::Write,
+    _regs: Option<&rt_traceback::Regs>,
+    current: i64,
+    all: bool,
+    level: u32,
+) {
     if current >= 0 {
         let _ = writeln!(w, "goroutine {} [running]:", current);
         if level >= 2 {
@@ -599,7 +605,13 @@ fn fault_signal_sent_by_kill_is_reported_like_sigquit() {
     assert!(l[1].ends_with(" sigcode=0"), "kill(2) is SI_USER: {o:?}");
 }
 
-fn faulting_dump(_: &mut dyn core::fmt::Write, _: i64, _: bool, _: u32) {
+fn faulting_dump(
+    _: &mut dyn core::fmt::Write,
+    _: Option<&rt_traceback::Regs>,
+    _: i64,
+    _: bool,
+    _: u32,
+) {
     // SAFETY: deliberately faults inside the report.
     unsafe { core::ptr::write_volatile(core::ptr::without_provenance_mut::<u64>(16), 1) };
 }

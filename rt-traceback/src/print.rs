@@ -47,16 +47,20 @@ const RUNTIME_PREFIXES: &[&str] = &[
     "core::option::unwrap_failed",
     "core::option::expect_failed",
     "core::result::unwrap_failed",
-    "alloc::boxed::Box<F,A> as core::ops::function::",
     "rust_begin_unwind",
     "__rust",
     "backtrace::",
 ];
 
-/// True if `name` (demangled, without hash) is a runtime function.
+/// True if `name` (demangled, without hash) is a runtime function: one of
+/// the runtime's crates, the standard library's panic machinery, a
+/// closure-call shim (`<F as core::ops::function::FnOnce<A>>::call_once`),
+/// or the `main` wrapper `rt_entry::main!` generates.
 pub fn is_runtime(name: &str) -> bool {
     let n = name.trim_start_matches('<');
     RUNTIME_PREFIXES.iter().any(|p| n.starts_with(p))
+        || (name.starts_with('<') && name.contains(" as core::ops::function::Fn"))
+        || name.ends_with("::__rt_main_main")
 }
 
 /// One function of a frame: a physical frame is one or more of these, the
@@ -145,11 +149,13 @@ pub fn print_created_by(w: &mut dyn Write, gopc: usize, parent: i64, level: u32)
         return;
     }
     let funcs = resolve(gopc);
-    let Some(func) = funcs
-        .iter()
-        .find(|f| !is_runtime(&f.name))
-        .or_else(|| if level >= 2 { funcs.last() } else { None })
-    else {
+    let Some(func) = funcs.iter().find(|f| !is_runtime(&f.name)).or_else(|| {
+        if level >= 2 {
+            funcs.last()
+        } else {
+            None
+        }
+    }) else {
         return;
     };
     let _ = writeln!(w, "created by {} in goroutine {}", func.name, parent);

@@ -76,7 +76,10 @@ fn resolve_gives_file_and_line() {
     let mut v = Vec::new();
     level1(&mut v);
     let funcs = resolve(v[0].lookup_pc());
-    let f = funcs.iter().find(|f| f.name.ends_with("level3")).expect("level3");
+    let f = funcs
+        .iter()
+        .find(|f| f.name.ends_with("level3"))
+        .expect("level3");
     assert!(f.file.ends_with("rt-traceback/src/tests.rs"), "{}", f.file);
     assert!(f.line > 0);
 }
@@ -88,7 +91,7 @@ fn walk_stays_inside_bounds() {
     let mut frames = [Frame::default(); 8];
     let n = walk(Regs::here(), true, 0x1000, 0x2000, &mut frames);
     assert_eq!(n, 1);
-    // A walk from nowhere yields one unknown frame and stops.
+    // A walk from nowhere yields its first frame, unknown, and stops.
     let r = Regs {
         pc: 8,
         sp: 0x1000,
@@ -121,13 +124,19 @@ fn print_layout() {
         assert!(pair[0].ends_with(")"), "{s}");
         assert!(pair[1].starts_with('\t'), "{s}");
     }
-    let i = lines.iter().position(|l| l.ends_with("tests::level2()")).expect(&s);
+    let i = lines
+        .iter()
+        .position(|l| l.ends_with("tests::level2()"))
+        .expect(&s);
     assert!(lines[i + 1].contains("rt-traceback/src/tests.rs:"), "{s}");
     assert!(lines[i + 1].contains(" +0x"), "{s}");
     // Level 2 adds the frame's addresses.
     let mut s2 = String::new();
     print_frames(&mut s2, &v[..1], true, 2);
-    assert!(s2.contains(" fp=0x") && s2.contains(" sp=0x") && s2.contains(" pc=0x"), "{s2}");
+    assert!(
+        s2.contains(" fp=0x") && s2.contains(" sp=0x") && s2.contains(" pc=0x"),
+        "{s2}"
+    );
     assert!(s2.ends_with("...additional frames elided...\n"), "{s2}");
 }
 
@@ -137,9 +146,17 @@ fn created_by_names_the_go_statement() {
     let mut s = String::new();
     let mut hidden = String::new();
     print_created_by(&mut hidden, pc, 7, 1);
-    assert!(hidden.is_empty(), "a runtime creator shows at level 2 only: {hidden}");
+    assert!(
+        hidden.is_empty(),
+        "a runtime creator shows at level 2 only: {hidden}"
+    );
     print_created_by(&mut s, pc, 7, 2);
-    assert!(s.starts_with("created by rt_traceback::tests::created_by_names_the_go_statement in goroutine 7\n\t"), "{s}");
+    assert!(
+        s.starts_with(
+            "created by rt_traceback::tests::created_by_names_the_go_statement in goroutine 7\n\t"
+        ),
+        "{s}"
+    );
     assert!(s.contains("rt-traceback/src/tests.rs:"), "{s}");
     let mut none = String::new();
     print_created_by(&mut none, 0, 1, 2);
@@ -152,7 +169,12 @@ fn runtime_names() {
     assert!(is_runtime("<rt_sched::chan::Chan<T>>::recv"));
     assert!(is_runtime("std::panicking::begin_panic_handler"));
     assert!(is_runtime("core::ops::function::FnOnce::call_once"));
+    assert!(is_runtime(
+        "<core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce<()>>::call_once"
+    ));
+    assert!(is_runtime("app::__rt_main_main"));
     assert!(!is_runtime("rt_demo::main"));
+    assert!(!is_runtime("<app::Server as app::Handler>::serve"));
     assert!(!is_runtime("std::io::stdio::print_to"));
 }
 

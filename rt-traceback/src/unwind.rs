@@ -76,7 +76,11 @@ struct Search {
     found: Option<Object>,
 }
 
-extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut c_void) -> c_int {
+extern "C" fn visit(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut c_void,
+) -> c_int {
     // SAFETY: `data` is the `Search` find_object passed to dl_iterate_phdr,
     // which calls us synchronously.
     let s = unsafe { &mut *(data as *mut Search) };
@@ -143,7 +147,10 @@ impl Object {
 /// `[addr, addr + len)` must be mapped, readable and never unmapped.
 unsafe fn bytes(addr: usize, len: usize) -> Slice {
     // SAFETY: the caller guarantees the range stays mapped and readable.
-    EndianSlice::new(unsafe { core::slice::from_raw_parts(addr as *const u8, len) }, NativeEndian)
+    EndianSlice::new(
+        unsafe { core::slice::from_raw_parts(addr as *const u8, len) },
+        NativeEndian,
+    )
 }
 
 /// What a row of unwind information says about a frame.
@@ -154,10 +161,12 @@ struct Step {
     end: bool,
 }
 
-/// Applies the unwind row for `lookup` to `regs`. `read` returns the word
-/// at an address, or `None` outside the readable stack.
-fn step(regs: &Regs, lookup: usize, read: &dyn Fn(usize) -> Option<usize>) -> Option<Step> {
-    let obj = find_object(lookup)?;
+type Fde = gimli::FrameDescriptionEntry<Slice>;
+
+/// The `.eh_frame` section, its base addresses and the FDE covering `pc`,
+/// found through the `.eh_frame_hdr` search table of the object holding it.
+fn fde_for(pc: usize) -> Option<(EhFrame<Slice>, BaseAddresses, Fde)> {
+    let obj = find_object(pc)?;
     // SAFETY: PT_GNU_EH_FRAME lies inside a loaded segment of an object
     // that is loaded now; objects holding a live frame are not unloaded.
     let hdr = unsafe { bytes(obj.hdr, obj.hdr_len) };
@@ -171,10 +180,17 @@ fn step(regs: &Regs, lookup: usize, read: &dyn Fn(usize) -> Option<usize>) -> Op
     // SAFETY: `.eh_frame` lies in the loaded segment [eh_frame, end).
     let section = EhFrame::from(unsafe { bytes(eh_frame, end - eh_frame) });
     let bases = bases.set_eh_frame(eh_frame as u64);
-    let table = parsed.table()?;
-    let fde = table
-        .fde_for_address(&section, &bases, lookup as u64, EhFrame::cie_from_offset)
+    let fde = parsed
+        .table()?
+        .fde_for_address(&section, &bases, pc as u64, EhFrame::cie_from_offset)
         .ok()?;
+    Some((section, bases, fde))
+}
+
+/// Applies the unwind row for `lookup` to `regs`. `read` returns the word
+/// at an address, or `None` outside the readable stack.
+fn step(regs: &Regs, lookup: usize, read: &dyn Fn(usize) -> Option<usize>) -> Option<Step> {
+    let (section, bases, fde) = fde_for(lookup)?;
     let mut ctx: UnwindContext<usize, OnStack> = UnwindContext::new_in();
     let row = fde
         .unwind_info_for_address(&section, &bases, &mut ctx, lookup as u64)
@@ -238,39 +254,14 @@ fn read_static(obj: &Object, addr: usize) -> Option<usize> {
 /// The entry address of the function holding `pc`, from its unwind
 /// information; `None` where none covers it.
 pub fn function_start(pc: usize) -> Option<usize> {
-    step(&Regs::default(), pc, &|_| None)
-        .map(|s| s.func)
-        .or_else(|| fde_start(pc))
-}
-
-/// The FDE start for `pc` even when its CFA cannot be computed from the
-/// (empty) registers `function_start` passes.
-fn fde_start(pc: usize) -> Option<usize> {
-    let obj = find_object(pc)?;
-    // SAFETY: as in `step`.
-    let hdr = unsafe { bytes(obj.hdr, obj.hdr_len) };
-    let bases = BaseAddresses::default().set_eh_frame_hdr(obj.hdr as u64);
-    let parsed = EhFrameHdr::new(hdr.slice(), NativeEndian).parse(&bases, 8).ok()?;
-    let eh_frame = match parsed.eh_frame_ptr() {
-        Pointer::Direct(a) => a as usize,
-        Pointer::Indirect(p) => read_static(&obj, p as usize)?,
-    };
-    let end = obj.segment_end(eh_frame)?;
-    // SAFETY: as in `step`.
-    let section = EhFrame::from(unsafe { bytes(eh_frame, end - eh_frame) });
-    let bases = bases.set_eh_frame(eh_frame as u64);
-    let fde = parsed
-        .table()?
-        .fde_for_address(&section, &bases, pc as u64, EhFrame::cie_from_offset)
-        .ok()?;
-    Some(fde.initial_address() as usize)
+    fde_for(pc).map(|(_, _, fde)| fde.initial_address() as usize)
 }
 
 /// Walks the stack described by `start`, whose memory is `[lo, hi)`, into
 /// `out`; returns how many frames were written. The first frame is
 /// `start.pc` itself (`exact` as `first_exact` says); each next frame is
-/// the previous one's return address. The walk ends at a frame without
-/// unwind information (a goroutine's `rt_goexit`, a thread's `_start`),
+/// the previous one's return address. The walk ends before a caller without
+/// unwind information (a goroutine's `rt_goexit`),
 /// at a frame that marks itself outermost, at a caller's stack pointer
 /// outside `(sp, hi]`, or when `out` is full.
 pub fn walk(start: Regs, first_exact: bool, lo: usize, hi: usize, out: &mut [Frame]) -> usize {
@@ -294,9 +285,15 @@ pub fn walk(start: Regs, first_exact: bool, lo: usize, hi: usize, out: &mut [Fra
             exact,
         };
         let Some(s) = step(&regs, f.lookup_pc(), &read) else {
-            f.func = fde_start(f.lookup_pc()).unwrap_or(0);
-            out[n] = f;
-            n += 1;
+            // A caller without unwind information is the assembly a stack
+            // starts in (`rt_goexit`, which a symbolizer would misname after
+            // its neighbour) and ends the walk unseen; a first frame
+            // without it is still where the thread was.
+            if n == 0 {
+                f.func = function_start(f.lookup_pc()).unwrap_or(0);
+                out[n] = f;
+                n += 1;
+            }
             break;
         };
         f.func = s.func;

@@ -21,9 +21,16 @@ fn stack_overflow_in_a_goroutine_is_reported_with_its_bounds() {
             "{e}"
         );
         assert!(
-            e.contains("\nfatal error: stack overflow\n\ngoroutine 2 [running]:\n\tstack=[0x"),
+            e.contains("\nfatal error: stack overflow\n\ngoroutine 2 [running]:\nrt_demo::demo::scenarios::recurse("),
             "{e}"
         );
+        // The walk stops at Go's frame limit.
+        assert_eq!(
+            e.matches("rt_demo::demo::scenarios::recurse(").count(),
+            100,
+            "{e}"
+        );
+        assert!(e.contains("\n...additional frames elided...\n"), "{e}");
     }
 }
 
@@ -127,7 +134,11 @@ fn sigquit_dumps_every_goroutine_and_exits_2() {
         e.contains("goroutine 1 [sleep]:") || e.contains("goroutine 1 [running]:"),
         "{e}"
     );
-    assert_eq!(e.matches("[chan receive]:").count(), 3, "{e}");
+    // One goroutine each in a receive, a select and a sleep (and one in a
+    // blocking read, which may be the one the signal interrupted); see
+    // traceback.rs for their frames.
+    assert_eq!(e.matches("[chan receive]:").count(), 1, "{e}");
+    assert_eq!(e.matches("[select]:").count(), 1, "{e}");
 }
 
 #[test]

@@ -429,6 +429,8 @@ global_asm!(
     "    call rdx",                 // f(gp): never returns
     "    ud2",
     "2:",                           // resumed by rt_gogo(save)
+    ".globl rt_mcall_resume",       // the same point, named for stack walks
+    "rt_mcall_resume:",
     "    add rsp, 8",
     "    pop r15",
     "    pop r14",
@@ -547,6 +549,78 @@ pub(crate) unsafe fn mcall(
 ) {
     // SAFETY: forwarded contract.
     unsafe { rt_mcall(save, g0sp, f, gp) }
+}
+
+/// Where `rt_mcall` resumes a goroutine (its saved `gobuf.pc`).
+fn mcall_resume_pc() -> usize {
+    let pc: usize;
+    // SAFETY: `lea` of a symbol address has no side effects.
+    unsafe {
+        asm!("lea {}, [rip + rt_mcall_resume]", out(reg) pc, options(nomem, nostack, preserves_flags))
+    };
+    pc
+}
+
+/// The registers a goroutine switched out with, for walking its stack:
+/// `(registers, exact)` where `exact` says the PC is a resume point rather
+/// than a return address; `None` for a goroutine that has not run yet.
+///
+/// The two ways out leave different stacks (see [`mcall`] and [`switch`]):
+///
+/// ```text
+///   by rt_mcall                              by switch (inline)
+///   sp+56 │ return address into the caller │  sp+16 │ rbp │
+///   sp+48 │ rbp                            │  sp+8  │ rbx │
+///   sp+40 │ rbx   sp+32 r12   sp+24 r13     │  sp    │ FP slot │ ← gobuf.sp
+///   sp+16 │ r14   sp+8  r15                 │  gobuf.pc = the resume label in
+///   sp    │ FP slot                         │  the function that switched
+/// ```
+///
+/// In the `switch` case r12–r15 were declared clobbered, so the function
+/// holding the label saved its caller's values itself and its CFI says
+/// where; they are left 0.
+///
+/// # Safety
+/// `buf` must be the saved context of a goroutine that is not running, and
+/// its stack `[lo, hi)` mapped; the words are read only if they lie inside.
+pub(crate) unsafe fn saved_regs(
+    buf: &Gobuf,
+    lo: usize,
+    hi: usize,
+) -> Option<(rt_traceback::Regs, bool)> {
+    let sp = buf.sp;
+    let word = |off: usize| -> Option<usize> {
+        let a = sp.checked_add(off)?;
+        if a < lo || a + 8 > hi {
+            return None;
+        }
+        // SAFETY: inside the goroutine's mapped stack (checked above).
+        Some(unsafe { core::ptr::read_volatile(a as *const usize) })
+    };
+    if buf.pc == 0 || buf.pc == gostart_pc() {
+        return None;
+    }
+    if buf.pc == mcall_resume_pc() {
+        let regs = rt_traceback::Regs {
+            pc: word(56)?,
+            sp: sp + 64,
+            bp: word(48)?,
+            bx: word(40)?,
+            r12: word(32)?,
+            r13: word(24)?,
+            r14: word(16)?,
+            r15: word(8)?,
+        };
+        return Some((regs, false));
+    }
+    let regs = rt_traceback::Regs {
+        pc: buf.pc,
+        sp: sp + 24,
+        bp: word(16)?,
+        bx: word(8)?,
+        ..rt_traceback::Regs::default()
+    };
+    Some((regs, true))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub fn gopark(unlockf: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: &'
         (*mp).waitunlockf = unlockf;
         (*mp).waitarg = arg;
         (*gp).waitreason = reason;
+        (*gp).waitsince = crate::sysmon::coarse_now();
     }
     mcall(park_m);
 }

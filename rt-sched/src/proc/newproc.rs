@@ -271,8 +271,9 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
 
 /// Creates a goroutine running `f` and queues it (Go's `newproc`): into
 /// `runnext` of the calling M's P, or the global queue from a thread that
-/// is not an M. Returns the new G.
-pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnError> {
+/// is not an M. Returns the new G. `gopc` is the `go` statement's PC (0
+/// for goroutines the runtime starts), for `created by` lines.
+pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>, gopc: usize) -> Result<*mut G, SpawnError> {
     let gp0 = getg_checked();
     let mp = current_m();
     let pp = if mp.is_null() {
@@ -281,7 +282,12 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         // SAFETY: our own M.
         unsafe { (*mp).p.load(Ordering::Relaxed) }
     };
-    let _ = gp0;
+    let parentgoid = if gp0.is_null() {
+        0
+    } else {
+        // SAFETY: the running goroutine (or g0, goid 0) reads its own id.
+        unsafe { (*gp0).goid }
+    };
     let mut newg = if pp.is_null() {
         null_mut()
     } else {
@@ -298,6 +304,9 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>) -> Result<*mut G, SpawnErr
         g.system = false;
         g.panicking = false;
         g.waitreason = "";
+        g.waitsince = 0;
+        g.gopc = gopc;
+        g.parentgoid = parentgoid;
         g.lockedm = null_mut();
         g.sched = Gobuf {
             sp: 0,

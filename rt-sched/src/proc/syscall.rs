@@ -46,7 +46,7 @@ pub fn unlock_os_thread() {
 /// its P, which goes to another M if there is work (Go's
 /// `entersyscallblock`). Returns false (and does nothing) when not on a
 /// goroutine holding a P.
-pub(crate) fn entersyscallblock() -> bool {
+pub(crate) fn entersyscallblock(regs: rt_traceback::Regs) -> bool {
     let gp = current_g();
     let mp = current_m();
     // SAFETY: reading our own M.
@@ -56,6 +56,7 @@ pub(crate) fn entersyscallblock() -> bool {
     crate::sysmon::wanted();
     // SAFETY: gp runs on mp, which holds a P.
     unsafe {
+        (*gp).syscallregs = regs;
         casgstatus(gp, GRUNNING, GSYSCALL);
         let pp = releasep();
         (*pp).syscalltick.fetch_add(1, Ordering::Relaxed);

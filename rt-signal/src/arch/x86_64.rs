@@ -65,6 +65,21 @@ impl SigCtxt {
         unsafe { (*self.info).si_addr() as usize }
     }
 
+    /// The registers a stack walk of the interrupted code starts from.
+    pub fn walk_regs(&self) -> rt_traceback::Regs {
+        let r = |n| self.greg(n) as usize;
+        rt_traceback::Regs {
+            pc: r(libc::REG_RIP),
+            sp: r(libc::REG_RSP),
+            bp: r(libc::REG_RBP),
+            bx: r(libc::REG_RBX),
+            r12: r(libc::REG_R12),
+            r13: r(libc::REG_R13),
+            r14: r(libc::REG_R14),
+            r15: r(libc::REG_R15),
+        }
+    }
+
     /// Prints the registers in Go's `dumpregs` layout (`rax    0x…`).
     pub fn dump_regs(&self, w: &mut dyn Write) -> fmt::Result {
         let regs: [(&str, libc::c_int); 18] = [

@@ -75,7 +75,16 @@ impl Regs {
     /// all belong to the same instant of the same frame.
     #[inline(always)]
     pub fn here() -> Regs {
-        let (pc, sp, bp, bx, r12, r13, r14, r15): (usize, usize, usize, usize, usize, usize, usize, usize);
+        let (pc, sp, bp, bx, r12, r13, r14, r15): (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+        );
         // SAFETY: reads registers and the address of a local label; no
         // memory is touched and no register is changed.
         unsafe {

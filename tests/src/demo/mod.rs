@@ -378,11 +378,11 @@ pub fn main() -> i32 {
         b"lockosthread" => scenarios::lockosthread(),
         b"mutex" => scenarios::mutex(),
         b"threadlimit" => scenarios::threadlimit(),
-        b"deadlock" => scenarios::deadlock(),
+        b"deadlock" => scenarios::deadlock(), // tb:deadlock-call
         b"panic" => scenarios::panic(),
         b"mainpanic" => {
             println!("before the panic");
-            panic!("boom in main")
+            panic!("boom in main") // tb:mainpanic
         }
         b"joinpanic" => scenarios::joinpanic(),
         b"panicpark" => scenarios::panicpark(num(rest, 0, 8)),
@@ -825,12 +825,12 @@ mod scenarios {
 
     pub fn deadlock() -> i32 {
         let ch = rt_sched::Chan::<()>::new(0);
-        ch.recv();
+        ch.recv(); // tb:deadlock
         0
     }
 
     pub fn panic() -> i32 {
-        rt_sched::go(|| panic!("boom from a goroutine"));
+        rt_sched::go(|| panic!("boom from a goroutine")); // tb:panic
         rt_sched::sleep(std::time::Duration::from_secs(5));
         0
     }
@@ -1049,36 +1049,78 @@ mod scenarios {
 
     pub fn segv() -> i32 {
         println!("about to fault");
+        // tb:segv-go is the next line
         let h = rt_sched::spawn(|| {
+            // tb:segv-body is the next line
             let p = std::hint::black_box(std::ptr::null_mut::<u64>());
             // SAFETY: deliberately unsound — this scenario exists to show the
             // runtime's report for a fault in goroutine code.
-            unsafe { p.write_volatile(1) };
+            unsafe { p.write_volatile(1) }; // tb:segv-fault
         });
-        let _ = h.join();
+        let _ = h.join(); // tb:segv-join
         0
     }
 
+    /// Goroutines parked in four different ways for a SIGQUIT dump: a
+    /// channel receive, a select, a sleep and a blocking read on a pipe.
     pub fn quit() -> i32 {
         let started = Arc::new(AtomicU64::new(0));
-        for _ in 0..3 {
-            let started = started.clone();
-            rt_sched::go(move || {
-                let ch = rt_sched::Chan::<()>::new(0);
-                started.fetch_add(1, Ordering::Relaxed);
-                ch.recv();
-            });
-        }
-        // Ready once all three are parked in their receive.
-        while started.load(Ordering::Relaxed) < 3 {
+        let s = started.clone();
+        rt_sched::go(move || quit_recv(&s)); // tb:quit-go-recv
+        let s = started.clone();
+        rt_sched::go(move || quit_select(&s)); // tb:quit-go-select
+        let s = started.clone();
+        rt_sched::go(move || quit_sleep(&s)); // tb:quit-go-sleep
+        let s = started.clone();
+        rt_sched::go(move || quit_blocked(&s)); // tb:quit-go-blocked
+                                                // Ready once all four are about to wait.
+        while started.load(Ordering::Relaxed) < 4 {
             rt_sched::sleep(std::time::Duration::from_millis(1));
         }
-        rt_sched::sleep(std::time::Duration::from_millis(10));
+        rt_sched::sleep(std::time::Duration::from_millis(20));
         println!("ready");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         rt_sched::sleep(std::time::Duration::from_secs(30));
         println!("no signal came");
         1
+    }
+
+    #[inline(never)]
+    fn quit_recv(started: &AtomicU64) {
+        let ch = rt_sched::Chan::<()>::new(0);
+        started.fetch_add(1, Ordering::Relaxed);
+        ch.recv(); // tb:quit-recv
+    }
+
+    #[inline(never)]
+    fn quit_select(started: &AtomicU64) {
+        let (a, b) = (rt_sched::Chan::<u8>::new(0), rt_sched::Chan::<u8>::new(0));
+        started.fetch_add(1, Ordering::Relaxed);
+        rt_sched::select! { // tb:quit-select
+            recv(a) -> _v => {},
+            recv(b) -> _v => {},
+        } // tb:quit-select-end
+    }
+
+    #[inline(never)]
+    fn quit_sleep(started: &AtomicU64) {
+        started.fetch_add(1, Ordering::Relaxed);
+        rt_sched::sleep(std::time::Duration::from_secs(60)); // tb:quit-sleep
+                                                             // Not a tail call: the frame stays on the stack to be seen.
+        std::hint::black_box(started);
+    }
+
+    #[inline(never)]
+    fn quit_blocked(started: &AtomicU64) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        started.fetch_add(1, Ordering::Relaxed);
+        let mut b = [0u8; 1];
+        // SAFETY: reads into a live one-byte buffer; nobody writes, so the
+        // read blocks until the process ends.
+        let n = rt_sched::blocking(|| unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) }); // tb:quit-blocked
+        std::hint::black_box(n);
     }
 
     pub fn notify() -> i32 {
