@@ -202,9 +202,11 @@ impl<T: ?Sized> Mutex<T> {
         let w = Waiter::new();
         // SAFETY: waitlock held.
         unsafe { (*self.waiters.get()).push_back(&w) };
+        // Go 1.17–1.19 report a goroutine waiting for a sync.Mutex as
+        // `[semacquire]` (its semaphore wait); the same here.
         // SAFETY: waitlock held; w stays on this stack until woken, and the
         // unlocker handed us the lock before waking us.
-        unsafe { w.park(&self.waitlock, "sync.Mutex.Lock") };
+        unsafe { w.park(&self.waitlock, "semacquire") };
         core::sync::atomic::fence(Ordering::Acquire);
     }
 
