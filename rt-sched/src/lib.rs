@@ -43,6 +43,8 @@ mod chan;
 mod chan_ext;
 mod dump;
 mod lock;
+pub mod netpoll;
+mod netpoll_epoll;
 mod panic;
 mod park;
 mod phase;

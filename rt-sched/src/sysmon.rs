@@ -100,6 +100,7 @@ fn sysmon() {
         }
         let now = rt_sys::nanotime();
         COARSE_NOW.store(now, Ordering::Relaxed);
+        crate::netpoll::sysmon_poll(now);
         if trace > 0 && (last_trace == i64::MIN || now - last_trace >= trace as i64 * 1_000_000) {
             last_trace = now;
             let mut w = rt_sys::FdWriter(2);

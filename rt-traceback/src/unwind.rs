@@ -171,7 +171,9 @@ fn fde_for(pc: usize) -> Option<(EhFrame<Slice>, BaseAddresses, Fde)> {
     // that is loaded now; objects holding a live frame are not unloaded.
     let hdr = unsafe { bytes(obj.hdr, obj.hdr_len) };
     let bases = BaseAddresses::default().set_eh_frame_hdr(obj.hdr as u64);
-    let parsed = EhFrameHdr::new(hdr.slice(), NativeEndian).parse(&bases, 8).ok()?;
+    let parsed = EhFrameHdr::new(hdr.slice(), NativeEndian)
+        .parse(&bases, 8)
+        .ok()?;
     let eh_frame = match parsed.eh_frame_ptr() {
         Pointer::Direct(a) => a as usize,
         Pointer::Indirect(p) => read_static(&obj, p as usize)?,

@@ -18,7 +18,8 @@
 //! * `chan` — Go's channel, select and scheduler tests rewritten for rt
 //!   (`rt-demo gochan list`), plus `selectstorm` with and without every
 //!   feature, also pinned to one CPU (`taskset -c 0`);
-//! * `sched` — the scheduler torture scenarios of `demo/stress.rs`;
+//! * `sched` — the scheduler torture scenarios of `demo/stress.rs` and the
+//!   network poller's `pollfd`;
 //! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
 //!   `0..--seeds`, GOMAXPROCS rotating with the seed.
 
@@ -162,6 +163,11 @@ fn build_demos() -> Result<[PathBuf; 2], String> {
     Ok([plain, checked])
 }
 
+/// What `rt-demo pollfd` prints when every check holds.
+const POLLFD_WANT: &str = "data wakes the reader: ok\npast deadline: ok\nfuture deadline: ok\n\
+extended deadline: ok\ncleared deadline: ok\nevict wakes the reader: ok\nevicted stays closed: ok\n\
+many waiters: ok\nplain thread: ok\n";
+
 /// The suite's jobs. `gochan list` is asked of the binary itself, so the
 /// list never goes stale.
 fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
@@ -216,6 +222,9 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                     for (s, n, want) in cases {
                         jobs.push(Job::new(&[s, n], p, want));
                     }
+                    // The network poller: waits ended by data, deadlines,
+                    // eviction; many waiters beside a CPU-bound goroutine.
+                    jobs.push(Job::new(&["pollfd"], p, POLLFD_WANT));
                 }
             }
         }

@@ -55,7 +55,12 @@ pub(crate) fn checkdead(s: SchedGuard<'_>) {
             nmsys
         );
     }
-    if !s.runq.is_empty() || SCHED.ntimers.load(Ordering::Acquire) > 0 {
+    // Goroutines waiting for I/O may be readied by the poller (Go counts
+    // the polling M as running; between two polls none may be).
+    if !s.runq.is_empty()
+        || SCHED.ntimers.load(Ordering::Acquire) > 0
+        || crate::netpoll::waiters() > 0
+    {
         return;
     }
     let mut runnable = false;
@@ -270,10 +275,15 @@ fn check_timers(pp: *mut P) -> usize {
     // Several Ps' heaps may have expired timers: wake their goroutines in
     // deadline order across all of them.
     ready.sort_by_key(|&(when, _)| when);
-    let n = ready.len();
-    for (_, gp) in ready {
-        // SAFETY: timer goroutines are parked with reason "sleep" and only
-        // the timer wakes them.
+    let mut n = 0;
+    for (_, action) in ready {
+        let gp = crate::time::fire(action);
+        if gp.is_null() {
+            continue;
+        }
+        n += 1;
+        // SAFETY: the goroutine is parked (a sleep, or an I/O wait whose
+        // deadline passed) and only this timer readies it now.
         unsafe {
             casgstatus(gp, GWAITING, GRUNNABLE);
             runqput(pp, gp, false);
@@ -309,6 +319,18 @@ fn findrunnable() -> (*mut G, bool) {
             // SAFETY: pp ours.
             let gp = unsafe { globrunqget(&mut SCHED.lock(), pp, 0) };
             if !gp.is_null() {
+                return (gp, false);
+            }
+        }
+        // Goroutines waiting for I/O that is ready now come before stealing
+        // (a non-blocking poll, unless an M is blocked in the poller).
+        if crate::netpoll::inited() && crate::netpoll::waiters() > 0 && !crate::netpoll::polling() {
+            let mut list = Vec::new();
+            crate::netpoll::poll(0, &mut list);
+            if let Some(gp) = list.pop() {
+                crate::netpoll::inject(&mut list);
+                // SAFETY: the poll handed this parked G out once.
+                unsafe { casgstatus(gp, GWAITING, GRUNNABLE) };
                 return (gp, false);
             }
         }
@@ -375,6 +397,30 @@ fn findrunnable() -> (*mut G, bool) {
                     SCHED.nmspinning.fetch_add(1, Ordering::AcqRel);
                 }
                 continue 'top;
+            }
+        }
+        // Goroutines wait for I/O: become the poller, without a P, until an
+        // event, the next timer or a break (Go's blocking `netpoll`).
+        if crate::netpoll::inited() && crate::netpoll::waiters() > 0 {
+            let until = next_timer().unwrap_or(i64::MAX);
+            if crate::netpoll::begin_blocking(until) {
+                let mut list = Vec::new();
+                crate::netpoll::poll(if until == i64::MAX { -1 } else { until }, &mut list);
+                crate::netpoll::end_blocking();
+                let pp = pidleget(&mut SCHED.lock());
+                if pp.is_null() {
+                    crate::netpoll::inject(&mut list);
+                } else {
+                    // SAFETY: pp came off the idle list for us.
+                    unsafe { acquirep(pp) };
+                    if let Some(gp) = list.pop() {
+                        crate::netpoll::inject(&mut list);
+                        // SAFETY: the poll handed this parked G out once.
+                        unsafe { casgstatus(gp, GWAITING, GRUNNABLE) };
+                        return (gp, false);
+                    }
+                    continue 'top;
+                }
             }
         }
         stopm();

@@ -2,6 +2,7 @@
 //! argument names a scenario; the rest are its arguments.
 
 mod gochan;
+mod pollfd;
 mod selectmacro;
 mod stress;
 mod torture;
@@ -116,6 +117,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "blocking",
                 "[N]",
                 "N goroutines make blocking calls that hand their P off; all finish",
+            ),
+            (
+                "pollfd",
+                "",
+                "the network poller: data, deadlines, eviction, many waiters, a plain thread",
             ),
             (
                 "fpcontrol",
@@ -409,6 +415,7 @@ pub fn main() -> i32 {
         b"foreignlat" => stress::foreignlat(num(rest, 0, 100_000)),
         b"selstress" => stress::selstress(num(rest, 0, 20_000)),
         b"blocking" => scenarios::blocking(num(rest, 0, 100)),
+        b"pollfd" => pollfd::main(),
         b"fpcontrol" => scenarios::fpcontrol(),
         b"fpswitch" => scenarios::fpswitch(),
         b"quit" => scenarios::quit(),
