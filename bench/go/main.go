@@ -14,6 +14,9 @@
 //	tree      Skynet: a tree of n leaf goroutines (n a power of ten), ten
 //	          children per node, each node's children sending to it over
 //	          one unbuffered channel; wall time / goroutines created
+//	serve-echo  a TCP echo server: prints listening=<addr>, then serves
+//	          until killed (the harness drives it with net-client)
+//	serve-http  net/http answering "Hello, World!" on /, driven by wrk
 //	fanout    one producer sends 0..n-1 over a channel of capacity cap to
 //	          workers goroutines, which send 2v+1 on to the collector (the
 //	          main goroutine) over a second one; wall time / n
@@ -30,6 +33,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -93,9 +98,64 @@ func main() {
 			os.Exit(2)
 		}
 		report(float64(el.Nanoseconds())/float64(n), "ns")
+	case "serve-echo":
+		serveEcho()
+	case "serve-http":
+		serveHTTP()
 	default:
 		fmt.Printf("value=none reason=workload %s not implemented for go\n", os.Args[1])
 	}
+}
+
+// listen binds a loopback port and prints it for the harness.
+func listen() net.Listener {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Printf("value=none reason=listen: %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Printf("listening=%s\n", l.Addr())
+	return l
+}
+
+// serveEcho echoes every connection's bytes back, one goroutine each.
+func serveEcho() {
+	l := listen()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
+// serveHTTP answers "Hello, World!" on / with net/http.
+func serveHTTP() {
+	l := listen()
+	hello := []byte("Hello, World!")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(hello)
+	})
+	http.Serve(l, mux)
 }
 
 // intKey reads a positive integer key, exiting with status 2 on a bad value.

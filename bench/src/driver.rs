@@ -50,6 +50,7 @@ pub fn run_variant(
         .iter()
         .map(|i| resolve(&i.program, bindir, go).map(|p| (p, Vec::new(), String::new())))
         .collect();
+    let runs = v.load.as_ref().map_or(runs, |l| l.runs);
     for round in 0..=runs {
         for (i, st) in v.impls.iter().zip(state.iter_mut()) {
             let Ok((path, samples, unit)) = st else {
@@ -66,6 +67,18 @@ pub fn run_variant(
                             Err(format!("unit changed from {unit} to {u}"))
                         }
                     }),
+                Kind::Server => match &v.load {
+                    Some(load) => crate::serve::run(path, &i.args, &i.env, load, bindir, timeout)
+                        .and_then(|(x, u)| {
+                            if unit.is_empty() || *unit == u {
+                                *unit = u;
+                                Ok((x, 0.0))
+                            } else {
+                                Err(format!("unit changed from {unit} to {u}"))
+                            }
+                        }),
+                    None => Err("server variant without a load".to_string()),
+                },
                 Kind::Boot => {
                     // Wall time: the mean of `spawns_per_run` plain runs. Peak RSS: one traced
                     // run (see runner::peak_rss for why not ru_maxrss).
@@ -114,7 +127,7 @@ pub fn run_variant(
         note: i.note.clone(),
     };
     match v.kind {
-        Kind::InProcess => vec![Group {
+        Kind::InProcess | Kind::Server => vec![Group {
             label: v.label(),
             short: v.short_label(),
             entries: v
@@ -207,6 +220,7 @@ mod tests {
             fields: vec![("gomaxprocs".into(), "1".into())],
             kind,
             spawns_per_run: 2,
+            load: None,
             impls,
         }
     }
@@ -342,6 +356,7 @@ mod tests {
             fields: vec![],
             kind: Kind::Boot,
             spawns_per_run: 2,
+            load: None,
             impls: vec![imp("rt", "fake-rt"), imp("go", "fake-go")],
         };
         let g = run_variant(

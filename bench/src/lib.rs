@@ -58,4 +58,5 @@ pub mod plan;
 pub mod proto;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod stats;

@@ -18,6 +18,31 @@ pub enum Kind {
     InProcess,
     /// The harness times whole processes (wall µs) and reads their peak RSS (KiB) from `wait4`.
     Boot,
+    /// The impl is a server: the harness starts it, reads its `listening=<addr>` line, drives
+    /// it with the variant's [`Load`] from another process and takes that load's number.
+    Server,
+}
+
+/// The load generator of a [`Kind::Server`] variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tool {
+    /// The `net-client` sibling binary (echo round trips, idle connections).
+    NetClient,
+    /// `wrk` (HTTP), installed by `cargo xtask bench` when missing.
+    Wrk,
+}
+
+/// How a [`Kind::Server`] variant is driven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Load {
+    /// The load generator.
+    pub tool: Tool,
+    /// Its arguments; `{addr}` stands for the server's address.
+    pub args: Vec<String>,
+    /// Server on CPU 0, load generator on CPU 1 (`taskset`); else both unpinned.
+    pub pinned: bool,
+    /// Measured runs (server workloads take seconds each: fewer than the default).
+    pub runs: usize,
 }
 
 /// Where an impl's program lives.
@@ -55,6 +80,8 @@ pub struct Variant {
     pub kind: Kind,
     /// For [`Kind::Boot`]: processes started per run (their mean is the run's value).
     pub spawns_per_run: u32,
+    /// For [`Kind::Server`]: the load that measures it.
+    pub load: Option<Load>,
     /// Impls in run order; the first is `rt`.
     pub impls: Vec<ImplRun>,
 }
@@ -80,9 +107,19 @@ impl Variant {
 }
 
 /// Every workload name, in report order.
-pub const WORKLOADS: [&str; 10] = [
+pub const WORKLOADS: [&str; 14] = [
     "boot", "spawn", "pingpong", "yield", "switch", "malloc", "parked", "stack", "tree", "fanout",
+    "echo", "http", "accept", "idle",
 ];
+
+/// Connection counts of the `echo` workload.
+pub const ECHO_CONNS: [u64; 3] = [1, 100, 1000];
+/// Bytes per `echo` message.
+pub const ECHO_SIZE: u64 = 64;
+/// Connections `wrk` keeps open for `http`.
+pub const HTTP_CONNS: u64 = 256;
+/// Requests `wrk` writes at once on a connection for pipelined `http`.
+pub const HTTP_PIPELINE: u64 = 16;
 
 /// Workers between the producer and the collector in `fanout`.
 pub const FANOUT_WORKERS: u64 = 4;
@@ -129,6 +166,14 @@ pub struct Sizes {
     pub tree_may: u64,
     /// Messages through `fanout`.
     pub fanout: u64,
+    /// Round trips per `echo` run, over all connections.
+    pub echo_ops: u64,
+    /// Seconds of each `wrk` run (`http`, `accept`).
+    pub wrk_secs: u64,
+    /// Idle connections for `idle`.
+    pub idle_conns: u64,
+    /// Measured runs of each server workload.
+    pub server_runs: usize,
 }
 
 impl Sizes {
@@ -154,6 +199,10 @@ impl Sizes {
                 tree: 100_000,
                 tree_may: 10_000,
                 fanout: 1_000_000,
+                echo_ops: 20_000,
+                wrk_secs: 1,
+                idle_conns: 2_000,
+                server_runs: 2,
             }
         } else {
             Sizes {
@@ -175,6 +224,10 @@ impl Sizes {
                 tree: 1_000_000,
                 tree_may: 10_000,
                 fanout: 10_000_000,
+                echo_ops: 50_000,
+                wrk_secs: 3,
+                idle_conns: 10_000,
+                server_runs: 3,
             }
         }
     }
@@ -221,6 +274,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         fields: vec![],
         kind: Kind::Boot,
         spawns_per_run: s.boot_spawns,
+        load: None,
         impls: vec![
             with_note(
                 imp("rt", RT_STATIC, "boot", &[]),
@@ -250,6 +304,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
             fields: vec![("gomaxprocs".into(), p.to_string())],
             kind: Kind::InProcess,
             spawns_per_run: 1,
+            load: None,
             impls: vec![
                 imp("rt", RT, "spawn", &[n.clone(), gp.clone()]),
                 imp("go", Program::Go, "spawn", &[n.clone(), gp.clone()]),
@@ -302,6 +357,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         fields: vec![],
         kind: Kind::InProcess,
         spawns_per_run: 1,
+        load: None,
         impls: vec![
             imp("rt", RT, "pingpong", std::slice::from_ref(&n)),
             with_note(
@@ -338,6 +394,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
             fields: vec![("gomaxprocs".into(), "1".into())],
             kind: Kind::InProcess,
             spawns_per_run: 1,
+            load: None,
             impls: vec![
                 imp("rt", RT, "yield", &[n.clone(), gp.clone()]),
                 with_note(
@@ -398,6 +455,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
             fields: vec![("fpenv".into(), fpenv.to_string())],
             kind: Kind::InProcess,
             spawns_per_run: 1,
+            load: None,
             impls: vec![
                 rt,
                 with_note(
@@ -419,6 +477,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
             fields: vec![("threads".into(), t.to_string())],
             kind: Kind::InProcess,
             spawns_per_run: 1,
+            load: None,
             impls: vec![
                 with_note(
                     imp("rt", Program::Sibling("malloc-rt"), "malloc", &o),
@@ -446,6 +505,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         fields: vec![],
         kind: Kind::InProcess,
         spawns_per_run: 1,
+        load: None,
         impls: vec![
             imp("rt", RT, "parked", std::slice::from_ref(&n)),
             with_note(
@@ -482,6 +542,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         fields: vec![("size".into(), stack_size.to_string())],
         kind: Kind::InProcess,
         spawns_per_run: 1,
+        load: None,
         impls: vec![
             with_note(
                 imp(
@@ -518,6 +579,178 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
     for p in [1u32, 2] {
         out.push(with_gomaxprocs(fanout(s, p), p));
     }
+    out.extend(net_plan(s));
+    out
+}
+
+/// The server impls of a network workload (`serve-echo` or `serve-http`), one worker each.
+fn servers(workload: &str, http: bool) -> Vec<ImplRun> {
+    let one = [("gomaxprocs", "1".to_string())];
+    let note = |h: &str, e: &str| if http { h.to_string() } else { e.to_string() };
+    let v = Variant {
+        workload: "",
+        fields: vec![],
+        kind: Kind::Server,
+        spawns_per_run: 1,
+        load: None,
+        impls: vec![
+            with_note(
+                imp("rt", RT, workload, &one),
+                &note(
+                    "rt-net, requests parsed with httparse, GOMAXPROCS=1",
+                    "rt-net, a goroutine per connection, GOMAXPROCS=1",
+                ),
+            ),
+            with_note(
+                imp("go", Program::Go, workload, &one),
+                &note(
+                    "net/http, GOMAXPROCS=1",
+                    "net, a goroutine per connection, GOMAXPROCS=1",
+                ),
+            ),
+            with_note(
+                imp("tokio", Program::Sibling("peer-tokio"), workload, &one),
+                &note(
+                    "hyper 1 (http1, pipeline_flush), current_thread runtime",
+                    "a task per connection, current_thread runtime",
+                ),
+            ),
+            with_note(
+                imp("may", Program::Sibling("peer-may"), workload, &one),
+                &note(
+                    "may_minihttp, may::config().set_workers(1)",
+                    "a coroutine per connection, may::config().set_workers(1)",
+                ),
+            ),
+        ],
+    };
+    with_gomaxprocs(v, 1).impls
+}
+
+/// `echo`, `http`, `accept` and `idle`: servers driven from another process (see
+/// [`crate::serve`]); pinned variants put server and load on different CPUs.
+fn net_plan(s: &Sizes) -> Vec<Variant> {
+    let mut out = Vec::new();
+    let variant =
+        |workload: &'static str, fields: Vec<(String, String)>, http: bool, load: Load| Variant {
+            workload,
+            fields,
+            kind: Kind::Server,
+            spawns_per_run: 1,
+            load: Some(load),
+            impls: servers(if http { "serve-http" } else { "serve-echo" }, http),
+        };
+    let pin_field = |p: bool| {
+        (
+            "pinned".to_string(),
+            if p { "yes" } else { "no" }.to_string(),
+        )
+    };
+    for pinned in [true, false] {
+        for conns in ECHO_CONNS {
+            let msgs = (s.echo_ops / conns).max(1);
+            let args = vec![
+                "echo".into(),
+                "{addr}".into(),
+                format!("conns={conns}"),
+                format!("msgs={msgs}"),
+                format!("size={ECHO_SIZE}"),
+            ];
+            out.push(variant(
+                "echo",
+                vec![("conns".into(), conns.to_string()), pin_field(pinned)],
+                false,
+                Load {
+                    tool: Tool::NetClient,
+                    args,
+                    pinned,
+                    runs: s.server_runs,
+                },
+            ));
+        }
+    }
+    let wrk = |extra: &[&str]| {
+        let mut a = vec![
+            "-t1".to_string(),
+            format!("-d{}s", s.wrk_secs),
+            "--timeout".into(),
+            "5s".into(),
+        ];
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    for pipelined in [false, true] {
+        for pinned in [true, false] {
+            let conns = format!("-c{HTTP_CONNS}");
+            let depth = HTTP_PIPELINE.to_string();
+            let args = if pipelined {
+                wrk(&[
+                    &conns,
+                    "-s",
+                    "{pipeline_lua}",
+                    "http://{addr}/",
+                    "--",
+                    &depth,
+                ])
+            } else {
+                wrk(&[&conns, "http://{addr}/"])
+            };
+            out.push(variant(
+                "http",
+                vec![
+                    (
+                        "pipeline".into(),
+                        if pipelined { depth } else { "1".into() },
+                    ),
+                    pin_field(pinned),
+                ],
+                true,
+                Load {
+                    tool: Tool::Wrk,
+                    args,
+                    pinned,
+                    runs: s.server_runs,
+                },
+            ));
+        }
+    }
+    let mut accept = variant(
+        "accept",
+        vec![],
+        true,
+        Load {
+            tool: Tool::Wrk,
+            args: wrk(&["-c64", "-H", "Connection: close", "http://{addr}/"]),
+            pinned: false,
+            runs: s.server_runs,
+        },
+    );
+    for i in &mut accept.impls {
+        if i.name == "may" {
+            i.note = Some(
+                "may_minihttp, may::config().set_workers(1); it answers `Connection: close` \
+                 without closing (curl -v shows the connection reused), so wrk keeps its \
+                 connections and this is not an accept rate"
+                    .into(),
+            );
+        }
+    }
+    out.push(accept);
+    out.push(variant(
+        "idle",
+        vec![("conns".into(), s.idle_conns.to_string())],
+        false,
+        Load {
+            tool: Tool::NetClient,
+            args: vec![
+                "idle".into(),
+                "{addr}".into(),
+                format!("conns={}", s.idle_conns),
+            ],
+            pinned: false,
+            runs: s.server_runs,
+        },
+    ));
     out
 }
 
@@ -540,6 +773,7 @@ fn tree(s: &Sizes, p: u32) -> Variant {
         fields: vec![("gomaxprocs".into(), p.to_string())],
         kind: Kind::InProcess,
         spawns_per_run: 1,
+        load: None,
         impls: vec![
             with_note(
                 imp("rt", RT, "tree", &[n.clone(), gp.clone()]),
@@ -595,6 +829,7 @@ fn fanout(s: &Sizes, p: u32) -> Variant {
         fields: vec![("gomaxprocs".into(), p.to_string())],
         kind: Kind::InProcess,
         spawns_per_run: 1,
+        load: None,
         impls: vec![
             with_note(
                 imp("rt", RT, "fanout", &o),
@@ -660,9 +895,55 @@ mod tests {
                 assert_eq!(v.impls[0].name, "rt", "{}", v.label());
                 assert!(v.impls.len() >= 2, "{} has no peer", v.label());
                 for i in &v.impls {
-                    assert_eq!(i.args[0], v.workload);
+                    if v.kind == Kind::Server {
+                        // Servers run `serve-echo` or `serve-http`; the load says what is measured.
+                        assert!(i.args[0].starts_with("serve-"), "{}", v.label());
+                        assert!(v.load.is_some(), "{}", v.label());
+                    } else {
+                        assert_eq!(i.args[0], v.workload);
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn network_workloads_drive_one_worker_servers() {
+        let s = Sizes::new(false);
+        let p = plan(&s, 65536);
+        let labels: Vec<String> = p
+            .iter()
+            .filter(|v| v.kind == Kind::Server)
+            .map(Variant::label)
+            .collect();
+        for c in ECHO_CONNS {
+            for pin in ["yes", "no"] {
+                assert!(
+                    labels.contains(&format!("workload=echo conns={c} pinned={pin}")),
+                    "{labels:?}"
+                );
+            }
+        }
+        for depth in ["1", "16"] {
+            for pin in ["yes", "no"] {
+                assert!(labels.contains(&format!("workload=http pipeline={depth} pinned={pin}")));
+            }
+        }
+        assert!(labels.contains(&"workload=accept".to_string()));
+        assert!(labels.contains(&format!("workload=idle conns={}", s.idle_conns)));
+        for v in p.iter().filter(|v| v.kind == Kind::Server) {
+            let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
+            assert_eq!(names, ["rt", "go", "tokio", "may"], "{}", v.label());
+            for i in &v.impls {
+                assert!(i.env.contains(&("GOMAXPROCS".to_string(), "1".to_string())));
+            }
+            let load = v.load.as_ref().expect("load");
+            assert!(
+                load.args.iter().any(|a| a.contains("{addr}")),
+                "{}",
+                v.label()
+            );
+            assert_eq!(load.pinned, v.label().contains("pinned=yes"));
         }
     }
 

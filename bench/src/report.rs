@@ -146,9 +146,20 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
          per alloc+free per thread; parked `B` of RSS per parked goroutine; stack `ns` per \
          alloc+free pair; tree `ns` per goroutine created (Skynet: 1 + 10 + … + leaves \
          goroutines, ten children per node); fanout `ns` per message (one producer, {} workers, \
-         one collector, both channels of capacity {}).\n",
+         one collector, both channels of capacity {}); echo `ns/op` per {}-byte round trip \
+         over all connections (`net-client`); http and accept `ns/req` (wrk's Requests/sec \
+         inverted; accept with `Connection: close`, one connection per request); idle `B/conn` \
+         of server RSS per open connection.\n",
         crate::plan::FANOUT_WORKERS,
-        crate::plan::FANOUT_CAP
+        crate::plan::FANOUT_CAP,
+        crate::plan::ECHO_SIZE
+    );
+    let _ = writeln!(
+        s,
+        "How the network workloads are measured: each server runs with one worker \
+         (GOMAXPROCS=1, tokio current_thread, may one worker) and is driven from another \
+         process; `pinned=yes` puts the server on CPU 0 and the load generator on CPU 1 \
+         (`taskset`), `pinned=no` lets the kernel place both.\n"
     );
     let _ = writeln!(
         s,

@@ -339,9 +339,34 @@ fn bench(rest: &[String]) -> Result<(), String> {
             dest.display()
         )
     })?;
+    ensure_wrk();
     let mut h = Command::new(harness);
     h.current_dir(root()).args(rest);
     run(h)
+}
+
+/// The HTTP workloads' load generator: installs Debian's `wrk` when it is
+/// missing (and says so); without it those workloads report why.
+fn ensure_wrk() {
+    let have = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if have("wrk") {
+        return;
+    }
+    eprintln!("xtask: wrk is missing; installing the Debian package (apt-get install -y wrk)");
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "wrk"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok || !have("wrk") {
+        eprintln!("xtask: could not install wrk; the http and accept workloads will say so");
+    }
 }
 
 fn stress(rest: &[String]) -> Result<(), String> {

@@ -61,8 +61,75 @@ fn main() {
             a.count_or_exit("workers", 4),
             a.count_or_exit("cap", 128),
         ),
+        "serve-echo" => serve_echo(),
+        "serve-http" => serve_http(),
         w => not_applicable(w, "peer-may"),
     }
+}
+
+/// `serve-echo`: a coroutine per connection echoing its bytes back.
+fn serve_echo() {
+    use std::io::{Read, Write};
+    let l =
+        may::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("bind: {e}")));
+    let addr = l.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    println!("listening={addr}");
+    let _ = std::io::stdout().flush();
+    join(go(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            drop(go(move || {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+    }));
+}
+
+#[derive(Clone)]
+struct Hello;
+
+impl may_minihttp::HttpService for Hello {
+    fn call(
+        &mut self,
+        req: may_minihttp::Request,
+        rsp: &mut may_minihttp::Response,
+    ) -> std::io::Result<()> {
+        if req.path() == "/" {
+            rsp.header("Content-Type: text/plain").body("Hello, World!");
+        } else {
+            rsp.status_code(404, "Not Found").body("404 page not found");
+        }
+        Ok(())
+    }
+}
+
+/// `serve-http`: may_minihttp answering "Hello, World!" on `/` (its own port choice is not
+/// reported, so a free loopback port is picked first).
+fn serve_http() {
+    use std::io::Write;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| fail(&format!("bind: {e}")))
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = may_minihttp::HttpServer(Hello)
+        .start(&addr)
+        .unwrap_or_else(|e| fail(&format!("may_minihttp: {e}")));
+    println!("listening={addr}");
+    let _ = std::io::stdout().flush();
+    let _ = server.join();
 }
 
 fn spawn(n: u64) {

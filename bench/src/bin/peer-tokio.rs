@@ -54,6 +54,8 @@ fn main() {
             a.count_or_exit("n", 1_000_000),
             a.count_or_exit("gomaxprocs", 1),
         ),
+        "serve-echo" => serve_echo(a.count_or_exit("gomaxprocs", 1)),
+        "serve-http" => serve_http(a.count_or_exit("gomaxprocs", 1)),
         "fanout" => fanout(
             a.count_or_exit("n", 10_000_000),
             a.count_or_exit("workers", 4),
@@ -271,4 +273,96 @@ fn fanout(n: u64, workers: u64, cap: u64, threads: u64) {
         Some(s) if s == fanout_sum(n) => emit(ns, "ns"),
         other => fail(&format!("fanout sum {other:?}, expected {}", fanout_sum(n))),
     }
+}
+
+/// A runtime with the I/O driver: current_thread for one worker, else multi_thread.
+fn io_runtime(workers: u64) -> Runtime {
+    let r = if workers <= 1 {
+        Builder::new_current_thread().enable_all().build()
+    } else {
+        Builder::new_multi_thread()
+            .worker_threads(workers as usize)
+            .enable_all()
+            .build()
+    };
+    r.unwrap_or_else(|e| fail(&format!("cannot build tokio runtime: {e}")))
+}
+
+/// Binds a loopback port and prints it for the harness.
+async fn listen() -> tokio::net::TcpListener {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| fail(&format!("bind: {e}")));
+    let addr = l.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+    println!("listening={addr}");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    l
+}
+
+/// `serve-echo`: a task per connection echoing its bytes back.
+fn serve_echo(workers: u64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    io_runtime(workers).block_on(async {
+        let l = listen().await;
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+async fn hello(
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<hyper::body::Bytes>>, std::convert::Infallible> {
+    let (status, body): (u16, &'static [u8]) = if req.uri().path() == "/" {
+        (200, b"Hello, World!")
+    } else {
+        (404, b"404 page not found")
+    };
+    let mut r = hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from_static(
+        body,
+    )));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    Ok(r)
+}
+
+/// `serve-http`: hyper's HTTP/1 server answering "Hello, World!" on `/`.
+fn serve_http(workers: u64) {
+    io_runtime(workers).block_on(async {
+        let l = listen().await;
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .pipeline_flush(true)
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(s),
+                        hyper::service::service_fn(hello),
+                    )
+                    .await;
+            });
+        }
+    })
 }
