@@ -296,6 +296,10 @@ pub(crate) fn publish_debugvars() {
         crash: tb.crash,
     });
     rt_signal::set_async_preempt_off(dv.asyncpreemptoff != 0);
+    // Asynchronous preemption (rt_sched::preempt): sysmon's retake sends
+    // SIGURG, whose handler suspends the goroutine in place.
+    rt_sched::preempt::set_enabled(dv.asyncpreemptoff == 0);
+    rt_signal::set_preempt_hook(rt_sched::preempt::on_signal);
     // No goroutine exists yet (newproc(main) comes after schedinit), so
     // the mode is always accepted here.
     if !rt_sched::boot::set_fp_per_g(dv.fp_per_goroutine()) {

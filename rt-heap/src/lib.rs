@@ -84,8 +84,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 pub use mcache::{
     allocmcache, bind_thread_cache, cache_alloc_counters, current_cache, free, freemcache, malloc,
-    register_m_thread, size_class, thread_alloc_counters, thread_local_cache_slot,
-    unbind_thread_cache, MCache,
+    register_m_thread, size_class, swap_thread_cache_keeping_old, thread_alloc_counters,
+    thread_local_cache_slot, unbind_thread_cache, MCache,
 };
 pub use mheap::ScavengeConfig;
 

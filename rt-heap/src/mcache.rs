@@ -1276,3 +1276,34 @@ mod tests {
         .unwrap();
     }
 }
+
+/// Makes `c` the calling M's current cache without taking the previous one
+/// away from it: the previous cache keeps this thread as its owner and is
+/// returned, to be freed with [`freemcache`] once the thread is certainly
+/// done with it. For a goroutine stopped by a signal in the middle of an
+/// allocation, whose P (and the P's cache) went to another M meanwhile: the
+/// interrupted allocation finishes on the old cache, which nobody else has.
+///
+/// # Safety
+/// The calling thread is an M; `c` came from [`allocmcache`], is not freed,
+/// and no other thread uses it until it is unbound here.
+#[inline(never)]
+pub unsafe fn swap_thread_cache_keeping_old(c: *mut MCache) -> *mut MCache {
+    TLS.with(|t| {
+        let prev = current_of(t);
+        if CHECKS && !c.is_null() {
+            // SAFETY: c is live (caller); ownership is only a record.
+            unsafe {
+                (*c).owner
+                    .store(crate::arch::thread_pointer(), Ordering::Relaxed)
+            };
+        }
+        match t.mode.get() {
+            // SAFETY: as in `current_of`; the block is this thread's own.
+            VIA_GS => unsafe { crate::arch::set_gs_mcache(c) },
+            VIA_CALL => t.mcur.set(c),
+            _ => t.cur.set(c),
+        }
+        prev
+    })
+}

@@ -37,6 +37,7 @@ pub(crate) fn status_string(gp: &G) -> &'static str {
         GRUNNABLE => "runnable",
         GRUNNING => "running",
         GSYSCALL => "syscall",
+        GPREEMPTED => "preempted",
         GWAITING => {
             if gp.waitreason.is_empty() {
                 "waiting"
@@ -108,6 +109,7 @@ fn write_section(w: &mut dyn Write, g: &G, status: &str, current: Option<&Regs>,
                 None
             }
             GSYSCALL if g.syscallregs.pc != 0 => Some((g.syscallregs, true)),
+            GPREEMPTED => Some((g.preemptregs, true)),
             // SAFETY: the goroutine is parked or queued, so its gobuf is
             // its switched-out context; reads stay inside its stack.
             GWAITING | GRUNNABLE => unsafe { crate::arch::saved_regs(&g.sched, lo, hi) },
@@ -286,12 +288,13 @@ fn write_counters(w: &mut dyn Write) {
     let st = &SCHED.stats;
     let _ = write!(
         w,
-        " steals={} runnextsteals={} overflows={} wakeups={} parks={}",
+        " steals={} runnextsteals={} overflows={} wakeups={} parks={} preemptions={}",
         st.steals.load(Ordering::Relaxed),
         st.runnext_steals.load(Ordering::Relaxed),
         st.overflows.load(Ordering::Relaxed),
         st.wakeups.load(Ordering::Relaxed),
-        st.parks.load(Ordering::Relaxed)
+        st.parks.load(Ordering::Relaxed),
+        st.preemptions.load(Ordering::Relaxed)
     );
 }
 

@@ -48,6 +48,7 @@ mod netpoll_epoll;
 mod panic;
 mod park;
 mod phase;
+pub mod preempt;
 mod proc;
 mod runq;
 mod runtime2;

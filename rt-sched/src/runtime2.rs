@@ -32,6 +32,10 @@ pub const GSYSCALL: u32 = 3;
 pub const GWAITING: u32 = 4;
 /// Exited, or not yet started; on a free list.
 pub const GDEAD: u32 = 6;
+/// Stopped by a preemption signal in the middle of its own code, waiting on
+/// its thread (inside the signal handler) for a P; queued meanwhile, locked
+/// to its M (Go's `_Gpreempted`).
+pub const GPREEMPTED: u32 = 9;
 
 /// Whether the runtime's self-checks are compiled in: always in debug
 /// builds, in release builds with the `rtcheck` feature (HACKING.md,
@@ -53,6 +57,8 @@ pub(crate) const fn legal_transition(from: u32, to: u32) -> bool {
             | (GRUNNING, GSYSCALL)          // entersyscallblock
             | (GSYSCALL, GRUNNING)          // exitsyscall with a P
             | (GSYSCALL, GRUNNABLE)         // exitsyscall0: queued for later
+            | (GRUNNING, GPREEMPTED)        // preempt: suspended in place
+            | (GPREEMPTED, GRUNNING)        // preempt: resumed with a P
             | (GRUNNING, GDEAD) // goexit
     )
 }
@@ -232,6 +238,12 @@ pub struct G {
     /// call stay as they were until the call returns, so reports walk its
     /// stack from here.
     pub(crate) syscallregs: rt_traceback::Regs,
+    /// Its registers where a preemption signal stopped it (`GPREEMPTED`):
+    /// reports walk its stack from here.
+    pub(crate) preemptregs: rt_traceback::Regs,
+    /// The preemption locked it to its M (it was not locked already); undone
+    /// when it resumes.
+    pub(crate) preemptlocked: bool,
 }
 
 // `yield_to` relies on this: a G pointer is its gobuf's.
@@ -270,16 +282,9 @@ impl G {
             gopc: 0,
             parentgoid: 0,
             waitsince: 0,
-            syscallregs: rt_traceback::Regs {
-                pc: 0,
-                sp: 0,
-                bp: 0,
-                bx: 0,
-                r12: 0,
-                r13: 0,
-                r14: 0,
-                r15: 0,
-            },
+            syscallregs: rt_traceback::Regs::ZERO,
+            preemptregs: rt_traceback::Regs::ZERO,
+            preemptlocked: false,
         }
     }
 }
@@ -394,6 +399,23 @@ pub struct M {
     pub(crate) waitarg: usize,
     /// Identity of the OS thread (its pthread id), set by `minit`.
     pub(crate) thread: usize,
+    /// P-affine runtime sections in progress on this M (Go's `m.locks`): a
+    /// preemption that arrives while it is non-zero waits until it drops to
+    /// zero. Only the M's own thread (and its signal handler) touch it,
+    /// with plain loads and stores between compiler fences.
+    pub(crate) locks: AtomicU32,
+    /// sysmon asked for a preemption of the running goroutine (consumed by
+    /// the signal handler, so a stale signal does nothing).
+    pub(crate) preempt_req: AtomicBool,
+    /// A preemption waits for `locks` to drop to zero.
+    pub(crate) preempt_pending: AtomicBool,
+    /// The P a suspended goroutine's M gave up, for sysmon to place.
+    pub(crate) preempt_p: AtomicPtr<P>,
+    /// Link in sysmon's list of Ms whose goroutine was suspended.
+    pub(crate) preemptlink: AtomicPtr<M>,
+    /// An unused allocator cache this M set aside when a preemption ended
+    /// (see `crate::preempt`), for sysmon to give the next P it detaches.
+    pub(crate) spare: AtomicPtr<rt_heap::MCache>,
 }
 
 // SAFETY: Ms are shared between threads through the scheduler lock and the
@@ -426,6 +448,12 @@ impl M {
             waitunlockf: None,
             waitarg: 0,
             thread: 0,
+            locks: AtomicU32::new(0),
+            preempt_req: AtomicBool::new(false),
+            preempt_pending: AtomicBool::new(false),
+            preempt_p: AtomicPtr::new(null_mut()),
+            preemptlink: AtomicPtr::new(null_mut()),
+            spare: AtomicPtr::new(null_mut()),
         }
     }
 }
@@ -643,6 +671,8 @@ pub(crate) struct SchedStats {
     pub wakeups: AtomicU64,
     /// Ms that found no work and went to sleep (`stopm`).
     pub parks: AtomicU64,
+    /// Goroutines suspended in place by a preemption signal.
+    pub preemptions: AtomicU64,
 }
 
 impl SchedStats {
@@ -714,6 +744,7 @@ pub(crate) static SCHED: Sched = Sched {
         overflows: AtomicU64::new(0),
         wakeups: AtomicU64::new(0),
         parks: AtomicU64::new(0),
+        preemptions: AtomicU64::new(0),
     }),
 };
 

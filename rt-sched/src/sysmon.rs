@@ -8,7 +8,7 @@
 //! `retake` of long-running Gs is not done.
 
 use crate::dump::schedtrace;
-use crate::runtime2::SCHED;
+use crate::runtime2::{Note, SCHED};
 use core::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use rt_sys::hook::Hook;
 
@@ -30,6 +30,15 @@ static COARSE_NOW: AtomicI64 = AtomicI64::new(0);
 #[inline]
 pub(crate) fn coarse_now() -> i64 {
     COARSE_NOW.load(Ordering::Relaxed)
+}
+
+/// Where sysmon sleeps between cycles; a preemption signal handler wakes
+/// it early to place the P it gave up.
+static WAKE: Note = Note::new();
+
+/// Wakes sysmon now (async-signal-safe: a store and a futex wake).
+pub(crate) fn wake() {
+    WAKE.wakeup();
 }
 
 /// Set once sysmon's M has been asked for.
@@ -84,13 +93,28 @@ fn sysmon() {
     let mut last_tick = start;
     let mut idle = 0u32;
     let mut delay_us = 20u64;
+    let mut retake = crate::preempt::Retake::default();
+    // When the next running P could be due for preemption.
+    let mut retake_in: Option<i64> = None;
     loop {
         if idle == 0 {
             delay_us = 20;
         } else if idle > 50 {
             delay_us = (delay_us * 2).min(10_000);
         }
-        std::thread::sleep(std::time::Duration::from_micros(delay_us));
+        let mut sleep_ns = delay_us as i64 * 1000;
+        if let Some(r) = retake_in {
+            // A P is running: look at it at least every 2 ms, so that a
+            // goroutine that started running since the last look is timed
+            // from within 2 ms of its start (schedtick says only *that* it
+            // changed), and preempted within 12 ms.
+            sleep_ns = sleep_ns.min(r.clamp(20_000, 2_000_000));
+        }
+        WAKE.sleep_timeout(sleep_ns);
+        WAKE.clear();
+        if crate::preempt::service() {
+            idle = 0;
+        }
         if SCHED.exiting.load(Ordering::Relaxed) {
             // The process is on its way out through exit(3): stay out of
             // its way until it is gone.
@@ -101,6 +125,12 @@ fn sysmon() {
         let now = rt_sys::nanotime();
         COARSE_NOW.store(now, Ordering::Relaxed);
         crate::netpoll::sysmon_poll(now);
+        let asked;
+        (retake_in, asked) = retake.run(now);
+        if asked {
+            // Go's sysmon: a cycle that preempted is not idle.
+            idle = 0;
+        }
         if trace > 0 && (last_trace == i64::MIN || now - last_trace >= trace as i64 * 1_000_000) {
             last_trace = now;
             let mut w = rt_sys::FdWriter(2);

@@ -119,10 +119,27 @@ fn sigfwd(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, c: &SigC
     true
 }
 
-/// Go's `sighandler`, minus profiling and preemption.
+/// What SIGURG does for the scheduler (its asynchronous preemption),
+/// before the signal's ordinary handling; installed at boot.
+static PREEMPT: rt_sys::hook::Hook<fn(rt_traceback::Regs, u64)> = rt_sys::hook::Hook::new();
+
+/// Installs the scheduler's preemption step for SIGURG: called in the
+/// handler with the interrupted registers and signal mask. It must be
+/// async-signal-safe.
+pub fn set_preempt_hook(f: fn(rt_traceback::Regs, u64)) {
+    PREEMPT.set(f);
+}
+
+/// Go's `sighandler`, minus profiling.
 fn sighandler(sig: i32, c: &SigCtxt) {
     if sig == libc::SIGPROF {
         return;
+    }
+    if sig == libc::SIGURG {
+        // Go's doSigPreempt; SIGURG then goes on to notify, as in Go.
+        if let Some(f) = PREEMPT.get() {
+            f(c.walk_regs(), c.sigmask());
+        }
     }
     let flags = table::flags(sig);
     let code = c.sigcode();

@@ -98,6 +98,7 @@ pub mod phase;
 mod report;
 pub mod table;
 
+pub use handler::set_preempt_hook;
 pub use install::{forwarded_handler, handling, initsig};
 pub use mask::{
     blockable, initial_mask, minit_signals, set_async_preempt_off, set_initial_mask, sigsave,

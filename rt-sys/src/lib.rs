@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 use core::fmt;
+mod arch;
 pub mod hook;
 pub mod lock;
 pub mod phase;

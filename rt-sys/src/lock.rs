@@ -29,9 +29,12 @@ impl Lock {
         }
     }
 
-    /// Acquires the lock.
+    /// Acquires the lock. On an M the hold counts as a runtime section
+    /// (`crate::tls::runtime_enter`): a preemption waits until the lock is
+    /// released, so no goroutine is ever stopped holding a runtime lock.
     #[inline]
     pub fn lock(&self) {
+        crate::tls::runtime_enter();
         // Acquire pairs with the Release in `unlock`: everything written
         // under the lock by the previous holder is visible to us.
         if self.try_take(LOCKED) {
@@ -82,6 +85,7 @@ impl Lock {
         if self.key.swap(UNLOCKED, Ordering::Release) == SLEEPING {
             crate::futex_wake(&self.key, 1);
         }
+        crate::tls::runtime_exit();
     }
 
     /// Marks the lock free in a child process after `fork`, where the only
@@ -95,9 +99,15 @@ impl Lock {
 
     /// Tries to acquire without blocking.
     pub fn try_lock(&self) -> bool {
-        self.key
+        crate::tls::runtime_enter();
+        let ok = self
+            .key
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if !ok {
+            crate::tls::runtime_exit();
+        }
+        ok
     }
 }
 

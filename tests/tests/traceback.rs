@@ -213,6 +213,20 @@ fn quit_goroutines() -> [(&'static str, &'static str, Vec<u32>, u32); 4] {
     ]
 }
 
+/// Runs `quit` with `GOTRACEBACK=tb`, sends SIGQUIT once it is ready and
+/// returns its report, checking the exit status and first line.
+fn sigquit(tb: &str) -> String {
+    let mut c = command(RT0);
+    c.env("GOTRACEBACK", tb).arg("quit");
+    let mut child = Running::start(c);
+    assert_eq!(child.line(60), "ready\n");
+    child.signal(libc::SIGQUIT);
+    let (st, e) = child.finish(60);
+    assert_eq!(st.code(), Some(2), "{e}");
+    assert!(e.starts_with("SIGQUIT: quit\nPC=0x"), "{e}");
+    e
+}
+
 #[test]
 fn sigquit_shows_every_goroutine_where_it_waits() {
     for tb in ["", "all", "system"] {

@@ -155,6 +155,10 @@ pub(crate) unsafe fn bind_thread(mp: *mut M) {
         (*mp).procid.store(rt_sys::gettid(), Ordering::Relaxed);
         (*mp).thread = libc::pthread_self() as usize;
         setg((*mp).g0);
+        if GS_TLS.load(Ordering::Relaxed) {
+            // Runtime sections are counted in the block from now on.
+            rt_sys::tls::mark_gs_thread();
+        }
         // The allocator's cache moves into this M's block (or out of line
         // without one): Ms never exit and keep their GS base for life.
         rt_heap::register_m_thread(GS_TLS.load(Ordering::Relaxed));

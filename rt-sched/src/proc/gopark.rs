@@ -78,6 +78,8 @@ extern "C" fn park_m(gp: *mut G) -> ! {
 /// # Safety
 /// `gp` must be a goroutine parked with [`gopark`] that nobody else readies.
 pub unsafe fn goready(gp: *mut G) {
+    // The caller's P's run queue: no preemption in between.
+    let _in = crate::preempt::InRuntime::enter();
     // SAFETY: caller contract: gp is parked and ours to wake.
     unsafe {
         if (*gp)
@@ -134,6 +136,8 @@ pub unsafe fn yield_to(next: *mut G) {
     unsafe {
         let mp = (*gp).m;
         if (*next).sched.sp == 0 {
+            // The P's stack cache: no preemption in between.
+            let _in = crate::preempt::InRuntime::enter();
             bind_stack((*mp).p.load(Ordering::Relaxed), next);
         }
         casgstatus(gp, GRUNNING, GRUNNABLE);

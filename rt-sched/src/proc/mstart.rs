@@ -286,6 +286,10 @@ unsafe fn mstart1(mp: *mut M) -> ! {
 pub(crate) fn stopm() {
     let mp = current_m();
     SchedStats::bump(&SCHED.stats.parks);
+    // How long to sleep for a timer that is already due while no P is free
+    // to run it: doubling from 20 µs to 1 ms, instead of waking at once
+    // again and again while every P is busy (a goroutine that runs long).
+    let mut overdue_ns: i64 = 20_000;
     loop {
         let mut s = SCHED.lock();
         // SAFETY: mp ours.
@@ -300,7 +304,16 @@ pub(crate) fn stopm() {
         // SAFETY: mp ours.
         let woken = unsafe {
             match next {
-                Some(when) => (*mp).park.sleep_timeout((when - rt_sys::nanotime()).max(1)),
+                Some(when) => {
+                    let left = when - rt_sys::nanotime();
+                    if left > 0 {
+                        (*mp).park.sleep_timeout(left)
+                    } else {
+                        let woken = (*mp).park.sleep_timeout(overdue_ns);
+                        overdue_ns = (overdue_ns * 2).min(1_000_000);
+                        woken
+                    }
+                }
                 None => {
                     (*mp).park.sleep();
                     true

@@ -274,6 +274,8 @@ unsafe fn gfget(pp: *mut P) -> *mut G {
 /// is not an M. Returns the new G. `gopc` is the `go` statement's PC (0
 /// for goroutines the runtime starts), for `created by` lines.
 pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>, gopc: usize) -> Result<*mut G, SpawnError> {
+    // The P's G cache, goid cache and run queue: no preemption in between.
+    let _in = crate::preempt::InRuntime::enter();
     let gp0 = getg_checked();
     let mp = current_m();
     let pp = if mp.is_null() {

@@ -123,7 +123,14 @@ pub(crate) fn schedule() -> ! {
         if tick % 8 == 0 && SCHED.ntimers.load(Ordering::Relaxed) > 0 {
             check_timers(pp);
         }
-        if tick % GLOBAL_FAIRNESS == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+        // Every 61st tick the global queue goes first (fairness), unless a
+        // timer is overdue: its goroutine has waited longer still (with
+        // preemption, the global queue holds the goroutine just preempted,
+        // which would otherwise get a second slice before the timer's).
+        if tick % GLOBAL_FAIRNESS == 0
+            && SCHED.runqsize.load(Ordering::Relaxed) > 0
+            && (SCHED.ntimers.load(Ordering::Relaxed) == 0 || check_timers(pp) == 0)
+        {
             // SAFETY: pp ours.
             gp = unsafe { globrunqget(&mut SCHED.lock(), pp, 1) };
         }

@@ -8,6 +8,7 @@ use super::*;
 /// only on this M, and this M runs nothing else. Nests. A goroutine that
 /// exits while locked releases the thread.
 pub fn lock_os_thread() {
+    let _in = crate::preempt::InRuntime::enter();
     let gp = current_g();
     if gp.is_null() {
         return;
@@ -23,6 +24,7 @@ pub fn lock_os_thread() {
 
 /// Undoes one `lock_os_thread`.
 pub fn unlock_os_thread() {
+    let _in = crate::preempt::InRuntime::enter();
     let gp = current_g();
     if gp.is_null() {
         return;

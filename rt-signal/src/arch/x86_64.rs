@@ -65,6 +65,18 @@ impl SigCtxt {
         unsafe { (*self.info).si_addr() as usize }
     }
 
+    /// The signal mask the interrupted code ran with (signals 1–64, bit
+    /// `n - 1` for signal `n`), restored by the kernel when the handler
+    /// returns.
+    pub fn sigmask(&self) -> u64 {
+        if self.ctx.is_null() {
+            return 0;
+        }
+        // SAFETY: `ctx` is the kernel's ucontext for this handler; its
+        // sigset starts with the word for signals 1–64.
+        unsafe { *(core::ptr::addr_of!((*self.ctx).uc_sigmask) as *const u64) }
+    }
+
     /// The registers a stack walk of the interrupted code starts from.
     pub fn walk_regs(&self) -> rt_traceback::Regs {
         let r = |n| self.greg(n) as usize;

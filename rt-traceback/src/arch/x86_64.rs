@@ -42,6 +42,18 @@ pub(crate) mod dwarf {
 }
 
 impl Regs {
+    /// All zero (no state).
+    pub const ZERO: Regs = Regs {
+        pc: 0,
+        sp: 0,
+        bp: 0,
+        bx: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+    };
+
     /// The value of DWARF register `r`, if the walk tracks it.
     pub(crate) fn get(&self, r: u16) -> Option<usize> {
         Some(match r {

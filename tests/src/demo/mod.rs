@@ -3,6 +3,7 @@
 
 mod gochan;
 mod pollfd;
+mod preempt;
 mod selectmacro;
 mod stress;
 mod torture;
@@ -117,6 +118,16 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "blocking",
                 "[N]",
                 "N goroutines make blocking calls that hand their P off; all finish",
+            ),
+            (
+                "hog",
+                "",
+                "a goroutine spins in its own code while main ticks every 1 ms: preemption keeps every gap under 30 ms",
+            ),
+            (
+                "stdoutlock",
+                "",
+                "a goroutine spins holding stdout's lock while others println: preempted in place, no deadlock",
             ),
             (
                 "pollfd",
@@ -416,6 +427,8 @@ pub fn main() -> i32 {
         b"selstress" => stress::selstress(num(rest, 0, 20_000)),
         b"blocking" => scenarios::blocking(num(rest, 0, 100)),
         b"pollfd" => pollfd::main(),
+        b"hog" => preempt::hog(),
+        b"stdoutlock" => preempt::stdoutlock(),
         b"fpcontrol" => scenarios::fpcontrol(),
         b"fpswitch" => scenarios::fpswitch(),
         b"quit" => scenarios::quit(),
