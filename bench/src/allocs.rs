@@ -13,6 +13,8 @@
 //!   threads write to one cache line (false sharing).
 //! - [`realloc_grow`]: buffers grown 64 bytes at a time with `reserve_exact`, one reallocation
 //!   per step (in-place growth, copying).
+//! - [`json`]: a program's mix: a `serde_json` document of maps, arrays and strings built,
+//!   printed, parsed back, indexed into a `HashMap` and walked, then dropped.
 //!
 //! Sizes and choices come from a seeded xorshift, identical for every allocator. Each kernel
 //! returns the wall time from a common start to the last thread's end; [`peak_rss_kib`] is the
@@ -219,6 +221,61 @@ pub fn realloc_grow(ops: u64, threads: u64) -> Duration {
     })
 }
 
+/// Records per document in [`json`].
+pub const JSON_RECORDS: u64 = 64;
+
+/// Builds document `i` of [`json`]: an object holding an array of [`JSON_RECORDS`] records
+/// (strings, numbers, a nested array and map of varying sizes). The one float is a multiple of
+/// 1/8 with few digits, which prints and parses back exactly.
+pub fn json_document(i: u64) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let records: Vec<Value> = (0..JSON_RECORDS)
+        .map(|r| {
+            let k = i.wrapping_mul(31).wrapping_add(r);
+            let mut attrs = Map::new();
+            for a in 0..(k % 8) {
+                attrs.insert(format!("attr{a}"), Value::from(format!("v{}", k ^ a)));
+            }
+            json!({
+                "id": k,
+                "name": format!("record-{k}-{}", "x".repeat((k % 40) as usize)),
+                "score": (k % 1000) as f64 / 8.0,
+                "tags": (0..(k % 6)).map(|t| format!("t{t}")).collect::<Vec<_>>(),
+                "attrs": attrs,
+            })
+        })
+        .collect();
+    json!({ "batch": i, "records": records })
+}
+
+/// On each of `threads` threads, `ops` documents ([`json_document`]) printed to a string,
+/// parsed back, indexed by name into a `HashMap` and summed over; fails the run if the parsed
+/// document differs from the built one.
+pub fn json(ops: u64, threads: u64) -> Duration {
+    timed(threads, move |t| {
+        let mut sum = 0u64;
+        for i in 0..ops {
+            let doc = json_document(i ^ (t << 40));
+            let text = doc.to_string();
+            let back: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| crate::proto::fail(&format!("json parse: {e}")));
+            if back != doc {
+                crate::proto::fail("json round trip changed the document");
+            }
+            let mut by_name = std::collections::HashMap::new();
+            if let Some(rs) = back["records"].as_array() {
+                for r in rs {
+                    if let Some(n) = r["name"].as_str() {
+                        by_name.insert(n.to_string(), r["id"].as_u64().unwrap_or(0));
+                    }
+                }
+            }
+            sum = sum.wrapping_add(by_name.values().sum::<u64>());
+        }
+        std::hint::black_box(sum);
+    })
+}
+
 /// The process's peak resident set (`VmHWM`, KiB).
 pub fn peak_rss_kib() -> Result<u64, String> {
     let s = std::fs::read_to_string("/proc/self/status")
@@ -226,14 +283,15 @@ pub fn peak_rss_kib() -> Result<u64, String> {
     crate::runner::parse_vmhwm(&s).ok_or_else(|| "no VmHWM in /proc/self/status".into())
 }
 
-/// Runs allocator workload `workload` (`xthread`, `larson`, `cscratch`, `realloc`) with `ops`
-/// and `threads`, or None for another name.
+/// Runs allocator workload `workload` (`xthread`, `larson`, `cscratch`, `realloc`, `json`)
+/// with `ops` and `threads`, or None for another name.
 pub fn run(workload: &str, ops: u64, threads: u64) -> Option<Duration> {
     Some(match workload {
         "xthread" => xthread(ops, threads),
         "larson" => larson(ops, threads),
         "cscratch" => cscratch(ops, threads),
         "realloc" => realloc_grow(ops, threads),
+        "json" => json(ops, threads),
         _ => return None,
     })
 }
@@ -244,12 +302,21 @@ mod tests {
 
     #[test]
     fn every_workload_runs_on_one_and_two_threads() {
-        for w in ["xthread", "larson", "cscratch", "realloc"] {
+        for w in ["xthread", "larson", "cscratch", "realloc", "json"] {
             for t in [1, 2] {
-                assert!(run(w, 2_000, t).is_some(), "{w}");
+                let n = if w == "json" { 20 } else { 2_000 };
+                assert!(run(w, n, t).is_some(), "{w}");
             }
         }
         assert!(run("malloc", 10, 1).is_none());
+    }
+
+    #[test]
+    fn json_documents_differ_and_have_every_record() {
+        let (a, b) = (json_document(1), json_document(2));
+        assert_ne!(a, b);
+        assert_eq!(a["records"].as_array().unwrap().len() as u64, JSON_RECORDS);
+        assert_eq!(a["batch"], 1);
     }
 
     #[test]

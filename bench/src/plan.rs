@@ -80,13 +80,14 @@ impl Variant {
 }
 
 /// Every workload name, in report order.
-pub const WORKLOADS: [&str; 14] = [
+pub const WORKLOADS: [&str; 15] = [
     "boot", "spawn", "pingpong", "yield", "switch", "malloc", "xthread", "larson", "cscratch",
-    "realloc", "parked", "stack", "tree", "fanout",
+    "realloc", "json", "parked", "stack", "tree", "fanout",
 ];
 
 /// The workloads the `malloc-*` binaries run (no Go program, no rt scheduler).
-pub const ALLOCATOR_WORKLOADS: [&str; 5] = ["malloc", "xthread", "larson", "cscratch", "realloc"];
+pub const ALLOCATOR_WORKLOADS: [&str; 6] =
+    ["malloc", "xthread", "larson", "cscratch", "realloc", "json"];
 
 /// Workers between the producer and the collector in `fanout`.
 pub const FANOUT_WORKERS: u64 = 4;
@@ -126,6 +127,8 @@ pub struct Sizes {
     pub cscratch: u64,
     /// Buffers grown per thread for `realloc`.
     pub realloc: u64,
+    /// Documents per thread for `json`.
+    pub json: u64,
     /// Parked goroutines for `parked`.
     pub parked: u64,
     /// Parked coroutines for may (one mapping plus guard per stack).
@@ -163,6 +166,7 @@ impl Sizes {
                 larson: 200_000,
                 cscratch: 100_000,
                 realloc: 2_000,
+                json: 300,
                 parked: 20_000,
                 parked_may: 10_000,
                 stack_pool: 100_000,
@@ -188,6 +192,7 @@ impl Sizes {
                 larson: 2_000_000,
                 cscratch: 1_000_000,
                 realloc: 20_000,
+                json: 3_000,
                 parked: 100_000,
                 parked_may: 30_000,
                 stack_pool: 1_000_000,
@@ -471,6 +476,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
         ("larson", s.larson),
         ("cscratch", s.cscratch),
         ("realloc", s.realloc),
+        ("json", s.json),
     ] {
         for t in [1u32, 2] {
             let o = [("n", n.to_string()), ("threads", t.to_string())];

@@ -118,9 +118,10 @@ fn corosensei_peer() {
 fn allocator_workloads(b: &str) {
     value(b, &["malloc", "n=5000", "threads=1"], "ns");
     value(b, &["malloc", "n=5000", "threads=2"], "ns");
-    for w in ["xthread", "larson", "cscratch", "realloc"] {
-        value(b, &[w, "n=2000", "threads=2"], "ns");
-        let kib = value(b, &[w, "n=2000", "threads=1", "rss=1"], "KiB");
+    for w in ["xthread", "larson", "cscratch", "realloc", "json"] {
+        let n = if w == "json" { "n=20" } else { "n=2000" };
+        value(b, &[w, n, "threads=2"], "ns");
+        let kib = value(b, &[w, n, "threads=1", "rss=1"], "KiB");
         assert!(kib >= 100.0, "{b} {w}: {kib} KiB");
     }
     bad_args(b, &["larson", "n=0"]);
