@@ -1,7 +1,8 @@
 /* The C allocation API's edge cases, for rt-malloc's tests. Each check
  * prints "FAIL: <what>" and exits 1 when it does not hold; the program
  * prints "api: ok" at the end. It runs on glibc as well as under
- * LD_PRELOAD, so every check is one glibc also passes.
+ * LD_PRELOAD, so every check is one glibc also passes. A constructor
+ * allocates and starts a thread before main.
  *
  * With an argument, it instead makes one deliberate misuse that a
  * checking allocator must stop: "free-stack" frees a stack address.
@@ -9,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,26 @@ static int same(const unsigned char *p, size_t n, unsigned seed) {
     return 1;
 }
 
+/* Before main: a constructor allocates, and a thread it starts frees
+ * that block and allocates one main frees (an allocator preloaded into
+ * the process serves both before main runs). */
+static void *early;
+static void *early_thread(void *arg) {
+    if (!same(arg, 3000, 21)) return NULL;
+    free(arg);
+    unsigned char *p = malloc(777);
+    if (p) fill(p, 777, 23);
+    return p;
+}
+
+__attribute__((constructor)) static void before_main(void) {
+    unsigned char *p = malloc(3000);
+    if (!p) return;
+    fill(p, 3000, 21);
+    pthread_t t;
+    if (pthread_create(&t, NULL, early_thread, p) == 0) pthread_join(t, &early);
+}
+
 /* Sizes read through volatiles, so the compiler does not warn about
  * (or fold) requests that are meant to fail. */
 static volatile size_t huge = SIZE_MAX - 4096;
@@ -49,6 +71,9 @@ int main(int argc, char **argv) {
         printf("free of a stack address returned\n");
         return 0;
     }
+
+    CHECK(early != NULL && same(early, 777, 23));
+    free(early);
 
     /* malloc: 16-byte alignment, distinct results, zero size. */
     void *a = malloc(0), *b = malloc(0);
