@@ -277,6 +277,38 @@ fn c_api_edge_cases_and_fork() {
 }
 
 #[test]
+fn dlopened_objects_with_thread_locals() {
+    // 30 copies of one shared object with a thread-local: more than glibc
+    // keeps spare in a thread's dynamic thread vector.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rt-malloc-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/tlsmod.c");
+    let first = dir.join("libtls1.so");
+    let o = output({
+        let mut c = Command::new("cc");
+        c.args(["-O2", "-Wall", "-shared", "-fPIC", "-o"])
+            .arg(&first)
+            .arg(&src);
+        c
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    const N: usize = 30;
+    for i in 2..=N {
+        std::fs::copy(&first, dir.join(format!("libtls{i}.so"))).unwrap();
+    }
+    let exe = compile("dlopen_tls", "tls");
+    let (out, _) = same_with_and_without(
+        |_| {
+            let mut c = Command::new(&exe);
+            c.arg(&dir).arg(N.to_string());
+            c
+        },
+        N as u64,
+    );
+    assert_eq!(out, format!("ok {N}\n"));
+}
+
+#[test]
 fn freeing_a_pointer_the_heap_did_not_hand_out_is_a_fatal_error() {
     let exe = compile("api", "misuse");
     let o = output({
