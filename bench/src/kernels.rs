@@ -12,7 +12,6 @@
 //!   collector's expected total.
 
 use std::alloc::{alloc, dealloc, Layout};
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// Number of live allocations each malloc thread keeps.
@@ -32,24 +31,7 @@ pub fn malloc_size(i: u64) -> usize {
 /// [`RING`] live blocks: operation `i` frees the block in slot `i % RING` (if any) and puts a
 /// fresh block of [`malloc_size`]`(i)` there, touching its first byte.
 pub fn malloc_ring(ops: u64, threads: u64) -> Duration {
-    let start = Arc::new(Barrier::new(threads as usize + 1));
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let start = Arc::clone(&start);
-            std::thread::spawn(move || {
-                start.wait();
-                malloc_ring_thread(ops);
-            })
-        })
-        .collect();
-    start.wait();
-    let t0 = Instant::now();
-    for w in workers {
-        if w.join().is_err() {
-            crate::proto::fail("malloc worker thread panicked");
-        }
-    }
-    t0.elapsed()
+    crate::allocs::timed(threads, move |_| malloc_ring_thread(ops))
 }
 
 fn malloc_ring_thread(ops: u64) {
@@ -124,21 +106,40 @@ pub fn mmap_stack_pairs(n: u64, size: usize) -> Result<Duration, String> {
     Ok(t0.elapsed())
 }
 
-/// The whole `main` of a `malloc-*` binary: parses `malloc n=<ops> threads=<k>`, runs
-/// [`malloc_ring`] and prints ns per operation per thread. Other workloads are not applicable.
+/// The whole `main` of a `malloc-*` binary: parses `<workload> n=<ops> threads=<k> [rss=1]`
+/// for `malloc` ([`malloc_ring`]) or one of [`crate::allocs`]' workloads, runs it and prints
+/// ns per operation (per thread or pair), or with `rss=1` the peak resident set in KiB. Other
+/// workloads are not applicable.
 pub fn malloc_main(bin: &str) {
     let a = crate::proto::Args::from_env();
-    if a.workload != "malloc" {
-        crate::proto::not_applicable(&a.workload, bin);
-        return;
-    }
     let ops = a.count_or_exit("n", 10_000_000);
     let threads = a.count_or_exit("threads", 1);
+    let rss = a.count_or_exit("rss", 0) != 0;
     if threads > 1024 {
         crate::proto::fail("threads must be at most 1024");
     }
-    let el = malloc_ring(ops, threads);
-    crate::proto::emit(el.as_nanos() as f64 / ops as f64, "ns");
+    if ops == 0 {
+        crate::proto::fail("n must be at least 1");
+    }
+    let el = if a.workload == "malloc" {
+        malloc_ring(ops, threads)
+    } else {
+        match crate::allocs::run(&a.workload, ops, threads) {
+            Some(el) => el,
+            None => {
+                crate::proto::not_applicable(&a.workload, bin);
+                return;
+            }
+        }
+    };
+    if rss {
+        match crate::allocs::peak_rss_kib() {
+            Ok(kib) => crate::proto::emit(kib as f64, "KiB"),
+            Err(why) => crate::proto::fail(&why),
+        }
+    } else {
+        crate::proto::emit(el.as_nanos() as f64 / ops as f64, "ns");
+    }
 }
 
 /// Restricts the calling thread to the first `k` CPUs of its current affinity mask. Threads it

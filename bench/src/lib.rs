@@ -6,7 +6,8 @@
 //!   once and prints one line through [`proto`]: `value=<number> unit=<unit>` or
 //!   `value=none reason=<text>`. One binary per implementation or allocator, because a binary
 //!   has one `#[global_allocator]`. The kernels they share (the malloc ring, the fresh-mmap
-//!   stack) live in [`kernels`]; RSS probes in [`mem`].
+//!   stack) live in [`kernels`], the other allocator workloads in [`allocs`]; RSS probes in
+//!   [`mem`].
 //! - The harness binary `rt-bench` (`src/main.rs`) drives everything: [`plan`] is the table
 //!   of workloads × variants × impls (what to run, with which sizes), [`driver`] runs one
 //!   variant's warm-up and interleaved rounds, [`runner`] spawns one impl process, times it,
@@ -49,6 +50,7 @@
 //! time themselves with `Instant` around the workload only (process start-up excluded), except
 //! `boot`, where the whole process is the workload and the harness times it from outside.
 
+pub mod allocs;
 pub mod chart;
 pub mod driver;
 pub mod kernels;

@@ -167,9 +167,9 @@ fn main() {
     let timeout = Duration::from_secs(if opts.quick { 30 } else { 300 });
     let wanted = |w: &str| opts.only.as_ref().is_none_or(|o| o.contains(&w));
 
-    let needs_go = plan::WORKLOADS
-        .iter()
-        .any(|w| wanted(w) && !matches!(*w, "switch" | "malloc" | "stack"));
+    let needs_go = plan::WORKLOADS.iter().any(|w| {
+        wanted(w) && !matches!(*w, "switch" | "stack") && !plan::ALLOCATOR_WORKLOADS.contains(w)
+    });
     let go = if needs_go {
         build_go(&out)
     } else {

@@ -107,10 +107,14 @@ impl Variant {
 }
 
 /// Every workload name, in report order.
-pub const WORKLOADS: [&str; 14] = [
-    "boot", "spawn", "pingpong", "yield", "switch", "malloc", "parked", "stack", "tree", "fanout",
-    "echo", "http", "accept", "idle",
+pub const WORKLOADS: [&str; 19] = [
+    "boot", "spawn", "pingpong", "yield", "switch", "malloc", "xthread", "larson", "cscratch",
+    "realloc", "json", "parked", "stack", "tree", "fanout", "echo", "http", "accept", "idle",
 ];
+
+/// The workloads the `malloc-*` binaries run (no Go program, no rt scheduler).
+pub const ALLOCATOR_WORKLOADS: [&str; 6] =
+    ["malloc", "xthread", "larson", "cscratch", "realloc", "json"];
 
 /// Connection counts of the `echo` workload.
 pub const ECHO_CONNS: [u64; 3] = [1, 100, 1000];
@@ -151,6 +155,16 @@ pub struct Sizes {
     pub switches: u64,
     /// Operations per thread for `malloc`.
     pub malloc: u64,
+    /// Objects per producer/consumer pair for `xthread`.
+    pub xthread: u64,
+    /// Slot replacements per thread for `larson`.
+    pub larson: u64,
+    /// Allocate-write-free iterations per thread for `cscratch`.
+    pub cscratch: u64,
+    /// Buffers grown per thread for `realloc`.
+    pub realloc: u64,
+    /// Documents per thread for `json`.
+    pub json: u64,
     /// Parked goroutines for `parked`.
     pub parked: u64,
     /// Parked coroutines for may (one mapping plus guard per stack).
@@ -192,6 +206,11 @@ impl Sizes {
                 yields_threads: 10_000,
                 switches: 1_000_000,
                 malloc: 1_000_000,
+                xthread: 200_000,
+                larson: 200_000,
+                cscratch: 100_000,
+                realloc: 2_000,
+                json: 300,
                 parked: 20_000,
                 parked_may: 10_000,
                 stack_pool: 100_000,
@@ -217,6 +236,11 @@ impl Sizes {
                 yields_threads: 100_000,
                 switches: 10_000_000,
                 malloc: 10_000_000,
+                xthread: 2_000_000,
+                larson: 2_000_000,
+                cscratch: 1_000_000,
+                realloc: 20_000,
+                json: 3_000,
                 parked: 100_000,
                 parked_may: 30_000,
                 stack_pool: 1_000_000,
@@ -248,6 +272,30 @@ fn imp(name: &'static str, program: Program, workload: &str, opts: &[(&str, Stri
 fn with_note(mut i: ImplRun, note: &str) -> ImplRun {
     i.note = Some(note.to_string());
     i
+}
+
+/// rt-heap, glibc, mimalloc and jemalloc, each the global allocator of its `malloc-*` binary,
+/// running allocator workload `workload` with `opts`.
+fn allocator_impls(workload: &str, opts: &[(&str, String)]) -> Vec<ImplRun> {
+    vec![
+        with_note(
+            imp("rt", Program::Sibling("malloc-rt"), workload, opts),
+            "#[global_allocator] rt_heap::RtHeap",
+        ),
+        imp("glibc", Program::Sibling("malloc-glibc"), workload, opts),
+        imp(
+            "mimalloc",
+            Program::Sibling("malloc-mimalloc"),
+            workload,
+            opts,
+        ),
+        imp(
+            "jemalloc",
+            Program::Sibling("malloc-jemalloc"),
+            workload,
+            opts,
+        ),
+    ]
 }
 
 /// Sets `GOMAXPROCS` in every impl's environment (rt and Go read it; the Rust peers get the
@@ -478,26 +526,41 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
             kind: Kind::InProcess,
             spawns_per_run: 1,
             load: None,
-            impls: vec![
-                with_note(
-                    imp("rt", Program::Sibling("malloc-rt"), "malloc", &o),
-                    "#[global_allocator] rt_heap::RtHeap",
-                ),
-                imp("glibc", Program::Sibling("malloc-glibc"), "malloc", &o),
-                imp(
-                    "mimalloc",
-                    Program::Sibling("malloc-mimalloc"),
-                    "malloc",
-                    &o,
-                ),
-                imp(
-                    "jemalloc",
-                    Program::Sibling("malloc-jemalloc"),
-                    "malloc",
-                    &o,
-                ),
-            ],
+            impls: allocator_impls("malloc", &o),
         });
+    }
+    for (w, n) in [
+        ("xthread", s.xthread),
+        ("larson", s.larson),
+        ("cscratch", s.cscratch),
+        ("realloc", s.realloc),
+        ("json", s.json),
+    ] {
+        for t in [1u32, 2] {
+            let o = [("n", n.to_string()), ("threads", t.to_string())];
+            out.push(Variant {
+                workload: w,
+                fields: vec![("threads".into(), t.to_string())],
+                kind: Kind::InProcess,
+                spawns_per_run: 1,
+                load: None,
+                impls: allocator_impls(w, &o),
+            });
+            // The same run again, reporting the peak resident set instead of the time.
+            let mut o = o.to_vec();
+            o.push(("rss", "1".to_string()));
+            out.push(Variant {
+                workload: w,
+                fields: vec![
+                    ("measure".into(), "rss".into()),
+                    ("threads".into(), t.to_string()),
+                ],
+                kind: Kind::InProcess,
+                spawns_per_run: 1,
+                load: None,
+                impls: allocator_impls(w, &o),
+            });
+        }
     }
     let n = ("n", s.parked.to_string());
     out.push(Variant {
@@ -1009,6 +1072,8 @@ mod tests {
         let labels: Vec<String> = p.iter().map(Variant::label).collect();
         assert!(labels.contains(&"workload=spawn gomaxprocs=2".to_string()));
         assert!(labels.contains(&"workload=malloc threads=1".to_string()));
+        assert!(labels.contains(&"workload=larson threads=2".to_string()));
+        assert!(labels.contains(&"workload=xthread measure=rss threads=1".to_string()));
         assert!(labels.contains(&"workload=stack size=4096".to_string()));
         assert!(labels.contains(&"workload=tree gomaxprocs=1".to_string()));
         assert!(labels.contains(&"workload=fanout gomaxprocs=2".to_string()));
@@ -1091,6 +1156,32 @@ mod tests {
         assert_eq!(f.fanout, 10_000_000);
         assert_eq!(q.fanout, 1_000_000);
         assert_eq!(FANOUT_WORKERS, 4);
+    }
+
+    #[test]
+    fn allocator_workloads_run_on_the_four_malloc_binaries_at_one_and_two_threads() {
+        let s = Sizes::new(true);
+        let p = plan(&s, 65536);
+        for w in ALLOCATOR_WORKLOADS {
+            assert!(WORKLOADS.contains(&w));
+            let vs: Vec<&Variant> = p.iter().filter(|v| v.workload == w).collect();
+            let want = if w == "malloc" { 2 } else { 4 };
+            assert_eq!(vs.len(), want, "{w}");
+            for v in vs {
+                let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
+                assert_eq!(
+                    names,
+                    ["rt", "glibc", "mimalloc", "jemalloc"],
+                    "{}",
+                    v.label()
+                );
+                let rss = v.fields.iter().any(|(k, x)| k == "measure" && x == "rss");
+                for i in &v.impls {
+                    assert!(matches!(i.program, Program::Sibling(b) if b.starts_with("malloc-")));
+                    assert_eq!(i.args.contains(&"rss=1".to_string()), rss, "{}", v.label());
+                }
+            }
+        }
     }
 
     #[test]

@@ -113,6 +113,21 @@ fn corosensei_peer() {
     bad_args(b, &["stack", "size=x"]);
 }
 
+/// Every allocator workload on `b` (a `malloc-*` binary), at one and two threads, timed and
+/// with `rss=1`.
+fn allocator_workloads(b: &str) {
+    value(b, &["malloc", "n=5000", "threads=1"], "ns");
+    value(b, &["malloc", "n=5000", "threads=2"], "ns");
+    for w in ["xthread", "larson", "cscratch", "realloc", "json"] {
+        let n = if w == "json" { "n=20" } else { "n=2000" };
+        value(b, &[w, n, "threads=2"], "ns");
+        let kib = value(b, &[w, n, "threads=1", "rss=1"], "KiB");
+        assert!(kib >= 100.0, "{b} {w}: {kib} KiB");
+    }
+    bad_args(b, &["larson", "n=0"]);
+    not_applicable(b, "spawn");
+}
+
 #[test]
 fn malloc_bins() {
     for b in [
@@ -120,9 +135,7 @@ fn malloc_bins() {
         env!("CARGO_BIN_EXE_malloc-mimalloc"),
         env!("CARGO_BIN_EXE_malloc-jemalloc"),
     ] {
-        value(b, &["malloc", "n=5000", "threads=1"], "ns");
-        value(b, &["malloc", "n=5000", "threads=2"], "ns");
-        not_applicable(b, "spawn");
+        allocator_workloads(b);
         bad_args(b, &["malloc", "threads=100000"]);
     }
 }
@@ -169,10 +182,7 @@ fn go_program_when_go_is_installed() {
 #[cfg(feature = "rt")]
 #[test]
 fn rt_heap_malloc_bin() {
-    let b = env!("CARGO_BIN_EXE_malloc-rt");
-    value(b, &["malloc", "n=5000", "threads=1"], "ns");
-    value(b, &["malloc", "n=5000", "threads=2"], "ns");
-    not_applicable(b, "spawn");
+    allocator_workloads(env!("CARGO_BIN_EXE_malloc-rt"));
 }
 
 #[cfg(feature = "rt")]

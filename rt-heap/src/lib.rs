@@ -83,8 +83,8 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 pub use mcache::{
-    allocmcache, bind_thread_cache, cache_alloc_counters, current_cache, free, freemcache, malloc,
-    register_m_thread, size_class, swap_thread_cache_keeping_old, thread_alloc_counters,
+    allocmcache, bind_thread_cache, cache_alloc_counters, current_cache, free, free_unsized,
+    freemcache, malloc, object_of, register_m_thread, size_class, thread_alloc_counters,
     thread_local_cache_slot, unbind_thread_cache, MCache,
 };
 pub use mheap::ScavengeConfig;
@@ -194,9 +194,6 @@ fn do_init() -> Result<MallocInfo, HeapError> {
             return Err(HeapError::FirstArena);
         }
     }
-    // SAFETY: the handlers are plain functions that only take and release
-    // the allocator's own locks.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     Ok(MallocInfo {
         phys_page_size: phys,
         phys_huge_page_size: huge,
@@ -291,6 +288,20 @@ fn init_slow() -> Result<(), HeapError> {
                     Ok(info) => {
                         *INFO.lock() = Some(info);
                         INIT.store(READY, Ordering::Release);
+                        // Registered once the heap is ready: where this
+                        // allocator is the C malloc (rt-malloc), glibc's
+                        // registration may itself allocate, which must not
+                        // find initialisation still in progress (it would
+                        // wait for itself).
+                        // SAFETY: the handlers are plain functions that
+                        // only take and release the allocator's own locks.
+                        unsafe {
+                            libc::pthread_atfork(
+                                Some(fork_prepare),
+                                Some(fork_parent),
+                                Some(fork_child),
+                            )
+                        };
                         return Ok(());
                     }
                     Err(e) => {

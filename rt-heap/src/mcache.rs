@@ -31,7 +31,7 @@
 
 use crate::lock::Mutex;
 use crate::mcentral;
-use crate::mheap::{span_of, FreeObj, MSpan, HEAP, HEAP_ARENA_BYTES, SPAN_LARGE};
+use crate::mheap::{span_of, FreeObj, MSpan, HEAP, HEAP_ARENA_BYTES, SPAN_LARGE, SPAN_SMALL};
 use crate::sizeclasses::{
     CLASS_TO_SIZE, MAX_SMALL_SIZE, NUM_SIZE_CLASSES, PAGE_SIZE, SIZE_TO_CLASS128, SIZE_TO_CLASS8,
     SMALL_SIZE_MAX,
@@ -976,6 +976,72 @@ pub unsafe fn free(p: *mut u8, size: usize, align: usize) {
     unsafe { free_general(p, size, align) }
 }
 
+/// Where the heap's page map places `p`: `Some((class, usable))` when `p`
+/// is the start of an object of an in-use span, with the object's size
+/// class (0 for a large object) and the bytes usable from `p` (the class
+/// size; a large object's whole span). `None` for anything else: a
+/// pointer outside the heap, an interior pointer, a free span. This is the
+/// lookup for callers that do not know an object's layout (a C `free`);
+/// the layout-based paths above never make it.
+///
+/// # Safety
+/// If `p` is an object the heap handed out, it must not be freed while
+/// this call runs: its span's fields are read without a lock, which is
+/// only sound while the span stays in use. (For any other `p` the reads
+/// touch span structures, which are never unmapped, and the answer is
+/// `None` or a stale but harmless size.)
+pub unsafe fn object_of(p: *const u8) -> Option<(usize, usize)> {
+    let a = p as usize;
+    let s = span_of(a);
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null page-map entry is span-structure memory that is
+    // never unmapped; for a live object its fields are stable (caller).
+    let (state, start, npages, class, elemsize, nelems) = unsafe {
+        (
+            (*s).state,
+            (*s).start,
+            (*s).npages,
+            (*s).sizeclass as usize,
+            (*s).elemsize as usize,
+            (*s).nelems as usize,
+        )
+    };
+    match state {
+        SPAN_LARGE if a == start => Some((0, npages * PAGE_SIZE)),
+        SPAN_SMALL if class != 0 && elemsize != 0 => {
+            let off = a.wrapping_sub(start);
+            (off % elemsize == 0 && off / elemsize < nelems).then_some((class, elemsize))
+        }
+        _ => None,
+    }
+}
+
+/// Frees an object given only its address (the C `free`): the class comes
+/// from the page map ([`object_of`]), then the object takes the same path
+/// as [`free`] with its layout. Null is ignored; a pointer the heap did not
+/// hand out is a fatal error (`free of invalid pointer`).
+///
+/// # Safety
+/// `p` is null or an object from [`malloc`] (any size and alignment), not
+/// freed yet and not used afterwards.
+pub unsafe fn free_unsized(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: p is live until the free below (caller).
+    match unsafe { object_of(p) } {
+        // SAFETY: p is a dead object of `class`; the class size at 8-byte
+        // alignment maps back to `class` (sizes strictly increase with the
+        // class, each size maps to the smallest class holding it: I14).
+        Some((class, size)) if class != 0 => unsafe { free(p, size, 8) },
+        // SAFETY: p is the dead large object starting its span (caller).
+        Some(_) => unsafe { free_large(p) },
+        None => rt_sys::throw("free of invalid pointer"),
+    }
+}
+
 /// [`free`]'s small path on an M (the cache comes from the M's block) or
 /// on a thread that has no cache yet.
 ///
@@ -1275,35 +1341,81 @@ mod tests {
         .join()
         .unwrap();
     }
-}
 
-/// Makes `c` the calling M's current cache without taking the previous one
-/// away from it: the previous cache keeps this thread as its owner and is
-/// returned, to be freed with [`freemcache`] once the thread is certainly
-/// done with it. For a goroutine stopped by a signal in the middle of an
-/// allocation, whose P (and the P's cache) went to another M meanwhile: the
-/// interrupted allocation finishes on the old cache, which nobody else has.
-///
-/// # Safety
-/// The calling thread is an M; `c` came from [`allocmcache`], is not freed,
-/// and no other thread uses it until it is unbound here.
-#[inline(never)]
-pub unsafe fn swap_thread_cache_keeping_old(c: *mut MCache) -> *mut MCache {
-    TLS.with(|t| {
-        let prev = current_of(t);
-        if CHECKS && !c.is_null() {
-            // SAFETY: c is live (caller); ownership is only a record.
-            unsafe {
-                (*c).owner
-                    .store(crate::arch::thread_pointer(), Ordering::Relaxed)
-            };
+    #[test]
+    fn object_of_finds_class_and_usable_size_of_every_kind_of_object() {
+        crate::mallocinit().unwrap();
+        // (size, align): small at several alignments, an aligned small
+        // object, a large object, a large object forced by its alignment.
+        let cases = [
+            (0usize, 8usize),
+            (1, 16),
+            (8, 8),
+            (24, 8),
+            (100, 16),
+            (1000, 16),
+            (5000, 16),
+            (100, 64),
+            (3000, 4096),
+            (32768, 16),
+            (40000, 16),
+            (1 << 20, 16),
+            (16, 1 << 14),
+            (100, 1 << 20),
+        ];
+        for (size, align) in cases {
+            let p = malloc(size, align);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0, "{size}/{align}");
+            // SAFETY: p is live.
+            let (class, usable) = unsafe { object_of(p) }.expect("a heap object");
+            assert_eq!(class, size_class(size, align), "{size}/{align}");
+            assert!(usable >= size.max(1), "{size}/{align}: {usable}");
+            if class != 0 {
+                assert_eq!(usable, CLASS_TO_SIZE[class] as usize);
+            } else {
+                assert_eq!(usable % PAGE_SIZE, 0);
+            }
+            // The whole usable size is writable.
+            // SAFETY: p is live with `usable` bytes.
+            unsafe { ptr::write_bytes(p, 0x5a, usable) };
+            if usable > 1 {
+                // SAFETY: p is live; an interior pointer is not an object.
+                assert_eq!(unsafe { object_of(p.add(1)) }, None);
+            }
+            // SAFETY: p is live and not used after this.
+            unsafe { free_unsized(p) };
         }
-        match t.mode.get() {
-            // SAFETY: as in `current_of`; the block is this thread's own.
-            VIA_GS => unsafe { crate::arch::set_gs_mcache(c) },
-            VIA_CALL => t.mcur.set(c),
-            _ => t.cur.set(c),
-        }
-        prev
-    })
+        let on_stack = 0u64;
+        // SAFETY: not a heap object, nothing to keep alive.
+        assert_eq!(unsafe { object_of((&on_stack as *const u64).cast()) }, None);
+        // SAFETY: as above.
+        assert_eq!(unsafe { object_of(ptr::null()) }, None);
+        // SAFETY: null is ignored.
+        unsafe { free_unsized(ptr::null_mut()) };
+        crate::check_heap().unwrap();
+    }
+
+    #[test]
+    fn free_unsized_returns_objects_to_their_class() {
+        crate::mallocinit().unwrap();
+        std::thread::spawn(|| {
+            let class = size_class(48, 16);
+            let p = malloc(48, 16);
+            let c = current();
+            // SAFETY: c is this thread's cache.
+            let before = unsafe { (*c).lists[class].nfree.load(Ordering::Relaxed) };
+            // SAFETY: p is live and not used after this.
+            unsafe { free_unsized(p) };
+            // SAFETY: as above.
+            let after = unsafe { (*c).lists[class].nfree.load(Ordering::Relaxed) };
+            assert_eq!(after, before + 1);
+            // The object comes back from the same list.
+            assert_eq!(malloc(48, 16), p);
+            // SAFETY: p is live again and not used after this.
+            unsafe { free_unsized(p) };
+        })
+        .join()
+        .unwrap();
+    }
 }
