@@ -2,6 +2,7 @@
 //! argument names a scenario; the rest are its arguments.
 
 mod gochan;
+mod net;
 mod pollfd;
 mod selectmacro;
 mod stress;
@@ -119,11 +120,6 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "N goroutines make blocking calls that hand their P off; all finish",
             ),
             (
-                "pollfd",
-                "",
-                "the network poller: data, deadlines, eviction, many waiters, a plain thread",
-            ),
-            (
                 "fpcontrol",
                 "",
                 "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
@@ -132,6 +128,41 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "fpswitch",
                 "",
                 "the same across direct yield_to switches, and g0's own state",
+            ),
+        ],
+    ),
+    (
+        "network",
+        &[
+            (
+                "pollfd",
+                "",
+                "the network poller: data, deadlines, eviction, many waiters, a plain thread",
+            ),
+            (
+                "net",
+                "",
+                "rt-net: deadlines, close from another goroutine, half-close, resets, sharing, UDP, Unix sockets, bad input",
+            ),
+            (
+                "echoserve",
+                "",
+                "the echo example's server on a free port; prints listening on ADDR and serves until killed",
+            ),
+            (
+                "httpserve",
+                "",
+                "the HTTP example's server on a free port; prints listening on ADDR and serves until killed",
+            ),
+            (
+                "echoclient",
+                "ADDR [N]",
+                "N connections to an echo server open at once, every byte sent and checked",
+            ),
+            (
+                "netcycle",
+                "[N]",
+                "N connect/close cycles: no descriptor leaks, memory bounded",
             ),
         ],
     ),
@@ -416,6 +447,14 @@ pub fn main() -> i32 {
         b"selstress" => stress::selstress(num(rest, 0, 20_000)),
         b"blocking" => scenarios::blocking(num(rest, 0, 100)),
         b"pollfd" => pollfd::main(),
+        b"net" => net::checks(),
+        b"echoserve" => net::echoserve(),
+        b"httpserve" => net::httpserve(),
+        b"echoclient" => match rest.first().and_then(|a| a.to_str()) {
+            Some(addr) => net::echoclient(addr, num(rest, 1, 10_000) as usize),
+            None => usage("echoclient needs an address"),
+        },
+        b"netcycle" => net::netcycle(num(rest, 0, 100_000) as usize),
         b"fpcontrol" => scenarios::fpcontrol(),
         b"fpswitch" => scenarios::fpswitch(),
         b"quit" => scenarios::quit(),
