@@ -77,6 +77,19 @@ fn ns_duration(ns: i64) -> Option<Duration> {
     (ns > 0).then(|| Duration::from_nanos(ns as u64))
 }
 
+/// Deadlines are timers of the runtime's Ps: a program that is not an rt
+/// program (no `rt_entry::main!`) has none, and gets this error instead.
+fn need_runtime() -> io::Result<()> {
+    if rt_sched::gomaxprocs() > 0 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "deadlines and timeouts need the rt runtime (an rt_entry::main! program)",
+        ))
+    }
+}
+
 fn is_eagain(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN))
 }
@@ -278,6 +291,9 @@ impl NetFd {
     /// handshake; the write deadline is cleared afterwards.
     pub(crate) fn connect(&self, to: &RawAddr, deadline: Option<i64>) -> io::Result<()> {
         self.check_open()?;
+        if deadline.is_some() {
+            need_runtime()?;
+        }
         // Forget the writability the registration itself reported: only
         // readiness after the connect says the handshake ended.
         self.pfd
@@ -327,6 +343,9 @@ impl NetFd {
         when: Option<Instant>,
     ) -> io::Result<()> {
         self.check_open()?;
+        if when.is_some() {
+            need_runtime()?;
+        }
         let ns = when.map(instant_to_nanotime);
         if read {
             self.rtimeout.store(0, Ordering::Relaxed);
@@ -344,6 +363,9 @@ impl NetFd {
     pub(crate) fn set_timeout(&self, mode: Mode, d: Option<Duration>) -> io::Result<()> {
         self.check_open()?;
         let ns = duration_ns(d)?;
+        if ns > 0 {
+            need_runtime()?;
+        }
         let t = match mode {
             Mode::Read => &self.rtimeout,
             Mode::Write => &self.wtimeout,

@@ -39,9 +39,9 @@ impl Drop for Sock {
 
 /// `socket(2)`, non-blocking and close-on-exec.
 pub(crate) fn socket(family: i32, ty: i32) -> io::Result<Sock> {
+    let ty = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: no memory arguments.
-    let fd =
-        cvt_i(unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = cvt_i(unsafe { libc::socket(family, ty, 0) })?;
     Ok(Sock(fd))
 }
 
@@ -367,4 +367,62 @@ pub(crate) fn dup(fd: i32) -> io::Result<Sock> {
     // SAFETY: no memory arguments.
     let nfd = cvt_i(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
     Ok(Sock(nfd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn inet_addresses_round_trip(v4 in any::<[u8; 4]>(), v6 in any::<[u8; 16]>(),
+                                     port in any::<u16>(), flow in any::<u32>(), scope in any::<u32>()) {
+            let a = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(v4), port));
+            prop_assert_eq!(RawAddr::from_inet(&a).inet().unwrap(), a);
+            let b = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(v6), port, flow, scope));
+            prop_assert_eq!(RawAddr::from_inet(&b).inet().unwrap(), b);
+        }
+
+        #[test]
+        fn unix_paths_round_trip(name in "[a-zA-Z0-9_./-]{1,100}") {
+            let p = PathBuf::from(format!("/{name}"));
+            let r = RawAddr::from_unix(&p).unwrap();
+            prop_assert_eq!(r.unix(), UnixAddr::Path(p));
+            let r = RawAddr::from_unix(Path::new(&format!("@{name}"))).unwrap();
+            prop_assert_eq!(r.unix(), UnixAddr::Abstract(name.into_bytes()));
+        }
+    }
+
+    #[test]
+    fn network_byte_order() {
+        let a: SocketAddr = "1.2.3.4:258".parse().unwrap();
+        let r = RawAddr::from_inet(&a);
+        // SAFETY: from_inet wrote a sockaddr_in.
+        let sin = unsafe { &*r.as_ptr().cast::<libc::sockaddr_in>() };
+        assert_eq!(sin.sin_port.to_ne_bytes(), [1, 2]);
+        assert_eq!(sin.sin_addr.s_addr.to_ne_bytes(), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn bad_unix_paths_are_errors() {
+        let long = "x".repeat(108);
+        for p in ["", "a\0b", long.as_str()] {
+            let e = RawAddr::from_unix(Path::new(p)).map(|_| ()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{p:?}");
+        }
+        // 107 bytes and the NUL fill sun_path exactly; abstract names may use all 108.
+        assert!(RawAddr::from_unix(Path::new(&"y".repeat(107))).is_ok());
+        assert!(RawAddr::from_unix(Path::new(&format!("@{}", "z".repeat(107)))).is_ok());
+    }
+
+    #[test]
+    fn short_or_foreign_addresses_are_errors() {
+        let mut r = RawAddr::from_inet(&"[::1]:80".parse().unwrap());
+        r.len = 8;
+        assert!(r.inet().is_err());
+        let u = RawAddr::from_unix(Path::new("/tmp/x")).unwrap();
+        assert!(u.inet().is_err());
+        assert_eq!(RawAddr::empty().unix(), UnixAddr::Unnamed);
+    }
 }
