@@ -194,15 +194,39 @@ impl NetFd {
         })
     }
 
-    /// One `send` (`MSG_NOSIGNAL`: a closed peer is `EPIPE`, not SIGPIPE).
+    /// Writes all of `buf` under the write lock, as Go's `FD.Write` does,
+    /// so concurrent writers' buffers never interleave. Sends with
+    /// `MSG_NOSIGNAL`: a closed peer is `EPIPE`, not SIGPIPE. An error
+    /// after part of `buf` went out returns that part (std's `write`
+    /// contract); the error itself (a deadline, close, a reset) persists,
+    /// so the next write reports it.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return self.check_open().map(|_| 0);
         }
-        self.io(Mode::Write, |fd| {
-            // SAFETY: `buf` is live for its length.
-            cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
-        })
+        let mut done = 0;
+        let r = self.io(Mode::Write, |fd| loop {
+            let rest = &buf[done..];
+            // SAFETY: `rest` is live for its length.
+            let r = cvt(unsafe {
+                libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+            });
+            match r {
+                Ok(n) => {
+                    done += n;
+                    if done == buf.len() {
+                        return Ok(done);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EAGAIN goes back to `io`, which waits and calls again.
+                Err(e) => return Err(e),
+            }
+        });
+        match r {
+            Err(_) if done > 0 => Ok(done),
+            r => r,
+        }
     }
 
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

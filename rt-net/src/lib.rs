@@ -179,6 +179,9 @@ fn resolve_for(network: &str, addr: &str) -> io::Result<Vec<SocketAddr>> {
             (std::net::Ipv4Addr::UNSPECIFIED, port).into()
         };
         vec![any]
+    } else if let Ok(a) = addr.parse::<SocketAddr>() {
+        // A literal address needs no lookup (and no blocking call).
+        vec![a]
     } else {
         tcp::resolve(addr)?
     };

@@ -31,10 +31,17 @@ impl UdpSocket {
         })
     }
 
-    /// Sends one datagram to the first of `addr`'s addresses.
+    /// Sends one datagram to the first of `addr`'s addresses. The lookup
+    /// runs inside `rt_sched::blocking` whatever `addr` is; a server
+    /// answering known peers saves that with [`send_to_addr`](Self::send_to_addr).
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let to = resolve(addr)?[0];
-        self.fd.send_to(buf, &RawAddr::from_inet(&to))
+        self.send_to_addr(buf, &to)
+    }
+
+    /// Sends one datagram to `addr`, with no lookup (Go's `WriteToUDP`).
+    pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        self.fd.send_to(buf, &RawAddr::from_inet(addr))
     }
 
     /// Receives one datagram (truncated to `buf`) and its sender.

@@ -331,6 +331,47 @@ pub fn checks() -> i32 {
         format!("{r:?} {w:?} {} bytes", got.len()),
     );
 
+    // Two writer goroutines on one stream: each write goes out whole,
+    // never interleaved with the other's (Go's FD.Write holds the write
+    // lock for the whole buffer).
+    let (c, s) = tcp_pair();
+    let c = Arc::new(c);
+    let (chunk, rounds) = (200_000, 20);
+    let writers: Vec<_> = [b'A', b'B']
+        .into_iter()
+        .map(|letter| {
+            let c = c.clone();
+            rt_sched::spawn(move || {
+                let buf = vec![letter; chunk];
+                for _ in 0..rounds {
+                    if (&*c).write(&buf)? != chunk {
+                        return Err(std::io::Error::other("short write"));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let reader = rt_sched::spawn(move || {
+        let mut v = Vec::new();
+        (&s).read_to_end(&mut v).map(|_| v)
+    });
+    let ws: Vec<_> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer"))
+        .collect();
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let got = reader.join().expect("reader").unwrap_or_default();
+    let whole = got.len() == 2 * chunk * rounds
+        && got
+            .chunks(chunk)
+            .all(|run| run.iter().all(|&b| b == run[0]) && (run[0] == b'A' || run[0] == b'B'));
+    check(
+        "concurrent writes stay whole",
+        ws.iter().all(|w| w.is_ok()) && whole,
+        format!("{ws:?}, {} bytes", got.len()),
+    );
+
     // try_clone: a second handle, independent on drop.
     let (c, mut s) = tcp_pair();
     let c2 = c.try_clone().expect("clone");
@@ -384,8 +425,11 @@ pub fn checks() -> i32 {
         bs.local_addr().expect("addr"),
     );
     let sent = a.send_to(b"ping", ba);
+    let sent_direct = a.send_to_addr(b"pang", &ba);
     let mut buf = [0u8; 64];
     let got = bs.recv_from(&mut buf);
+    let mut buf2 = [0u8; 8];
+    let got_direct = bs.recv_from(&mut buf2);
     bs.connect(aa).expect("connect");
     let sent2 = bs.send(b"pong");
     let got2 = a.recv(&mut buf[8..]);
@@ -397,12 +441,15 @@ pub fn checks() -> i32 {
         matches!(sent, Ok(4))
             && matches!(got, Ok((4, from)) if from == aa)
             && &buf[..4] == b"ping"
+            && matches!(sent_direct, Ok(4))
+            && matches!(got_direct, Ok((4, from)) if from == aa)
+            && &buf2[..4] == b"pang"
             && matches!(sent2, Ok(4))
             && matches!(got2, Ok(4))
             && &buf[8..12] == b"pong"
             && bs.peer_addr().ok() == Some(aa)
             && matches!(&late, Err(e) if is_timeout(e)),
-        format!("{sent:?} {got:?} {sent2:?} {got2:?} {late:?}"),
+        format!("{sent:?} {got:?} {sent_direct:?} {got_direct:?} {sent2:?} {got2:?} {late:?}"),
     );
 
     // Unix sockets through Go's names, a datagram pair, a bound datagram
