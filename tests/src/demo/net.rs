@@ -723,7 +723,7 @@ pub fn netcycle(n: usize) -> i32 {
     let server = rt_sched::spawn(move || rt_net::serve(&l2, drop));
     let cycle = move |count: usize| -> Result<(), String> {
         for _ in 0..count {
-            let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(30))
+            let mut c = TcpStream::connect(addr)
                 .map_err(|e| format!("connect: {e}"))?;
             let mut b = [0u8; 1];
             match c.read(&mut b) {
