@@ -229,20 +229,42 @@ impl NetFd {
         }
     }
 
+    /// [`write`](Self::write) for several buffers: all of them (up to
+    /// `IOV_MAX` = 1024 buffers a call) go out under the write lock, with
+    /// `sendmsg`; a part written before an error is returned.
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
+        let bufs = &bufs[..bufs.len().min(1024)];
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
             return self.check_open().map(|_| 0);
         }
-        let n = bufs.len().min(1024);
-        self.io(Mode::Write, |fd| {
+        let mut own: Vec<IoSlice<'_>> = bufs.to_vec();
+        let mut rest: &mut [IoSlice<'_>] = &mut own;
+        let mut done = 0;
+        let r = self.io(Mode::Write, |fd| loop {
             // SAFETY: all-zero is a valid msghdr.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             // IoSlice is ABI-compatible with iovec; sendmsg only reads them.
-            msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-            msg.msg_iovlen = n;
-            // SAFETY: `msg` names `n` live iovecs and no address or control data.
-            cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
-        })
+            msg.msg_iov = rest.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = rest.len();
+            // SAFETY: `msg` names `rest.len()` live iovecs and no address or
+            // control data.
+            match cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }) {
+                Ok(n) => {
+                    done += n;
+                    if done == total {
+                        return Ok(done);
+                    }
+                    IoSlice::advance_slices(&mut rest, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        });
+        match r {
+            Err(_) if done > 0 => Ok(done),
+            r => r,
+        }
     }
 
     /// `recvfrom`: a datagram and who sent it.

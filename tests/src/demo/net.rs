@@ -392,10 +392,24 @@ pub fn checks() -> i32 {
     rt_sched::sleep(ms(10));
     let (mut x, mut y) = ([0u8; 4], [0u8; 4]);
     let r = s.read_vectored(&mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)]);
+    // Larger than the socket buffers: one call still writes everything.
+    let big: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 1 << 20]).collect();
+    let rd = rt_sched::spawn(move || {
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).map(|_| v)
+    });
+    let wb = c.write_vectored(&big.iter().map(|b| IoSlice::new(b)).collect::<Vec<_>>());
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let back = rd.join().expect("reader").unwrap_or_default();
     check(
         "vectored read and write",
-        matches!(w, Ok(8)) && matches!(r, Ok(8)) && &x == b"head" && &y == b"tail",
-        format!("{w:?} {r:?}"),
+        matches!(w, Ok(8))
+            && matches!(r, Ok(8))
+            && &x == b"head"
+            && &y == b"tail"
+            && matches!(wb, Ok(n) if n == 3 << 20)
+            && back == big.concat(),
+        format!("{w:?} {r:?} {wb:?} {} bytes back", back.len()),
     );
 
     // Connecting: refused, with a timeout, a zero timeout.
@@ -723,8 +737,7 @@ pub fn netcycle(n: usize) -> i32 {
     let server = rt_sched::spawn(move || rt_net::serve(&l2, drop));
     let cycle = move |count: usize| -> Result<(), String> {
         for _ in 0..count {
-            let mut c = TcpStream::connect(addr)
-                .map_err(|e| format!("connect: {e}"))?;
+            let mut c = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
             let mut b = [0u8; 1];
             match c.read(&mut b) {
                 Ok(0) => {}
