@@ -83,6 +83,36 @@ fn raise_nofile(want: u64) -> Result<u64, String> {
     ))
 }
 
+/// A TCP listener on 127.0.0.1 with a backlog of 0, made with libc (the
+/// crate's listeners use the system's backlog); its descriptor and address.
+fn full_listener() -> (i32, SocketAddr) {
+    // SAFETY: no memory arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket");
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a live sockaddr_in and its size.
+    let r = unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), len) };
+    assert_eq!(r, 0, "bind");
+    // SAFETY: no memory arguments.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0, "listen");
+    let mut out = sin;
+    // SAFETY: `out` is a sockaddr_in with its size; the kernel fills it.
+    let r = unsafe { libc::getsockname(fd, (&mut out as *mut libc::sockaddr_in).cast(), &mut len) };
+    assert_eq!(r, 0, "getsockname");
+    (
+        fd,
+        SocketAddr::from(([127, 0, 0, 1], u16::from_be(out.sin_port))),
+    )
+}
+
 /// The checks, one line each; 0 when all pass.
 pub fn checks() -> i32 {
     let mut failed = 0;
@@ -429,6 +459,30 @@ pub fn checks() -> i32 {
                 .is_ok_and(|c| c.peer_addr().ok() == l.local_addr().ok())
             && matches!(&zero, Err(e) if e.kind() == ErrorKind::InvalidInput),
         format!("{r:?} {ok:?} {zero:?}"),
+    );
+
+    // A connect the listener never answers: a listener with a backlog of 0
+    // whose queue is full drops further SYNs, so the handshake hangs until
+    // the timeout.
+    let (fd, full) = full_listener();
+    let first = TcpStream::connect_timeout(&full, Duration::from_secs(5));
+    let t0 = Instant::now();
+    let mut late = TcpStream::connect_timeout(&full, ms(200));
+    let mut tries = 1;
+    while late.is_ok() && tries < 4 {
+        late = TcpStream::connect_timeout(&full, ms(200));
+        tries += 1;
+    }
+    let took = t0.elapsed();
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(fd) };
+    check(
+        "connect_timeout gives up",
+        first.is_ok()
+            && matches!(&late, Err(e) if is_timeout(e))
+            && took >= ms(200)
+            && took < PROMPT,
+        format!("{first:?} {late:?} after {tries} tries, {took:?}"),
     );
 
     // UDP: addressed, connected, and a receive deadline.
