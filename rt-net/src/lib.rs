@@ -173,12 +173,12 @@ fn resolve_for(network: &str, addr: &str) -> io::Result<Vec<SocketAddr>> {
         let port: u16 = port.parse().map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("bad port in {addr:?}"))
         })?;
-        let any: SocketAddr = if network == "tcp6" {
-            (std::net::Ipv6Addr::UNSPECIFIED, port).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, port).into()
-        };
-        vec![any]
+        // Every address: IPv6's wildcard first (dual-stack for "tcp", as
+        // Go listens), then IPv4's; the network's filter below keeps its own.
+        vec![
+            (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+            (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
+        ]
     } else if let Ok(a) = addr.parse::<SocketAddr>() {
         // A literal address needs no lookup (and no blocking call).
         vec![a]
@@ -196,16 +196,26 @@ fn resolve_for(network: &str, addr: &str) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// Go's `net.Listen`: `network` is "tcp", "tcp4", "tcp6" (addresses
-/// `host:port`, `[v6]:port` or `:port` for every IPv4 address) or
-/// "unix" (a path; `@name` for the abstract namespace). A "tcp6"
-/// listener is IPv6 only.
+/// `host:port`, `[v6]:port`, or `:port` for every address of the
+/// network's families) or "unix" (a path; `@name` for the abstract
+/// namespace). A "tcp6" listener is IPv6 only; a "tcp" listener on
+/// `:port` takes IPv6 and IPv4 (dual-stack, falling back to IPv4 alone
+/// where the host has no IPv6).
 pub fn listen(network: &str, addr: &str) -> io::Result<Listener> {
     if network == "unix" {
         return UnixListener::bind(addr).map(Listener::Unix);
     }
     let addrs = resolve_for(network, addr)?;
-    let v6only = network == "tcp6";
-    tcp::each_addr(&addrs, |a| TcpListener::bind_one(a, v6only)).map(Listener::Tcp)
+    tcp::each_addr(&addrs, |a| {
+        // "tcp6" is IPv6 only; "tcp" on IPv6's wildcard takes IPv4 too.
+        let v6only = match network {
+            "tcp6" => Some(true),
+            _ if a.ip().is_unspecified() => Some(false),
+            _ => None,
+        };
+        TcpListener::bind_one(a, v6only)
+    })
+    .map(Listener::Tcp)
 }
 
 /// Go's `net.Dial` for the same networks as [`listen`].

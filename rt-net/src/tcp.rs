@@ -58,15 +58,16 @@ impl TcpListener {
     /// see [`local_addr`](Self::local_addr).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let addrs = resolve(addr)?;
-        each_addr(&addrs, |a| TcpListener::bind_one(a, false))
+        each_addr(&addrs, |a| TcpListener::bind_one(a, None))
     }
 
-    /// Binds one address; `v6only` sets `IPV6_V6ONLY` on an IPv6 socket.
-    pub(crate) fn bind_one(a: &SocketAddr, v6only: bool) -> io::Result<TcpListener> {
+    /// Binds one address; `v6only` sets `IPV6_V6ONLY` on an IPv6 socket
+    /// (`None`: the system's default).
+    pub(crate) fn bind_one(a: &SocketAddr, v6only: Option<bool>) -> io::Result<TcpListener> {
         let s = sys::socket(family(a), libc::SOCK_STREAM)?;
         sys::setsockopt_int(s.0, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-        if a.is_ipv6() && v6only {
-            sys::setsockopt_int(s.0, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        if let (true, Some(only)) = (a.is_ipv6(), v6only) {
+            sys::setsockopt_int(s.0, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only as i32)?;
         }
         sys::bind(s.0, &RawAddr::from_inet(a))?;
         sys::listen(s.0)?;

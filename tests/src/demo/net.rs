@@ -583,10 +583,25 @@ pub fn checks() -> i32 {
         }
     };
     let wrong = rt_net::listen("tcp6", "127.0.0.1:0");
+    // ":port" on "tcp": every address, IPv4 clients included.
+    let any = rt_net::listen("tcp", ":0").expect("listen :0");
+    let any_addr = any.local_addr().expect("addr");
+    let port = match &any_addr {
+        rt_net::Addr::Inet(a) => a.port(),
+        rt_net::Addr::Unix(_) => 0,
+    };
+    let dany = rt_net::dial("tcp4", &format!("127.0.0.1:{port}"));
+    let accany = any.accept();
     check(
         "listen and dial by network name",
-        d4.is_ok() && acc4.is_ok() && six && wrong.is_err(),
-        format!("{d4:?} {acc4:?} six={six} {wrong:?}"),
+        d4.is_ok()
+            && acc4.is_ok()
+            && six
+            && wrong.is_err()
+            && port != 0
+            && dany.is_ok()
+            && accany.is_ok(),
+        format!("{d4:?} {acc4:?} six={six} {wrong:?} {any_addr} {dany:?} {accany:?}"),
     );
 
     // Bad input from the caller: errors, never panics.
