@@ -2,6 +2,7 @@
 //! argument names a scenario; the rest are its arguments.
 
 mod gochan;
+mod net;
 mod pollfd;
 mod preempt;
 mod selectmacro;
@@ -130,11 +131,6 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "a goroutine spins holding stdout's lock while others println: preempted in place, no deadlock",
             ),
             (
-                "pollfd",
-                "",
-                "the network poller: data, deadlines, eviction, many waiters, a plain thread",
-            ),
-            (
                 "fpcontrol",
                 "",
                 "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
@@ -143,6 +139,41 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "fpswitch",
                 "",
                 "the same across direct yield_to switches, and g0's own state",
+            ),
+        ],
+    ),
+    (
+        "network",
+        &[
+            (
+                "pollfd",
+                "",
+                "the network poller: data, deadlines, eviction, many waiters, a plain thread",
+            ),
+            (
+                "net",
+                "",
+                "rt-net: deadlines, close from another goroutine, half-close, resets, sharing, UDP, Unix sockets, bad input",
+            ),
+            (
+                "echoserve",
+                "",
+                "the echo example's server on a free port; prints listening on ADDR and serves until killed",
+            ),
+            (
+                "httpserve",
+                "",
+                "the HTTP example's server on a free port; prints listening on ADDR and serves until killed",
+            ),
+            (
+                "echoclient",
+                "ADDR [N]",
+                "N connections to an echo server open at once, every byte sent and checked",
+            ),
+            (
+                "netcycle",
+                "[N]",
+                "N connect/close cycles: no descriptor leaks, memory bounded",
             ),
         ],
     ),
@@ -429,6 +460,14 @@ pub fn main() -> i32 {
         b"pollfd" => pollfd::main(),
         b"hog" => preempt::hog(),
         b"stdoutlock" => preempt::stdoutlock(),
+        b"net" => net::checks(),
+        b"echoserve" => net::echoserve(),
+        b"httpserve" => net::httpserve(),
+        b"echoclient" => match rest.first().and_then(|a| a.to_str()) {
+            Some(addr) => net::echoclient(addr, num(rest, 1, 10_000) as usize),
+            None => usage("echoclient needs an address"),
+        },
+        b"netcycle" => net::netcycle(num(rest, 0, 100_000) as usize),
         b"fpcontrol" => scenarios::fpcontrol(),
         b"fpswitch" => scenarios::fpswitch(),
         b"quit" => scenarios::quit(),
