@@ -179,7 +179,8 @@ pub(crate) fn dump_others(gp: *mut G) {
 /// lengths, the `SCHED` line carries rt's counters since start (see
 /// `SchedStats`): `steals=` (half-ring steals), `runnextsteals=`,
 /// `overflows=` (local batches moved to the global queue), `wakeups=` (Ms
-/// started or woken for an idle P) and `parks=` (Ms that went to sleep).
+/// started or woken for an idle P), `parks=` (Ms that went to sleep) and
+/// `preemptions=` (goroutines suspended in place by a preemption signal).
 /// Many wake-ups and parks per goroutine readied means Ms churn; many
 /// overflows, that work funnels through the global queue.
 pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {

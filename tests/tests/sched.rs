@@ -188,14 +188,22 @@ fn schedtrace_prints_gos_sched_lines() {
 /// Checks one `SCHED` line field by field, as Go prints it:
 /// `SCHED 0ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=1
 /// idlethreads=0 runqueue=0 [2 0]` (one run-queue length per P), then rt's
-/// counters: ` steals=N runnextsteals=N overflows=N wakeups=N parks=N`.
+/// counters: ` steals=N runnextsteals=N overflows=N wakeups=N parks=N
+/// preemptions=N`.
 fn assert_sched_line(l: &str) {
     let (l, counters) = l
         .split_once("] ")
         .unwrap_or_else(|| panic!("no counters: {l}"));
     let l = &format!("{l}]");
     let counters: Vec<&str> = counters.split(' ').collect();
-    let names = ["steals", "runnextsteals", "overflows", "wakeups", "parks"];
+    let names = [
+        "steals",
+        "runnextsteals",
+        "overflows",
+        "wakeups",
+        "parks",
+        "preemptions",
+    ];
     assert_eq!(counters.len(), names.len(), "{l}");
     for (f, key) in counters.iter().zip(names) {
         let (k, v) = f.split_once('=').unwrap_or_else(|| panic!("{f} in {l}"));

@@ -18,8 +18,8 @@
 //! * `chan` — Go's channel, select and scheduler tests rewritten for rt
 //!   (`rt-demo gochan list`), plus `selectstorm` with and without every
 //!   feature, also pinned to one CPU (`taskset -c 0`);
-//! * `sched` — the scheduler torture scenarios of `demo/stress.rs` and the
-//!   network poller's `pollfd`;
+//! * `sched` — the scheduler torture scenarios of `demo/stress.rs`, the
+//!   network poller's `pollfd`, and preemption's `hog` and `stdoutlock`;
 //! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
 //!   `0..--seeds`, GOMAXPROCS rotating with the seed.
 
@@ -168,6 +168,9 @@ const POLLFD_WANT: &str = "data wakes the reader: ok\npast deadline: ok\nfuture 
 extended deadline: ok\ncleared deadline: ok\nevict wakes the reader: ok\nevicted stays closed: ok\n\
 many waiters: ok\nplain thread: ok\n";
 
+/// What `rt-demo hog` prints when every tick came in time on the same thread.
+const HOG_WANT: &str = "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n";
+
 /// The suite's jobs. `gochan list` is asked of the binary itself, so the
 /// list never goes stale.
 fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
@@ -225,6 +228,12 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                     // The network poller: waits ended by data, deadlines,
                     // eviction; many waiters beside a CPU-bound goroutine.
                     jobs.push(Job::new(&["pollfd"], p, POLLFD_WANT));
+                    // Preemption: a goroutine that never enters the runtime,
+                    // and one preempted while it holds stdout's lock.
+                    jobs.push(Job::new(&["hog"], p, HOG_WANT));
+                    let mut lock = Job::new(&["stdoutlock"], p, "holder has the lock\n");
+                    lock.prefix = true;
+                    jobs.push(lock);
                 }
             }
         }

@@ -3,8 +3,17 @@
 //! `bench-rt <workload> [n=N] [gomaxprocs=P] [workers=W] [cap=C]` does the
 //! work once and prints `value=<x> unit=<u>` (the harness sets GOMAXPROCS in
 //! the environment; `workers` and `cap` are `fanout`'s).
+//! `serve-echo` and `serve-http` are the network workloads' servers: the
+//! rt-net examples' own code, on a free loopback port printed as
+//! `listening=<addr>`, serving until killed.
 //! Entered at `_rt0_amd64`, like rt-demo.
 #![no_main]
+
+#[path = "../../../rt-net/examples/echo/server.rs"]
+mod echo_server;
+#[path = "../../../rt-net/examples/http/server.rs"]
+#[allow(dead_code)]
+mod http_server;
 
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,6 +256,23 @@ fn fanout(n: u64, workers: u64, cap: u64) -> i32 {
     report(el / n as f64, "ns")
 }
 
+/// Serves on a free loopback port with `serve` (an example's server).
+fn serve(serve: fn(&rt_net::TcpListener) -> std::io::Result<()>) -> i32 {
+    let l = match rt_net::TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => return bad(&format!("bind: {e}")),
+    };
+    match l.local_addr() {
+        Ok(a) => println!("listening={a}"),
+        Err(e) => return bad(&format!("local_addr: {e}")),
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    match serve(&l) {
+        Ok(()) => 0,
+        Err(e) => bad(&format!("serve: {e}")),
+    }
+}
+
 fn main() -> i32 {
     let args = rt_entry::args();
     let w = args.get(1).map(|a| a.as_bytes()).unwrap_or(b"");
@@ -262,6 +288,8 @@ fn main() -> i32 {
         b"parked" => parked(arg("n", 100_000)),
         b"tree" => tree(arg("n", 1_000_000)),
         b"fanout" => fanout(arg("n", 10_000_000), arg("workers", 4), arg("cap", 128)),
+        b"serve-echo" => serve(echo_server::serve),
+        b"serve-http" => serve(http_server::serve),
         _ => {
             println!(
                 "value=none reason=unknown workload {:?}",
