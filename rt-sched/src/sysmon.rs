@@ -1,11 +1,14 @@
 //! `sysmon`: the runtime's monitor, on its own M without a P.
 //!
 //! Each cycle it sleeps 20 µs, doubling after 50 idle cycles up to 10 ms
-//! (Go's back-off). It starts when first needed ([`start_when_needed`]). What it does here: prints Go's `SCHED` trace every
-//! `GODEBUG=schedtrace` ms, and gives free heap pages back to the OS through
-//! the allocator's scavenger. rt has no preemption of running goroutines
-//! (Rust code cannot be stopped at arbitrary points safely), so Go's
-//! `retake` of long-running Gs is not done.
+//! (Go's back-off), and at most 2 ms while a P runs a goroutine (so that
+//! one running for 10 ms is seen in time). It starts when first needed
+//! ([`start_when_needed`]). What it does: Go's `retake` of Ps that ran one
+//! goroutine for 10 ms, and placing the P of a goroutine a preemption
+//! signal suspended (`crate::preempt`); polling the network when nobody
+//! did for 10 ms; Go's `SCHED` trace every `GODEBUG=schedtrace` ms; and
+//! giving free heap pages back to the OS through the allocator's
+//! scavenger.
 
 use crate::dump::schedtrace;
 use crate::runtime2::{Note, SCHED};
