@@ -177,6 +177,10 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
             || (*gp).system
             || (*gp).goid == 0
             || (*mp).p.load(Ordering::Relaxed).is_null()
+            || (*(*mp).p.load(Ordering::Relaxed))
+                .status
+                .load(Ordering::Relaxed)
+                != PRUNNING
             || (*gp).atomicstatus.load(Ordering::Relaxed) != GRUNNING
             || regs.sp < (*gp).stack.lo
             || regs.sp >= (*gp).stack.hi
@@ -206,6 +210,10 @@ fn preempt_pending() {
             || (*gp).system
             || (*gp).goid == 0
             || (*mp).p.load(Ordering::Relaxed).is_null()
+            || (*(*mp).p.load(Ordering::Relaxed))
+                .status
+                .load(Ordering::Relaxed)
+                != PRUNNING
             || (*gp).atomicstatus.load(Ordering::Relaxed) != GRUNNING
         {
             return;

@@ -89,8 +89,13 @@ pub fn runtime_enter() {
 pub fn runtime_exit() {
     if is_gs_thread() {
         // SAFETY: the GS base points at this M's live block.
-        if unsafe { crate::arch::locks_dec() } == LOCKS_PENDING {
+        let v = unsafe { crate::arch::locks_dec() };
+        if v == LOCKS_PENDING {
             pending_preemption();
+        } else if cfg!(debug_assertions) && v & !LOCKS_PENDING == !LOCKS_PENDING {
+            // The count went below zero: an exit without its enter, or a
+            // section that spanned a park and ended on another M.
+            crate::throw("runtime section count below zero");
         }
     }
 }

@@ -363,6 +363,11 @@ pub(crate) fn set_gomaxprocs(n: i32) -> i32 {
     }
     // One world-stopper at a time (Go's worldsema): a second one parks here.
     let _world = WORLDSEMA.lock();
+    // Stopping the world holds this M's P in PGCSTOP while it waits: no
+    // preemption until the world runs again. (Taken after the park above:
+    // a runtime section never spans a park, or it would stay open on the M
+    // the goroutine left.)
+    let _in = crate::preempt::InRuntime::enter();
     let old = SCHED.gomaxprocs.load(Ordering::Relaxed);
     if n == old {
         return old;
