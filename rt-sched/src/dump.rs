@@ -118,13 +118,28 @@ fn write_section(w: &mut dyn Write, g: &G, status: &str, current: Option<&Regs>,
     };
     if let Some((regs, exact)) = start {
         let mut frames = [Frame::default(); MAX_FRAMES];
-        let n = rt_traceback::walk(regs, exact, lo, hi, &mut frames);
+        let n = walk_goroutine(regs, exact, lo, hi, &mut frames);
         rt_traceback::print_frames(w, &frames[..n], n == MAX_FRAMES, level);
     } else if lo == 0 {
         // Lazy binding: a goroutine that never ran has no stack yet.
         let _ = writeln!(w, "\t(not started: no stack yet)");
     }
     rt_traceback::print_created_by(w, g.gopc, g.parentgoid, level);
+}
+
+/// Walks a goroutine's stack (see `rt_traceback::walk`), ending at its
+/// first frame: the return address into `rt_goexit` is where every
+/// goroutine's stack begins, whatever a symbolizer would make of it.
+pub(crate) fn walk_goroutine(
+    regs: Regs,
+    exact: bool,
+    lo: usize,
+    hi: usize,
+    out: &mut [Frame],
+) -> usize {
+    let n = rt_traceback::walk(regs, exact, lo, hi, out);
+    let bottom = crate::arch::goexit_pc();
+    out[..n].iter().position(|f| f.pc == bottom).unwrap_or(n)
 }
 
 /// Writes every user goroutine except `skip` (GOTRACEBACK=all and above);

@@ -40,7 +40,7 @@ pub fn install_hook() {
         // while it runs.
         let (lo, hi) = unsafe { ((*gp).stack.lo, (*gp).stack.hi) };
         let mut frames = [Frame::default(); MAX_FRAMES];
-        let n = rt_traceback::walk(here, true, lo, hi, &mut frames);
+        let n = crate::dump::walk_goroutine(here, true, lo, hi, &mut frames);
         record_report(
             gp,
             Report {

@@ -157,7 +157,9 @@ fn preemptone(pp: *mut P) -> bool {
 /// interrupted state, `sigmask` the signal mask the interrupted code ran
 /// with. Lock-free; allocates nothing.
 pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
-    if !enabled() || !gs_tls_in_use() {
+    // Never on the way out: sysmon stops placing Ps once exit(3) runs, so a
+    // goroutine suspended in an exit handler would wait for ever.
+    if !enabled() || !gs_tls_in_use() || SCHED.exiting.load(Ordering::Relaxed) {
         return;
     }
     let mp = current_m();
@@ -199,6 +201,9 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
 /// A runtime section ended with a preemption pending: take it here, if
 /// this is still the user goroutine it was meant for.
 fn preempt_pending() {
+    if SCHED.exiting.load(Ordering::Relaxed) {
+        return;
+    }
     let mp = current_m();
     let gp = getg();
     if mp.is_null() || gp.is_null() {
