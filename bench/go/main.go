@@ -33,8 +33,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -105,57 +103,6 @@ func main() {
 	default:
 		fmt.Printf("value=none reason=workload %s not implemented for go\n", os.Args[1])
 	}
-}
-
-// listen binds a loopback port and prints it for the harness.
-func listen() net.Listener {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Printf("value=none reason=listen: %v\n", err)
-		os.Exit(2)
-	}
-	fmt.Printf("listening=%s\n", l.Addr())
-	return l
-}
-
-// serveEcho echoes every connection's bytes back, one goroutine each.
-func serveEcho() {
-	l := listen()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			continue
-		}
-		go func(c net.Conn) {
-			defer c.Close()
-			buf := make([]byte, 4096)
-			for {
-				n, err := c.Read(buf)
-				if err != nil {
-					return
-				}
-				if _, err := c.Write(buf[:n]); err != nil {
-					return
-				}
-			}
-		}(c)
-	}
-}
-
-// serveHTTP answers "Hello, World!" on / with net/http.
-func serveHTTP() {
-	l := listen()
-	hello := []byte("Hello, World!")
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write(hello)
-	})
-	http.Serve(l, mux)
 }
 
 // intKey reads a positive integer key, exiting with status 2 on a bad value.

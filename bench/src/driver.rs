@@ -27,6 +27,10 @@ pub fn resolve(
             }
         }
         Program::Go => go.clone(),
+        Program::GoNet => go
+            .as_ref()
+            .map(|p| p.with_file_name("rtbench-net"))
+            .map_err(Clone::clone),
     }
 }
 

@@ -101,18 +101,23 @@ fn build_go(out: &Path) -> Result<PathBuf, String> {
     if no_cache {
         go.env("GOCACHE", dir.join("cache"));
     }
-    let o = go
-        .arg("build")
-        .arg("-o")
-        .arg(&bin)
-        .arg(".")
-        .current_dir(&src)
-        .output()
-        .map_err(|e| format!("cannot run go build: {e}"))?;
-    if !o.status.success() {
-        let msg = String::from_utf8_lossy(&o.stderr);
-        let msg = msg.lines().next().unwrap_or("no message");
-        return Err(format!("go build failed: {msg}"));
+    // Two programs from one source: the scheduler workloads, and the same
+    // with the network servers (`-tags rtbench_net`, `rtbench-net`).
+    for (tags, out) in [("", bin.clone()), ("rtbench_net", dir.join("rtbench-net"))] {
+        let mut c = Command::new("go");
+        c.envs(go.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+        let o = c
+            .args(["build", "-tags", tags, "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&src)
+            .output()
+            .map_err(|e| format!("cannot run go build: {e}"))?;
+        if !o.status.success() {
+            let msg = String::from_utf8_lossy(&o.stderr);
+            let msg = msg.lines().next().unwrap_or("no message");
+            return Err(format!("go build failed: {msg}"));
+        }
     }
     Ok(bin)
 }

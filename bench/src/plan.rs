@@ -52,6 +52,10 @@ pub enum Program {
     Sibling(&'static str),
     /// The Go program built from `bench/go` into `<out>/go/rtbench`.
     Go,
+    /// The same program with the network servers (`-tags rtbench_net`),
+    /// `<out>/go/rtbench-net`: kept apart so that `net/http`'s package
+    /// initialisation is not part of every other Go run (boot above all).
+    GoNet,
 }
 
 /// One impl inside a variant: its name, its program and arguments.
@@ -665,7 +669,7 @@ fn servers(workload: &str, http: bool) -> Vec<ImplRun> {
                 ),
             ),
             with_note(
-                imp("go", Program::Go, workload, &one),
+                imp("go", Program::GoNet, workload, &one),
                 &note(
                     "net/http, GOMAXPROCS=1",
                     "net, a goroutine per connection, GOMAXPROCS=1",
