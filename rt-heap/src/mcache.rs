@@ -1031,7 +1031,8 @@ pub unsafe fn free_unsized(p: *mut u8) {
         return;
     }
     // SAFETY: p is live until the free below (caller).
-    match unsafe { object_of(p) } {
+    let found = unsafe { object_of(p) };
+    match found {
         // SAFETY: p is a dead object of `class`; the class size at 8-byte
         // alignment maps back to `class` (sizes strictly increase with the
         // class, each size maps to the smallest class holding it: I14).

@@ -174,19 +174,7 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
     // SAFETY: our own M and the goroutine it runs; the handler runs on the
     // same thread, so the interrupted code is frozen while we look.
     unsafe {
-        if gp.is_null()
-            || (*mp).curg != gp
-            || (*gp).system
-            || (*gp).goid == 0
-            || (*mp).p.load(Ordering::Relaxed).is_null()
-            || (*(*mp).p.load(Ordering::Relaxed))
-                .status
-                .load(Ordering::Relaxed)
-                != PRUNNING
-            || (*gp).atomicstatus.load(Ordering::Relaxed) != GRUNNING
-            || regs.sp < (*gp).stack.lo
-            || regs.sp >= (*gp).stack.hi
-        {
+        if !running_user_code(mp, gp) || regs.sp < (*gp).stack.lo || regs.sp >= (*gp).stack.hi {
             return;
         }
         if rt_sys::tls::runtime_locks() & !rt_sys::tls::LOCKS_PENDING != 0 {
@@ -198,6 +186,25 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
     }
 }
 
+/// True when `mp` (non-null) runs the user goroutine `gp` with a running P:
+/// the state a preemption may suspend.
+///
+/// # Safety
+/// `mp` is the calling thread's M and `gp` the goroutine slot's value.
+unsafe fn running_user_code(mp: *mut M, gp: *mut G) -> bool {
+    // SAFETY: caller contract; Ps are never freed.
+    unsafe {
+        let pp = (*mp).p.load(Ordering::Relaxed);
+        !gp.is_null()
+            && (*mp).curg == gp
+            && !(*gp).system
+            && (*gp).goid != 0
+            && !pp.is_null()
+            && (*pp).status.load(Ordering::Relaxed) == PRUNNING
+            && (*gp).atomicstatus.load(Ordering::Relaxed) == GRUNNING
+    }
+}
+
 /// A runtime section ended with a preemption pending: take it here, if
 /// this is still the user goroutine it was meant for.
 fn preempt_pending() {
@@ -205,22 +212,13 @@ fn preempt_pending() {
         return;
     }
     let mp = current_m();
-    let gp = getg();
-    if mp.is_null() || gp.is_null() {
+    if mp.is_null() {
         return;
     }
+    let gp = getg();
     // SAFETY: our own M and goroutine.
     unsafe {
-        if (*mp).curg != gp
-            || (*gp).system
-            || (*gp).goid == 0
-            || (*mp).p.load(Ordering::Relaxed).is_null()
-            || (*(*mp).p.load(Ordering::Relaxed))
-                .status
-                .load(Ordering::Relaxed)
-                != PRUNNING
-            || (*gp).atomicstatus.load(Ordering::Relaxed) != GRUNNING
-        {
+        if !running_user_code(mp, gp) {
             return;
         }
         let regs = rt_traceback::Regs::here();

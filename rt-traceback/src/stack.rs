@@ -69,6 +69,7 @@ pub fn on_report_stack<F: FnOnce()>(f: F) {
             unsafe { call_on_stack(t, run::<F>, &mut slot as *mut Option<F> as *mut u8) };
             BUSY.store(false, Ordering::Release);
         }
+        // Safe to call directly: `run` only reads the slot it is given.
         _ => run::<F>(&mut slot as *mut Option<F> as *mut u8),
     }
 }
