@@ -55,6 +55,15 @@ pub fn run_variant(
         .map(|i| resolve(&i.program, bindir, go).map(|p| (p, Vec::new(), String::new())))
         .collect();
     let runs = v.load.as_ref().map_or(runs, |l| l.runs);
+    if v.kind == Kind::Boot {
+        for st in state.iter_mut() {
+            if let Ok((path, _, _)) = st {
+                if let Err(why) = runner::evict_page_cache(path) {
+                    *st = Err(why);
+                }
+            }
+        }
+    }
     for round in 0..=runs {
         for (i, st) in v.impls.iter().zip(state.iter_mut()) {
             let Ok((path, samples, unit)) = st else {

@@ -168,7 +168,10 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
          final program image, read from `/proc/<pid>/status` when its main thread stops at exit \
          (`ptrace`, `PTRACE_O_TRACEEXIT`) in one extra traced run: `wait4`'s `ru_maxrss` is not \
          used because at `exec` the kernel folds the peak of the replaced image (the spawning \
-         harness) into it.\n"
+         harness) into it. Every program's file is evicted from the page cache before the \
+         warm-up round, so each is paged in by `exec` itself: a fault maps the whole page-cache \
+         folio around it, and a file just written by a copy sits in larger folios than one read \
+         in by `exec`, which would count pages the program never touched.\n"
     );
     for g in groups {
         let _ = writeln!(s, "### {}\n", g.short);
