@@ -276,7 +276,7 @@ pub fn after(d: std::time::Duration) -> Chan<()> {
 
 /// Live user goroutines (Go's `runtime.NumGoroutine`).
 pub fn num_goroutine() -> i64 {
-    runtime2::SCHED.ngoroutines.load(Ordering::Relaxed)
+    proc::gcount()
 }
 
 /// Id of the running goroutine, 0 when not on one.

@@ -19,8 +19,8 @@
 //!
 //! The ring holds at most `RUNQ_SIZE` Gs; the owner moves half of a full ring
 //! plus the new G to an [`Overflow`] sink (`runqputslow`, 129 Gs), which is
-//! the global queue: the batch is copied to the pusher's stack and linked
-//! through the Gs' `schedlink`, so an overflow allocates nothing.
+//! the global queue: the batch is copied to the pusher's stack and then,
+//! as pointers, into the global queue's ring (one copy each way, no G read).
 
 use crate::runtime2::{SchedLocked, SchedStats, G, P, SCHED};
 use core::ptr::null_mut;
@@ -73,7 +73,7 @@ pub(crate) struct Steal<'a> {
 
 /// Where [`Local::push`] sends what does not fit: half of a full ring plus
 /// the new G, in queue order (Go's `runqputslow` hands them to the global
-/// queue linked through `schedlink`). The batch lives on the pusher's stack.
+/// queue). The batch lives on the pusher's stack.
 pub(crate) trait Overflow {
     /// Takes ownership of the Gs in `batch`.
     fn push_batch(&mut self, batch: &[*mut G]);
@@ -184,6 +184,16 @@ impl Local<'_> {
                 .compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed)
                 .is_ok()
             {
+                if t.wrapping_sub(h) > 1 {
+                    // The G after this one runs next unless it is stolen:
+                    // start loading it while this one runs (a stale slot
+                    // only costs a useless prefetch).
+                    crate::arch::prefetch_write(
+                        q.buf[h.wrapping_add(1) as usize % RUNQ_SIZE]
+                            .load(Ordering::Relaxed)
+                            .cast(),
+                    );
+                }
                 return gp;
             }
         }
@@ -261,14 +271,12 @@ impl Steal<'_> {
 // The run queues of the scheduler: a P's `runnext` and ring, the global queue
 
 /// The global run queue as an [`Overflow`] sink, while `sched.lock` is
-/// held: the batch is linked through the Gs' `schedlink` onto its tail.
+/// held: the batch's pointers are appended to its ring.
 impl Overflow for SchedLocked {
     fn push_batch(&mut self, batch: &[*mut G]) {
-        for &g in batch {
-            // SAFETY: the batch's Gs were just taken out of a local queue,
-            // so they are runnable, live and in no other queue.
-            unsafe { self.runq.push_back(g) };
-        }
+        // The batch's Gs were just taken out of a local queue, so they are
+        // runnable, live and in no other queue.
+        self.runq.push_slice(batch);
         SCHED
             .runqsize
             .fetch_add(batch.len() as i32, Ordering::Relaxed);
@@ -342,8 +350,8 @@ pub(crate) unsafe fn runqempty(pp: *mut P) -> bool {
 /// `gp` is a live, runnable G in no queue, owned by the caller.
 pub(crate) unsafe fn globrunqput(gp: *mut G) {
     let mut s = SCHED.lock();
-    // SAFETY: gp is runnable and in no queue (caller).
-    unsafe { s.runq.push_back(gp) };
+    // gp is runnable and in no queue (caller contract).
+    s.runq.push_back(gp);
     SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -365,13 +373,11 @@ pub(crate) unsafe fn globrunqget(s: &mut SchedLocked, pp: *mut P, max: i32) -> *
     }
     n = n.min(RUNQ_SIZE as i32 / 2);
     SCHED.runqsize.fetch_sub(n, Ordering::Relaxed);
-    // SAFETY: the queue holds live Gs.
-    let gp = unsafe { s.runq.pop() };
+    let gp = s.runq.pop();
     // SAFETY: pp is held by the calling M (caller contract).
     let mut local = unsafe { (*pp).runq.local() };
     for _ in 1..n {
-        // SAFETY: the queue holds live Gs.
-        let g = unsafe { s.runq.pop() };
+        let g = s.runq.pop();
         // An overflow goes back onto the global queue under the lock we
         // already hold.
         local.push(g, s);

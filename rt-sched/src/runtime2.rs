@@ -244,6 +244,11 @@ pub struct G {
     /// The preemption locked it to its M (it was not locked already); undone
     /// when it resumes.
     pub(crate) preemptlocked: bool,
+    /// On the shared free list ([`GFREE`]), in the G that heads a batch:
+    /// the head of the next batch.
+    pub(crate) gfnext: *mut G,
+    /// In the G that heads a free batch: the batch's length.
+    pub(crate) gfn: i32,
 }
 
 // `yield_to` relies on this: a G pointer is its gobuf's.
@@ -285,6 +290,8 @@ impl G {
             syscallregs: rt_traceback::Regs::ZERO,
             preemptregs: rt_traceback::Regs::ZERO,
             preemptlocked: false,
+            gfnext: null_mut(),
+            gfn: 0,
         }
     }
 }
@@ -504,10 +511,20 @@ pub struct P {
     pub(crate) runq: RunQueue,
     /// The G to run next, ahead of `runq`; inherits the time slice.
     pub(crate) runnext: AtomicPtr<G>,
-    /// Dead Gs with stacks, ready for reuse by `newproc`.
+    /// Dead Gs ready for reuse by `newproc`, linked through `schedlink`
+    /// (owner only).
     pub(crate) gfree: *mut G,
     /// Length of `gfree`.
     pub(crate) gfreecnt: i32,
+    /// A full batch of [`GFREE_BATCH`] dead Gs kept back from `gfree`, or
+    /// null: the second half of the local cache, moved to or from
+    /// [`GFREE`] as one piece (owner only).
+    pub(crate) gfull: *mut G,
+    /// Goroutines created on this P minus those that exited on it (either
+    /// may be negative); [`crate::num_goroutine`] sums it over the Ps.
+    /// Written by the owner only, with a plain load and store, so a spawn
+    /// does not bounce a shared counter between cores.
+    pub(crate) ngdelta: AtomicI64,
     /// Pending timers (`sleep`).
     pub(crate) timers: crate::time::TimerHeap,
 }
@@ -527,54 +544,52 @@ impl core::fmt::Debug for P {
     }
 }
 
-/// An intrusive FIFO of Gs linked through `schedlink` (Go's `gQueue`).
+/// The global run queue: a FIFO of G pointers in a growable ring.
+///
+/// Go links its global queue through the Gs themselves. Here the queue
+/// holds the pointers, so moving a batch in or out (an overflowing local
+/// queue, `globrunqget`) copies pointers and reads no G. A linked queue
+/// makes `globrunqget` chase one G after another under `sched.lock`, each
+/// a cache miss when another core wrote the G or it left the cache long
+/// ago: that chase was most of `schedule`'s time in the `spawn` workload.
+/// The ring grows by doubling (allocated under the lock; the allocator's
+/// locks never wait for `sched.lock`) and shrinks back when it drains.
 #[derive(Debug)]
 pub(crate) struct GQueue {
-    /// First G.
-    pub head: *mut G,
-    /// Last G.
-    pub tail: *mut G,
+    ring: std::collections::VecDeque<*mut G>,
 }
+
+/// Capacity the global queue keeps when it drains (8 KiB of pointers).
+const GQUEUE_KEEP: usize = 1024;
 
 impl GQueue {
     /// The empty queue.
     pub const fn new() -> GQueue {
         GQueue {
-            head: null_mut(),
-            tail: null_mut(),
+            ring: std::collections::VecDeque::new(),
         }
     }
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.head.is_null()
+        self.ring.is_empty()
     }
-    /// Appends `gp`.
-    ///
-    /// # Safety
-    /// `gp` must be a live G in no other queue.
-    pub unsafe fn push_back(&mut self, gp: *mut G) {
-        // SAFETY: gp is live and exclusively ours (caller).
-        unsafe { (*gp).schedlink = null_mut() };
-        if self.tail.is_null() {
-            self.head = gp;
-        } else {
-            // SAFETY: tail is a live G in this queue.
-            unsafe { (*self.tail).schedlink = gp };
+    /// Appends `gp` (a live, runnable G in no other queue: the queue only
+    /// stores the pointer).
+    pub fn push_back(&mut self, gp: *mut G) {
+        self.push_slice(&[gp]);
+    }
+    /// Appends every G of `gs`, in order (each as for [`Self::push_back`]).
+    pub fn push_slice(&mut self, gs: &[*mut G]) {
+        if self.ring.try_reserve(gs.len()).is_err() {
+            rt_sys::fatal!("runtime: out of memory growing the global run queue");
         }
-        self.tail = gp;
+        self.ring.extend(gs.iter().copied());
     }
-    /// Removes the first G.
-    ///
-    /// # Safety
-    /// The queue must hold only live Gs.
-    pub unsafe fn pop(&mut self) -> *mut G {
-        let gp = self.head;
-        if !gp.is_null() {
-            // SAFETY: gp is a live G of this queue.
-            self.head = unsafe { (*gp).schedlink };
-            if self.head.is_null() {
-                self.tail = null_mut();
-            }
+    /// Removes the first G, or returns null.
+    pub fn pop(&mut self) -> *mut G {
+        let gp = self.ring.pop_front().unwrap_or(null_mut());
+        if self.ring.is_empty() && self.ring.capacity() > GQUEUE_KEEP {
+            self.ring.shrink_to(GQUEUE_KEEP);
         }
         gp
     }
@@ -603,10 +618,6 @@ pub(crate) struct SchedLocked {
     pub pidle: *mut P,
     /// The global run queue.
     pub runq: GQueue,
-    /// Dead Gs with stacks, shared by all Ps.
-    pub gfree: *mut G,
-    /// Length of `gfree`.
-    pub ngfree: i32,
     /// Ms parked while locked to a goroutine that is not running.
     pub nmidlelocked: i32,
 }
@@ -633,7 +644,9 @@ pub(crate) struct Sched {
     pub runqsize: AtomicI32,
     /// Ms created so far.
     pub mcount: AtomicI32,
-    /// Live user goroutines (for `num_goroutine`).
+    /// Live user goroutines created or ended off any P, plus the
+    /// `ngdelta` of every P that `procresize` destroyed (for
+    /// `num_goroutine`, which adds the live Ps' `ngdelta`).
     pub ngoroutines: CachePadded<AtomicI64>,
     /// Set once `runtime.main` runs: `newproc` may start Ms from then on.
     pub main_started: AtomicBool,
@@ -720,8 +733,6 @@ pub(crate) static SCHED: Sched = Sched {
         nmsys: 0,
         pidle: null_mut(),
         runq: GQueue::new(),
-        gfree: null_mut(),
-        ngfree: 0,
         nmidlelocked: 0,
     })),
     goidgen: AtomicU64::new(0),
@@ -747,6 +758,33 @@ pub(crate) static SCHED: Sched = Sched {
         preemptions: AtomicU64::new(0),
     }),
 };
+
+/// Gs a free batch holds: what a P hands to or takes from [`GFREE`] at once.
+pub(crate) const GFREE_BATCH: i32 = 32;
+
+/// Dead Gs shared by all Ps (Go's `sched.gFree`), as a stack of batches:
+/// each batch is a `schedlink` chain whose head carries the batch's length
+/// (`gfn`) and the next batch (`gfnext`). A P moves a whole batch with one
+/// push or pop under the lock, without reading the Gs in it: a spawning P
+/// and the P its goroutines exit on meet here, and walking the other
+/// core's Gs under the lock was most of `newproc`'s time at GOMAXPROCS=2.
+#[derive(Debug)]
+pub(crate) struct GFreeBatches {
+    /// The top batch, or null.
+    pub head: *mut G,
+    /// Gs in all batches.
+    pub n: i64,
+}
+
+// SAFETY: the Gs are dead and reached only under the lock that guards this.
+unsafe impl Send for GFreeBatches {}
+
+/// The shared G free list, under a lock of its own (not `sched.lock`).
+pub(crate) static GFREE: CachePadded<Mutex<GFreeBatches>> =
+    CachePadded::new(Mutex::new(GFreeBatches {
+        head: null_mut(),
+        n: 0,
+    }));
 
 /// A cell for the runtime's bootstrap statics (`m0`, `g0`) whose addresses
 /// the entry assembly takes. Access is single-threaded during boot and

@@ -18,7 +18,8 @@
 //!   (`GODEBUG=fpenv`);
 //! * [`gostart_pc`] / [`goexit_pc`] — where a new goroutine starts, and the
 //!   address its entry function returns to;
-//! * [`current_sp`] — the caller's stack pointer.
+//! * [`current_sp`] — the caller's stack pointer;
+//! * [`prefetch_write`] — start loading two cache lines for writing.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

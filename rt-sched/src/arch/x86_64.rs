@@ -152,6 +152,23 @@ pub(crate) fn current_sp() -> usize {
     sp
 }
 
+/// Hints the core to fetch the two cache lines at `p` for writing (a G's
+/// scheduling fields). A prefetch never faults, so any address, null
+/// included, is fine.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const u8) {
+    // SAFETY: `prefetchw` only hints the cache; it reads no memory
+    // architecturally and never faults, whatever the address.
+    unsafe {
+        asm!(
+            "prefetchw [{0}]",
+            "prefetchw [{0} + 64]",
+            in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        )
+    };
+}
+
 /// Address a goroutine's entry function returns to (`goexit + PCQuantum`):
 /// the `call` inside `rt_goexit`, one byte past its leading `nop`, so the
 /// return address still lies inside `rt_goexit` for symbolisers.

@@ -198,8 +198,11 @@ unsafe fn free_stack(pp: *mut P, gp: *mut G) {
     }
 }
 
-/// Puts a dead G on the P's free list (`gfput`); spills half to the global
-/// list when the local one reaches 64.
+/// Puts a dead G on the P's free list (`gfput`). The local cache holds up
+/// to two batches: `gfree`, filling, and `gfull`, one full batch kept back.
+/// When `gfree` fills while `gfull` is taken, `gfull` goes to the shared
+/// list ([`GFREE`]) and `gfree` takes its place, so moving Gs between Ps
+/// costs one lock round per [`GFREE_BATCH`] Gs and never a walk.
 ///
 /// # Safety
 /// `gp` must be dead and owned by the caller; `pp` held by this M.
@@ -210,63 +213,134 @@ unsafe fn gfput(pp: *mut P, gp: *mut G) {
             // Not the default size: give the stack back instead of caching it.
             free_stack(pp, gp);
         }
-        (*gp).schedlink = (*pp).gfree;
-        (*pp).gfree = gp;
-        (*pp).gfreecnt += 1;
-        if (*pp).gfreecnt >= 64 {
-            let mut s = SCHED.lock();
-            while (*pp).gfreecnt >= 32 {
-                let g = (*pp).gfree;
-                (*pp).gfree = (*g).schedlink;
-                (*pp).gfreecnt -= 1;
-                (*g).schedlink = s.gfree;
-                s.gfree = g;
-                s.ngfree += 1;
-            }
+        let p = &mut *pp;
+        (*gp).schedlink = p.gfree;
+        p.gfree = gp;
+        p.gfreecnt += 1;
+        if p.gfreecnt < GFREE_BATCH {
+            return;
+        }
+        let full = p.gfree;
+        (*full).gfn = p.gfreecnt;
+        p.gfree = null_mut();
+        p.gfreecnt = 0;
+        let spill = core::mem::replace(&mut p.gfull, full);
+        if !spill.is_null() {
+            gfree_push(spill);
         }
     }
 }
 
-/// Takes a dead G from the P's free list, refilling it from the global one
-/// (`gfget`). Gs without a stack get a fresh one.
+/// Pushes one batch (its head carrying `gfn`) on the shared list.
+///
+/// # Safety
+/// `batch` heads a chain of `gfn` dead Gs owned by the caller.
+unsafe fn gfree_push(batch: *mut G) {
+    let mut f = GFREE.lock();
+    // SAFETY: caller contract; the batch becomes the list's under the lock.
+    unsafe {
+        (*batch).gfnext = f.head;
+        f.n += i64::from((*batch).gfn);
+    }
+    f.head = batch;
+}
+
+/// Takes a dead G from the P's free list (`gfget`), refilling it with the
+/// kept-back batch or a batch from the shared list. Gs without a stack get
+/// a fresh one.
 ///
 /// # Safety
 /// `pp` must be held by this M.
 unsafe fn gfget(pp: *mut P) -> *mut G {
     // SAFETY: caller contract.
     unsafe {
-        if (*pp).gfree.is_null() {
-            let mut s = SCHED.lock();
-            while (*pp).gfreecnt < 32 && !s.gfree.is_null() {
-                let g = s.gfree;
-                s.gfree = (*g).schedlink;
-                s.ngfree -= 1;
-                (*g).schedlink = (*pp).gfree;
-                (*pp).gfree = g;
-                (*pp).gfreecnt += 1;
+        let p = &mut *pp;
+        if p.gfree.is_null() {
+            let batch = if !p.gfull.is_null() {
+                core::mem::replace(&mut p.gfull, null_mut())
+            } else {
+                let mut f = GFREE.lock();
+                let b = f.head;
+                if !b.is_null() {
+                    f.head = (*b).gfnext;
+                    f.n -= i64::from((*b).gfn);
+                }
+                b
+            };
+            if batch.is_null() {
+                return null_mut();
             }
+            p.gfree = batch;
+            p.gfreecnt = (*batch).gfn;
         }
-        let gp = (*pp).gfree;
-        if gp.is_null() {
-            return null_mut();
-        }
-        (*pp).gfree = (*gp).schedlink;
-        (*pp).gfreecnt -= 1;
+        let gp = p.gfree;
+        p.gfree = (*gp).schedlink;
+        p.gfreecnt -= 1;
+        // The next spawn on this P takes the next G: start loading its lines
+        // now (they were last written by whichever core freed it).
+        arch::prefetch_write(p.gfree.cast());
         if (*gp).stack.lo == 0 && !lazy_stacks() {
             match rt_stack::stackalloc(Some(p_stackcache(pp)), stack_size()) {
                 Ok(st) => set_stack(gp, st),
                 Err(_) => {
                     // Put it back stackless; the caller falls back to malg,
                     // which reports the error.
-                    (*gp).schedlink = (*pp).gfree;
-                    (*pp).gfree = gp;
-                    (*pp).gfreecnt += 1;
+                    (*gp).schedlink = p.gfree;
+                    p.gfree = gp;
+                    p.gfreecnt += 1;
                     return null_mut();
                 }
             }
         }
         gp
     }
+}
+
+/// Gives a dying P's free Gs to the shared list (`procresize`).
+///
+/// # Safety
+/// The world must be stopped and `pp` held by no M.
+pub(crate) unsafe fn gfpurge(pp: *mut P) {
+    // SAFETY: caller contract: the stopper owns pp's caches.
+    unsafe {
+        let p = &mut *pp;
+        if !p.gfree.is_null() {
+            (*p.gfree).gfn = p.gfreecnt;
+            gfree_push(p.gfree);
+        }
+        if !p.gfull.is_null() {
+            gfree_push(p.gfull);
+        }
+        p.gfree = null_mut();
+        p.gfreecnt = 0;
+        p.gfull = null_mut();
+    }
+}
+
+/// Adds `d` to the goroutine count kept on `pp` (or the shared one when
+/// there is no P).
+///
+/// # Safety
+/// `pp` is null or held by this M (only its owner writes `ngdelta`).
+unsafe fn count_goroutines(pp: *mut P, d: i64) {
+    if pp.is_null() {
+        SCHED.ngoroutines.fetch_add(d, Ordering::Relaxed);
+    } else {
+        // SAFETY: caller contract: we are the only writer.
+        let c = unsafe { &(*pp).ngdelta };
+        c.store(c.load(Ordering::Relaxed) + d, Ordering::Relaxed);
+    }
+}
+
+/// Live user goroutines: the shared count plus every live P's. A racy sum,
+/// as Go's `gcount`: exact when nothing spawns or exits meanwhile.
+pub(crate) fn gcount() -> i64 {
+    let mut n = SCHED.ngoroutines.load(Ordering::Relaxed);
+    for_each_p(|p| {
+        // SAFETY: Ps are never freed; ngdelta is an atomic any thread may read.
+        n += unsafe { (*p).ngdelta.load(Ordering::Relaxed) };
+    });
+    n
 }
 
 /// Creates a goroutine running `f` and queues it (Go's `newproc`): into
@@ -338,7 +412,7 @@ pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>, gopc: usize) -> Result<*mu
             p.goidcache += 1;
             id as i64
         };
-        SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        count_goroutines(pp, 1);
         casgstatus(newg, GDEAD, GRUNNABLE);
         if pp.is_null() {
             globrunqput(newg);
@@ -428,8 +502,8 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
             (*gp).lockedcount = 0;
             (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
         }
-        SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
         let pp = (*mp).p.load(Ordering::Relaxed);
+        count_goroutines(pp, -1);
         if lazy_stacks() && (*gp).stack.lo != 0 {
             // Back to the P's cache (LIFO): the next goroutine to start on
             // this P runs on the same, already-committed stack.

@@ -206,6 +206,8 @@ fn new_p(id: i32) -> *mut P {
         runnext: AtomicPtr::new(null_mut()),
         gfree: null_mut(),
         gfreecnt: 0,
+        gfull: null_mut(),
+        ngdelta: core::sync::atomic::AtomicI64::new(0),
         timers: crate::time::TimerHeap::new(),
     })
 }
@@ -326,16 +328,10 @@ unsafe fn destroy_p(pp: *mut P, heir: *mut P) {
         }
         p.timers.move_to(&(*heir).timers);
         rt_stack::stackcache_clear(&mut p.stackcache);
-        let mut s = SCHED.lock();
-        while !p.gfree.is_null() {
-            let g = p.gfree;
-            p.gfree = (*g).schedlink;
-            p.gfreecnt -= 1;
-            (*g).schedlink = s.gfree;
-            s.gfree = g;
-            s.ngfree += 1;
-        }
-        drop(s);
+        super::newproc::gfpurge(pp);
+        SCHED
+            .ngoroutines
+            .fetch_add(p.ngdelta.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         if !p.mcache.is_null() {
             rt_heap::freemcache(p.mcache);
             p.mcache = null_mut();
