@@ -646,6 +646,7 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
     for p in [1u32, 2] {
         out.push(with_gomaxprocs(fanout(s, p), p));
     }
+    out.extend(oversubscribed(s));
     out.extend(net_plan(s));
     out
 }
@@ -828,6 +829,45 @@ fn tokio_runtime(p: u32) -> String {
     } else {
         format!("multi_thread runtime, {p} workers")
     }
+}
+
+/// The scheduler workloads with more Ps than the machine has cores
+/// (GOMAXPROCS 4 and 8; `pingpong` and `yield` also at 2, which their main
+/// rows do not fix), rt beside Go only: more Ps must not make a run
+/// collapse, whatever the machine.
+fn oversubscribed(s: &Sizes) -> Vec<Variant> {
+    let keep = |mut v: Variant| {
+        v.impls.retain(|i| i.name == "rt" || i.name == "go");
+        v
+    };
+    let simple = |workload: &'static str, n: u64, p: u32| {
+        let o = [("n", n.to_string()), ("gomaxprocs", p.to_string())];
+        with_gomaxprocs(
+            Variant {
+                workload,
+                fields: vec![("gomaxprocs".into(), p.to_string())],
+                kind: Kind::InProcess,
+                spawns_per_run: 1,
+                load: None,
+                impls: vec![
+                    imp("rt", RT, workload, &o),
+                    imp("go", Program::Go, workload, &o),
+                ],
+            },
+            p,
+        )
+    };
+    let mut out = Vec::new();
+    for p in [4u32, 8] {
+        out.push(simple("spawn", s.spawn, p));
+        out.push(keep(with_gomaxprocs(tree(s, p), p)));
+        out.push(keep(with_gomaxprocs(fanout(s, p), p)));
+    }
+    for p in [2u32, 4, 8] {
+        out.push(simple("pingpong", s.pingpong, p));
+        out.push(simple("yield", s.yields, p));
+    }
+    out
 }
 
 /// `tree`: Skynet, a tree of `s.tree` leaf goroutines, ten children per node; each node's
@@ -1084,6 +1124,25 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_workloads_also_run_oversubscribed_beside_go() {
+        let p = plan(&Sizes::new(false), 65536);
+        for w in ["spawn", "pingpong", "yield", "tree", "fanout"] {
+            for procs in ["4", "8"] {
+                let v = p
+                    .iter()
+                    .find(|v| v.workload == w && v.fields == [("gomaxprocs".into(), procs.into())])
+                    .unwrap_or_else(|| panic!("no {w} gomaxprocs={procs}"));
+                let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
+                assert_eq!(names, ["rt", "go"], "{}", v.label());
+                for i in &v.impls {
+                    assert!(i.args.contains(&format!("gomaxprocs={procs}")));
+                    assert!(i.env.contains(&("GOMAXPROCS".into(), procs.into())));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn tree_and_fanout_run_beside_go_tokio_and_may_at_one_and_two_procs() {
         for quick in [false, true] {
             let s = Sizes::new(quick);
@@ -1094,8 +1153,10 @@ mod tests {
                     .filter(|v| v.workload == w)
                     .map(|v| v.fields[0].1.as_str())
                     .collect();
-                assert_eq!(procs, ["1", "2"], "{w}");
-                for v in p.iter().filter(|v| v.workload == w) {
+                assert_eq!(procs, ["1", "2", "4", "8"], "{w}");
+                let main =
+                    |v: &&Variant| v.workload == w && ["1", "2"].contains(&v.fields[0].1.as_str());
+                for v in p.iter().filter(main) {
                     let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
                     assert_eq!(names, ["rt", "go", "may", "tokio"], "{}", v.label());
                     assert_eq!(v.impls[0].program, RT);
