@@ -130,6 +130,10 @@ pub(crate) fn startm(pp: *mut P, spinning: bool) {
     }
 }
 
+/// glibc's internal signals, SIGCANCEL (32) and SIGSETXID (33), as a
+/// signal mask.
+const GLIBC_SIGNALS: u64 = 1 << (32 - 1) | 1 << (33 - 1);
+
 /// Creates an M on a new OS thread that will run `pp` (Go's `newm`), or
 /// `start` without a P.
 pub(crate) fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
@@ -163,10 +167,13 @@ pub(crate) fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
     // The new thread starts with every signal blocked (it inherits our
     // mask) until its minit installs its signal stack and the saved mask:
     // a signal must never run the handler on a thread without its gsignal
-    // stack (Go's newosproc does the same around clone).
-    // The raw system call blocks signals 32 and 33 too, which glibc's
-    // pthread_sigmask would leave open.
-    let old = rt_sys::sigprocmask(libc::SIG_SETMASK, Some(!0));
+    // stack (Go's newosproc does the same around clone). Except glibc's own
+    // signals, as its pthread_sigmask would leave them: their handlers are
+    // glibc's and run on any stack, and SIGSETXID must get through here —
+    // `setuid` and friends hold the lock pthread_create takes to allocate
+    // the thread's stack while they wait for every thread to take that
+    // signal, so blocking it while creating a thread deadlocks with them.
+    let old = rt_sys::sigprocmask(libc::SIG_SETMASK, Some(!GLIBC_SIGNALS));
     let r = std::thread::Builder::new()
         .name(format!("rt-m{id}"))
         .stack_size(G0_STACK)
