@@ -299,6 +299,9 @@ pub(crate) fn publish_debugvars() {
     // Asynchronous preemption (rt_sched::preempt): sysmon's retake sends
     // SIGURG, whose handler suspends the goroutine in place.
     rt_sched::preempt::set_enabled(dv.asyncpreemptoff == 0);
+    if let Some(ns) = dv.preempt_interval_ns() {
+        rt_sched::preempt::set_interval(ns);
+    }
     rt_signal::set_preempt_hook(rt_sched::preempt::on_signal);
     // No goroutine exists yet (newproc(main) comes after schedinit), so
     // the mode is always accepted here.

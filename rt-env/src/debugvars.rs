@@ -147,6 +147,10 @@ debug_vars! {
     /// default is computed once at boot here, so the value has no effect.
     /// Default 1.
     updatemaxprocs = 1;
+    /// rt's own key. `preemptinterval=N`: a goroutine that has run N
+    /// microseconds without yielding its P is preempted; 0 (or any value
+    /// ≤ 0) keeps Go's 10 ms (`forcePreemptNS`). Default 0.
+    preemptinterval = 0;
 }
 
 impl DebugVars {
@@ -210,6 +214,13 @@ impl DebugVars {
     /// (`fpenv` > 0).
     pub fn fp_per_goroutine(&self) -> bool {
         self.fpenv > 0
+    }
+
+    /// How long a goroutine may run before it is preempted, in
+    /// nanoseconds, when `preemptinterval` asks for something other than
+    /// Go's 10 ms (`preemptinterval` > 0).
+    pub fn preempt_interval_ns(&self) -> Option<i64> {
+        (self.preemptinterval > 0).then(|| i64::from(self.preemptinterval) * 1000)
     }
 
     /// True when the cgroup CPU limit may lower the default `GOMAXPROCS`
@@ -321,6 +332,15 @@ mod tests {
         assert!(d.force_mprotect_guard());
         assert!(!d.container_aware());
         assert_eq!(d.updatemaxprocs, 0);
+        assert_eq!(DebugVars::default().preempt_interval_ns(), None);
+        assert_eq!(
+            parse_godebug(b"preemptinterval=1000").preempt_interval_ns(),
+            Some(1_000_000)
+        );
+        assert_eq!(
+            parse_godebug(b"preemptinterval=-5").preempt_interval_ns(),
+            None
+        );
         assert_eq!(parse_godebug(b"stacksize=-1").stack_size(), None);
         assert!(!parse_godebug(b"containermaxprocs=-1").container_aware());
         assert!(DebugVars::default().fp_per_goroutine());

@@ -37,7 +37,7 @@
 //! restarts) when the handler returns.
 
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
 
 use crate::proc::{current_m, for_each_p, getg, gs_tls_in_use};
 use crate::runtime2::*;
@@ -49,8 +49,26 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 static SERVICE: AtomicPtr<M> = AtomicPtr::new(null_mut());
 
 /// How long a P may run one goroutine before it is preempted (Go's
-/// `forcePreemptNS`).
-pub(crate) const FORCE_PREEMPT_NS: i64 = 10_000_000;
+/// `forcePreemptNS`), unless `GODEBUG=preemptinterval` says otherwise.
+pub const FORCE_PREEMPT_NS: i64 = 10_000_000;
+
+/// The shortest interval [`set_interval`] accepts: below it a suspended
+/// goroutine could be preempted again before its handler has returned.
+pub const MIN_PREEMPT_NS: i64 = 100_000;
+
+/// The interval in force (see [`FORCE_PREEMPT_NS`]).
+static FORCE_PREEMPT: AtomicI64 = AtomicI64::new(FORCE_PREEMPT_NS);
+
+/// Sets how long a P may run one goroutine before it is preempted (at
+/// boot, from `GODEBUG=preemptinterval`), at least [`MIN_PREEMPT_NS`].
+pub fn set_interval(ns: i64) {
+    FORCE_PREEMPT.store(ns.max(MIN_PREEMPT_NS), Ordering::Relaxed);
+}
+
+/// The interval in force.
+fn interval() -> i64 {
+    FORCE_PREEMPT.load(Ordering::Relaxed)
+}
 
 /// Turns asynchronous preemption on or off (at boot, from `GODEBUG`).
 pub fn set_enabled(on: bool) {
@@ -94,7 +112,8 @@ pub(crate) struct Retake {
 
 impl Retake {
     /// Go's `retake` for running Ps: requests a preemption of each P that
-    /// has run the same goroutine for [`FORCE_PREEMPT_NS`]. Returns how
+    /// has run the same goroutine for the interval in force
+    /// ([`FORCE_PREEMPT_NS`] by default). Returns how
     /// long until the next P could reach that, so sysmon can look again
     /// right then instead of after its idle back-off, and whether it asked
     /// for a preemption.
@@ -102,6 +121,7 @@ impl Retake {
         if !enabled() {
             return (None, false);
         }
+        let force = interval();
         let mut next: Option<i64> = None;
         let mut asked = false;
         for_each_p(|pp| {
@@ -120,12 +140,12 @@ impl Retake {
             if tick != last {
                 // It changed since the last look: the goroutine may have
                 // started right after it, so time it from then.
-                self.seen[id] = (tick, self.last_look.max(now - FORCE_PREEMPT_NS / 2));
-            } else if now - since >= FORCE_PREEMPT_NS {
+                self.seen[id] = (tick, self.last_look.max(now - force / 2));
+            } else if now - since >= force {
                 self.seen[id].1 = now;
                 asked |= preemptone(pp);
             }
-            let left = self.seen[id].1 + FORCE_PREEMPT_NS - now;
+            let left = self.seen[id].1 + force - now;
             next = Some(next.map_or(left, |n: i64| n.min(left)));
         });
         self.last_look = now;
