@@ -1,23 +1,46 @@
-//! Asynchronous preemption (rt-demo `hog`, `stdoutlock`): a goroutine that
-//! never enters the runtime no longer stops the others, stays on its thread
-//! across preemptions, and can be stopped while it holds a thread-affine
-//! lock. `cargo xtask stress` runs these a hundred times more.
+//! Asynchronous preemption (rt-demo `hog`, `stdoutlock`, `stdmutex`,
+//! `blockcalls`, `setuid`, `preemptstress`): a goroutine that never enters
+//! the runtime no longer stops the others, stays on its thread across
+//! preemptions, and can be stopped while it holds a thread-affine lock or
+//! sits in a blocking call made without `blocking()`; glibc's setxid
+//! broadcast reaches every thread; the allocator and channels hold up under
+//! frequent preemption. `cargo xtask stress` runs these a hundred times
+//! more.
 
 mod common;
 use common::*;
 
-#[test]
-fn a_spinning_goroutine_does_not_starve_the_ticker() {
+/// Runs rt-demo `args` `times` times at GOMAXPROCS=1 and at 2, with
+/// `GODEBUG=godebug` unless it is empty, each run killed after `secs`
+/// seconds; every run must exit 0 having printed exactly `want(procs)`.
+fn prints_at_1_and_2(
+    args: &[&str],
+    godebug: &str,
+    times: usize,
+    secs: u64,
+    want: impl Fn(&str) -> String,
+) {
     for procs in ["1", "2"] {
-        for _ in 0..3 {
-            let o = run(RT0, ["hog"], &[("GOMAXPROCS", procs)]);
-            assert_eq!(status(&o), 0, "GOMAXPROCS={procs}: {}{}", out(&o), err(&o));
+        let mut env = vec![("GOMAXPROCS", procs)];
+        if !godebug.is_empty() {
+            env.push(("GODEBUG", godebug));
+        }
+        for _ in 0..times {
+            let (code, out, err) = run_bounded(RT0, args, &env, secs);
             assert_eq!(
-                out(&o),
-                "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n"
+                code, 0,
+                "GOMAXPROCS={procs} {args:?} (-1: hung): {out}{err}"
             );
+            assert_eq!(out, want(procs), "GOMAXPROCS={procs} {args:?}: {err}");
         }
     }
+}
+
+#[test]
+fn a_spinning_goroutine_does_not_starve_the_ticker() {
+    prints_at_1_and_2(&["hog"], "", 3, RUN_BOUND_SECS, |_| {
+        "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n".into()
+    });
 }
 
 #[test]
@@ -48,4 +71,43 @@ fn a_goroutine_holding_stdouts_lock_is_preempted_in_place() {
             assert_eq!(parts[4], "x".repeat(40), "torn line {l:?}");
         }
     }
+}
+
+#[test]
+fn goroutines_blocked_on_a_std_mutex_are_preempted_and_every_increment_counts() {
+    // The holder's 1 and 1000 from each of the 4 waiters, all of which
+    // found the mutex held.
+    prints_at_1_and_2(&["stdmutex"], "", 3, RUN_BOUND_SECS, |_| {
+        "stdmutex ok count=4001 contended=4\n".into()
+    });
+}
+
+#[test]
+fn blocking_calls_without_blocking_do_not_stop_the_program() {
+    // 3 pipes of 5000 + 777·i bytes.
+    let bytes: usize = (0..3).map(|i| 5000 + i * 777).sum();
+    prints_at_1_and_2(&["blockcalls"], "", 3, RUN_BOUND_SECS, |_| {
+        format!("blockcalls ok pipes=3 bytes={bytes} ticks=10\n")
+    });
+}
+
+#[test]
+fn setuid_reaches_threads_suspended_by_preemption() {
+    // glibc waits for every thread to take SIGSETXID: one that cannot
+    // hangs the call, so each run is bounded well below the default.
+    prints_at_1_and_2(&["setuid"], "", 5, 60, |procs| {
+        format!("setuid ok calls=20 hogs={procs}\n")
+    });
+}
+
+#[test]
+fn allocation_and_channels_survive_frequent_preemption() {
+    let rounds = 1000u64;
+    // 8 workers; every 8th allocation of each goes over the channel.
+    let (allocs, sent) = (8 * rounds, 8 * rounds.div_ceil(8));
+    let n = rounds.to_string();
+    let args = ["preemptstress", n.as_str()];
+    prints_at_1_and_2(&args, "preemptinterval=1000", 1, RUN_BOUND_SECS, |_| {
+        format!("preemptstress ok allocs={allocs} checked={allocs} sent={sent} received={sent}\n")
+    });
 }

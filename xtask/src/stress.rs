@@ -19,7 +19,9 @@
 //!   (`rt-demo gochan list`), plus `selectstorm` with and without every
 //!   feature, also pinned to one CPU (`taskset -c 0`);
 //! * `sched` — the scheduler torture scenarios of `demo/stress.rs`, the
-//!   network poller's `pollfd`, and preemption's `hog` and `stdoutlock`;
+//!   network poller's `pollfd`, and preemption's `hog`, `stdoutlock`,
+//!   `stdmutex`, `blockcalls`, `setuid` and `preemptstress` (the last
+//!   under `GODEBUG=preemptinterval=1000`);
 //! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
 //!   `0..--seeds`, GOMAXPROCS rotating with the seed.
 
@@ -37,6 +39,8 @@ struct Job {
     args: Vec<String>,
     /// GOMAXPROCS for the child.
     procs: u32,
+    /// GODEBUG for the child (empty: unset).
+    godebug: String,
     /// Run under `taskset -c 0` (one CPU for every thread).
     pinned: bool,
     /// What stdout must be, exactly, or start with (`prefix`).
@@ -51,6 +55,7 @@ impl Job {
         Job {
             args: args.iter().map(|s| s.to_string()).collect(),
             procs,
+            godebug: String::new(),
             pinned: false,
             want: want.to_string(),
             prefix: false,
@@ -60,8 +65,13 @@ impl Job {
 
     fn describe(&self) -> String {
         format!(
-            "GOMAXPROCS={}{} rt-demo{} {}",
+            "GOMAXPROCS={}{}{} rt-demo{} {}",
             self.procs,
+            if self.godebug.is_empty() {
+                String::new()
+            } else {
+                format!(" GODEBUG={}", self.godebug)
+            },
             if self.pinned { " taskset -c 0" } else { "" },
             if self.build == 1 { "(rtcheck)" } else { "" },
             self.args.join(" ")
@@ -171,6 +181,12 @@ many waiters: ok\nplain thread: ok\n";
 /// What `rt-demo hog` prints when every tick came in time on the same thread.
 const HOG_WANT: &str = "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n";
 
+/// How many allocations each `preemptstress` worker makes, and what it
+/// prints then: 8 workers, every 8th allocation sent over the channel.
+const PREEMPTSTRESS_ROUNDS: &str = "20000";
+const PREEMPTSTRESS_WANT: &str =
+    "preemptstress ok allocs=160000 checked=160000 sent=20000 received=20000\n";
+
 /// The suite's jobs. `gochan list` is asked of the binary itself, so the
 /// list never goes stale.
 fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
@@ -234,6 +250,32 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                     let mut lock = Job::new(&["stdoutlock"], p, "holder has the lock\n");
                     lock.prefix = true;
                     jobs.push(lock);
+                    // Preempted while holding a std Mutex others wait on;
+                    // in blocking calls made without `blocking()`; while
+                    // glibc's setxid broadcast visits every thread.
+                    jobs.push(Job::new(
+                        &["stdmutex"],
+                        p,
+                        "stdmutex ok count=4001 contended=4\n",
+                    ));
+                    jobs.push(Job::new(
+                        &["blockcalls"],
+                        p,
+                        "blockcalls ok pipes=3 bytes=17331 ticks=10\n",
+                    ));
+                    jobs.push(Job::new(
+                        &["setuid"],
+                        p,
+                        &format!("setuid ok calls=20 hogs={p}\n"),
+                    ));
+                    // The allocator and channels under 1 ms preemption.
+                    let mut alloc = Job::new(
+                        &["preemptstress", PREEMPTSTRESS_ROUNDS],
+                        p,
+                        PREEMPTSTRESS_WANT,
+                    );
+                    alloc.godebug = "preemptinterval=1000".into();
+                    jobs.push(alloc);
                 }
             }
         }
@@ -260,9 +302,13 @@ fn run_one(demo: &Path, j: &Job, timeout: Duration) -> Option<String> {
     } else {
         Command::new(demo)
     };
-    c.args(&j.args)
-        .env_remove("GODEBUG")
-        .env_remove("GOTRACEBACK")
+    c.args(&j.args);
+    if j.godebug.is_empty() {
+        c.env_remove("GODEBUG");
+    } else {
+        c.env("GODEBUG", &j.godebug);
+    }
+    c.env_remove("GOTRACEBACK")
         .env("GOMAXPROCS", j.procs.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

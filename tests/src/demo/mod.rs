@@ -131,6 +131,21 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "a goroutine spins holding stdout's lock while others println: preempted in place, no deadlock",
             ),
             (
+                "stdmutex",
+                "",
+                "a goroutine spins holding a std Mutex while 4 others block on it in futex waits; the count is exact",
+            ),
+            (
+                "blockcalls",
+                "",
+                "read, poll, thread::sleep, Condvar waits without blocking(); a ticker must progress to release them",
+            ),
+            (
+                "setuid",
+                "",
+                "setuid/setgid (glibc's SIGSETXID to every thread) while hogs are suspended in their SIGURG handlers",
+            ),
+            (
                 "fpcontrol",
                 "",
                 "who owns MXCSR and the x87 control word (GODEBUG=fpenv)",
@@ -296,6 +311,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "[N]",
                 "contended selects over six channels; every value received exactly once",
             ),
+            (
+                "preemptstress",
+                "[N]",
+                "8 goroutines make N checked allocations each, some sent over channels, while 2 hogs spin (GODEBUG=preemptinterval=1000)",
+            ),
         ],
     ),
 ];
@@ -460,6 +480,10 @@ pub fn main() -> i32 {
         b"pollfd" => pollfd::main(),
         b"hog" => preempt::hog(),
         b"stdoutlock" => preempt::stdoutlock(),
+        b"stdmutex" => preempt::stdmutex(),
+        b"blockcalls" => preempt::blockcalls(),
+        b"setuid" => preempt::setuid(),
+        b"preemptstress" => preempt::preemptstress(num(rest, 0, 20_000)),
         b"net" => net::checks(),
         b"echoserve" => net::echoserve(),
         b"httpserve" => net::httpserve(),
