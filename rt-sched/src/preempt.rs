@@ -143,7 +143,12 @@ impl Retake {
                 self.seen[id] = (tick, self.last_look.max(now - force / 2));
             } else if now - since >= force {
                 self.seen[id].1 = now;
+                crate::proc::start_creator();
                 asked |= preemptone(pp);
+            } else if now - since >= force / 2 {
+                // Likely to be preempted soon: have the creator (and a
+                // spare M) ready by then.
+                crate::proc::start_creator();
             }
             let left = self.seen[id].1 + force - now;
             next = Some(next.map_or(left, |n: i64| n.min(left)));
@@ -366,7 +371,10 @@ unsafe fn fresh_cache(mp: *mut M) -> *mut rt_heap::MCache {
 }
 
 /// sysmon's half of a suspension (step 4): for each M a handler put on the
-/// list, give its P a fresh cache, queue its goroutine and hand the P off.
+/// list, give its P a fresh cache, queue its goroutine and hand the P to an
+/// idle M. With no M idle, the P goes to a goroutine waiting for its locked
+/// M, or back to this one (a thread is created for next time, but not here:
+/// see `proc::mstart::CREATOR`).
 pub(crate) fn service() -> bool {
     let mut mp = SERVICE.swap(null_mut(), Ordering::AcqRel);
     let any = !mp.is_null();
@@ -378,15 +386,12 @@ pub(crate) fn service() -> bool {
             let pp = (*mp).preempt_p.swap(null_mut(), Ordering::Acquire);
             let gp = (*mp).curg;
             (*pp).mcache = fresh_cache(mp);
-            {
-                let mut s = SCHED.lock();
-                // Undone by `startlockedm` when it hands the M a P.
-                s.nmidlelocked += 1;
-                s.runq.push_back(gp);
-                SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
-            }
             SchedStats::bump(&SCHED.stats.preemptions);
-            crate::proc::handoffp(pp);
+            if !crate::proc::startm_idle(pp, gp) {
+                // The M that takes pp trades its cache for the fresh one,
+                // which is set aside again.
+                crate::proc::run_locked_waiter(pp, gp);
+            }
             mp = next;
         }
     }

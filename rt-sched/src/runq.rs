@@ -286,7 +286,7 @@ impl Overflow for SchedLocked {
 
 /// The global run queue as an [`Overflow`] sink for a caller that does
 /// not hold `sched.lock`: one lock round for the whole batch.
-struct ToGlobal;
+pub(crate) struct ToGlobal;
 
 impl Overflow for ToGlobal {
     fn push_batch(&mut self, batch: &[*mut G]) {

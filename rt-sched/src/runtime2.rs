@@ -585,6 +585,13 @@ impl GQueue {
         }
         self.ring.extend(gs.iter().copied());
     }
+    /// Removes the first G for which `f` holds, or returns null.
+    pub fn take_first(&mut self, f: impl Fn(*mut G) -> bool) -> *mut G {
+        match self.ring.iter().position(|&g| f(g)) {
+            Some(i) => self.ring.remove(i).unwrap_or(null_mut()),
+            None => null_mut(),
+        }
+    }
     /// Removes the first G, or returns null.
     pub fn pop(&mut self) -> *mut G {
         let gp = self.ring.pop_front().unwrap_or(null_mut());

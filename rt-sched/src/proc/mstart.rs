@@ -3,6 +3,7 @@
 //! own thread before scheduling.
 
 use super::*;
+use core::sync::atomic::AtomicBool;
 use rt_sys::hook::Hook;
 
 /// Registers a new M (Go's `mcommoninit`): id (`id >= 0` given, else the
@@ -100,6 +101,98 @@ fn mget(s: &mut SchedLocked) -> *mut M {
     mp
 }
 
+/// Hands `pp` to an idle M, if there is one, to run the preempted `gp`
+/// (queued on the global run queue, counted as waiting for its locked M
+/// like `stoplockedm`'s) and whatever else is runnable; false, with nothing
+/// changed, when no M is idle. Never creates a thread: see [`CREATOR`].
+/// When it took the last idle M, the creator makes a spare one.
+pub(crate) fn startm_idle(pp: *mut P, gp: *mut G) -> bool {
+    let mut s = SCHED.lock();
+    let nmp = mget(&mut s);
+    if nmp.is_null() {
+        return false;
+    }
+    // Undone by `startlockedm` when it hands gp's M a P.
+    s.nmidlelocked += 1;
+    s.runq.push_back(gp);
+    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    let last = s.midle.is_null();
+    drop(s);
+    SchedStats::bump(&SCHED.stats.wakeups);
+    // SAFETY: nmp is idle, asleep on its note; we own its wake-up fields.
+    unsafe {
+        (*nmp).spinning.store(false, Ordering::Relaxed);
+        (*nmp).nextp.store(pp, Ordering::Release);
+        (*nmp).park.wakeup();
+    }
+    if last {
+        want_spare_m();
+    }
+    true
+}
+
+/// With no M idle to run `pp` (sysmon, for `gp` just suspended in place):
+/// hands `pp` straight to the M of the first goroutine that waits for its
+/// locked M — in `pp`'s local queue, else in the global queue — queueing
+/// `gp` in its stead, or back to `gp`'s own M when none waits. A
+/// goroutine suspended while it holds a lock the creator needs is such a
+/// waiter, so it gets a P even while no thread can be created. Asks the
+/// creator for a spare M for the next time.
+///
+/// # Safety
+/// `pp` is detached from every M and owned by the caller; `gp` is
+/// suspended in place on its locked M, in no queue.
+pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) {
+    want_spare_m();
+    // SAFETY: the caller owns pp (no M holds it), so it is the local
+    // queue's only owner; Gs in a run queue are live.
+    let mut x = unsafe {
+        let mut local = (*pp).runq.local();
+        let mut rest = Vec::new();
+        let mut x: *mut G = null_mut();
+        loop {
+            let g = local.pop();
+            if g.is_null() {
+                break;
+            }
+            if x.is_null() && !(*g).lockedm.is_null() {
+                x = g;
+            } else {
+                rest.push(g);
+            }
+        }
+        for g in rest {
+            local.push(g, &mut ToGlobal);
+        }
+        x
+    };
+    let mut s = SCHED.lock();
+    if x.is_null() {
+        // SAFETY: Gs in the global queue are live.
+        x = s.runq.take_first(|g| unsafe { !(*g).lockedm.is_null() });
+        if !x.is_null() {
+            SCHED.runqsize.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    if x.is_null() {
+        x = gp;
+    } else {
+        // gp waits for its M like x did (the count `stoplockedm` and
+        // `service` keep for checkdead moves from x to gp).
+        s.runq.push_back(gp);
+        SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    }
+    drop(s);
+    // SAFETY: x is locked to an M parked waiting for a P (in stoplockedm
+    // or in its preemption handler), which this hand-over wakes, as
+    // `startlockedm` does.
+    unsafe {
+        let lm = (*x).lockedm;
+        (*lm).nextp.store(pp, Ordering::Release);
+        (*lm).park.wakeup();
+    }
+}
+
 /// Runs some M with `pp` (or any idle P), waking an idle M or creating one.
 /// With `spinning`, the caller already counted the M in `nmspinning`.
 pub(crate) fn startm(pp: *mut P, spinning: bool) {
@@ -134,9 +227,98 @@ pub(crate) fn startm(pp: *mut P, spinning: bool) {
 /// signal mask.
 const GLIBC_SIGNALS: u64 = 1 << (32 - 1) | 1 << (33 - 1);
 
+/// Thread creation on sysmon's behalf (Go's template thread).
+///
+/// sysmon must never wait for a lock that a goroutine suspended by a
+/// preemption signal may hold: the goroutine holds it until sysmon gives
+/// its M a P again. `pthread_create` takes glibc's stack cache lock, which
+/// `setuid` and friends hold while they wait for every thread, and which
+/// `pthread_create` and thread exit hold briefly: a goroutine suspended
+/// inside one of those made a sysmon that creates an M wait for ever. So
+/// once preemption may suspend anyone, sysmon asks this thread (a plain
+/// thread, not an M, with every signal but glibc's blocked) to create its
+/// Ms, and places a suspended goroutine's P only on an idle M or on the M
+/// of a goroutine that waits for its locked M ([`run_locked_waiter`]),
+/// while this thread makes a spare.
+static CREATOR: Note = Note::new();
+/// Set once the creator thread was started.
+static CREATOR_STARTED: AtomicBool = AtomicBool::new(false);
+/// Ms the creator is asked for: (P to run or 0, spinning).
+static CREATE: std::sync::Mutex<Vec<(usize, bool)>> = std::sync::Mutex::new(Vec::new());
+/// A spare idle M was asked for and not made yet.
+static SPARE_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the creator thread, once, with a spare M to make. sysmon calls it
+/// before it first asks for a preemption, so the `pthread_create` here
+/// cannot meet a suspended goroutine.
+pub(crate) fn start_creator() {
+    if CREATOR_STARTED.load(Ordering::Relaxed) {
+        return;
+    }
+    // Its signals stay blocked (but glibc's) for life: it inherits them.
+    let old = rt_sys::sigprocmask(libc::SIG_SETMASK, Some(!GLIBC_SIGNALS));
+    let r = std::thread::Builder::new()
+        .name("rt-newm".into())
+        .stack_size(G0_STACK)
+        .spawn(creator);
+    rt_sys::sigprocmask(libc::SIG_SETMASK, Some(old));
+    if let Err(e) = r {
+        rt_sys::fatal!("newosproc: runtime: failed to create the thread creator ({e})");
+    }
+    CREATOR_STARTED.store(true, Ordering::Release);
+    want_spare_m();
+}
+
+/// Asks the creator for an idle M (at most one pending request).
+fn want_spare_m() {
+    if !SPARE_WANTED.swap(true, Ordering::AcqRel) {
+        creator_request(0, false);
+    }
+}
+
+fn creator_request(pp: usize, spinning: bool) {
+    CREATE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((pp, spinning));
+    CREATOR.wakeup();
+}
+
+/// The creator thread's loop: the Ms asked for, one after the other.
+fn creator() {
+    loop {
+        CREATOR.sleep();
+        CREATOR.clear();
+        let reqs = core::mem::take(&mut *CREATE.lock().unwrap_or_else(|e| e.into_inner()));
+        for (pp, spinning) in reqs {
+            if pp == 0 {
+                SPARE_WANTED.store(false, Ordering::Release);
+                // A spare is an extra: never past the thread limit.
+                if SCHED.mcount.load(Ordering::Relaxed) >= SCHED.lock().maxmcount {
+                    continue;
+                }
+            }
+            newm(pp as *mut P, spinning, None);
+        }
+    }
+}
+
+/// True when the caller is sysmon and the creator runs: sysmon's `newm`
+/// goes there.
+fn on_sysmon_with_creator() -> bool {
+    let mp = current_m();
+    // SAFETY: our own M, when there is one; `system` is set once.
+    !mp.is_null() && unsafe { (*mp).system } && CREATOR_STARTED.load(Ordering::Acquire)
+}
+
 /// Creates an M on a new OS thread that will run `pp` (Go's `newm`), or
-/// `start` without a P.
+/// `start` without a P. On sysmon, once the creator runs, it is asked to
+/// do this instead.
 pub(crate) fn newm(pp: *mut P, spinning: bool, start: Option<fn()>) {
+    if start.is_none() && on_sysmon_with_creator() {
+        creator_request(pp as usize, spinning);
+        return;
+    }
     let mp = leak_or_throw(M::new());
     // SAFETY: mp is fresh and leaked for the life of the process.
     unsafe {
