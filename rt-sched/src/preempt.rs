@@ -7,7 +7,8 @@
 //! (std's stdout lock, a futex mutex, a `thread_local!` address in a
 //! register). So rt never moves a goroutine that was stopped by a signal:
 //!
-//! 1. sysmon sees a P whose `schedtick` has not moved for 10 ms and sends
+//! 1. sysmon sees a P whose `schedtick` has not moved for 10 ms
+//!    (`GODEBUG=preemptinterval` sets another interval) and sends
 //!    SIGURG to its M (Go's `retake`/`preemptone`), marking the request on
 //!    the M so that a stale or foreign SIGURG does nothing.
 //! 2. The handler ([`on_signal`]) acts only on an M running a user
@@ -24,7 +25,11 @@
 //! 4. sysmon (a thread not in a handler) does the locked work: gives the P
 //!    another allocator cache (the old one stays with the thread, which may
 //!    have been stopped inside an allocation), queues the goroutine on the
-//!    global run queue, and hands the P off. Whoever schedules the
+//!    global run queue, and hands the P to an idle M. It never creates a
+//!    thread itself (the suspended goroutine may hold a lock that
+//!    `pthread_create` takes): a creator thread does, and with no M idle
+//!    the P goes straight to a goroutine waiting for its locked M, or back
+//!    to this one (`proc::run_locked_waiter`). Whoever schedules the
 //!    goroutine sees it locked to its M and hands that M a P
 //!    (`startlockedm`); the handler wakes, takes the P, and returns: the
 //!    goroutine continues on the same thread, with the kernel's saved
@@ -34,7 +39,8 @@
 //!
 //! A goroutine stopped inside a blocking system call is suspended the same
 //! way; the call restarts (or returns `EINTR`, for calls the kernel never
-//! restarts) when the handler returns.
+//! restarts) when the handler returns. So, as in Go, code that calls raw
+//! libc must retry on `EINTR`.
 
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
