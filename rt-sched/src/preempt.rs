@@ -393,7 +393,10 @@ pub(crate) fn service() -> bool {
             let gp = (*mp).curg;
             (*pp).mcache = fresh_cache(mp);
             SchedStats::bump(&SCHED.stats.preemptions);
-            if !crate::proc::startm_idle(pp, gp) {
+            if crate::proc::gcstop_preempted(pp, gp) {
+                // The world is being stopped: pp counts as stopped and gp
+                // waits in the global queue, with no M to wake.
+            } else if !crate::proc::startm_idle(pp, gp) {
                 // The M that takes pp trades its cache for the fresh one,
                 // which is set aside again.
                 crate::proc::run_locked_waiter(pp, gp);

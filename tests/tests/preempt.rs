@@ -101,6 +101,15 @@ fn setuid_reaches_threads_suspended_by_preemption() {
 }
 
 #[test]
+fn gomaxprocs_changes_complete_while_goroutines_spin() {
+    // Each change stops the world, which waits for every hog's preemption:
+    // a P that never reaches the stopper hangs the run.
+    prints_at_1_and_2(&["hogresize"], "", 3, 60, |procs| {
+        format!("hogresize ok changes=12 gomaxprocs={procs}\n")
+    });
+}
+
+#[test]
 fn allocation_and_channels_survive_frequent_preemption() {
     let rounds = 1000u64;
     // 8 workers; every 8th allocation of each goes over the channel.

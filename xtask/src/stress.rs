@@ -20,7 +20,7 @@
 //!   feature, also pinned to one CPU (`taskset -c 0`);
 //! * `sched` — the scheduler torture scenarios of `demo/stress.rs`, the
 //!   network poller's `pollfd`, and preemption's `hog`, `stdoutlock`,
-//!   `stdmutex`, `blockcalls`, `setuid` and `preemptstress` (the last
+//!   `stdmutex`, `blockcalls`, `setuid`, `hogresize` and `preemptstress` (the last
 //!   under `GODEBUG=preemptinterval=1000`);
 //! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
 //!   `0..--seeds`, GOMAXPROCS rotating with the seed.
@@ -267,6 +267,11 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                         &["setuid"],
                         p,
                         &format!("setuid ok calls=20 hogs={p}\n"),
+                    ));
+                    jobs.push(Job::new(
+                        &["hogresize"],
+                        p,
+                        &format!("hogresize ok changes=12 gomaxprocs={p}\n"),
                     ));
                     // The allocator and channels under 1 ms preemption.
                     let mut alloc = Job::new(

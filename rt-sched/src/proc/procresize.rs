@@ -231,10 +231,36 @@ pub(crate) fn gcstopm() {
     stopm();
 }
 
+/// While the world is being stopped, counts `pp`, just taken from the
+/// suspended `gp`, as stopped and queues `gp` to wait for its locked M (as
+/// `gcstopm` does for a P whose M reached a scheduling point); false, with
+/// nothing changed, when no stop is under way.
+///
+/// # Safety
+/// `pp` is idle and owned by the caller (sysmon serving a preemption);
+/// `gp` is suspended in place on its locked M and in no queue.
+pub(crate) unsafe fn gcstop_preempted(pp: *mut P, gp: *mut G) -> bool {
+    let mut s = SCHED.lock();
+    if !SCHED.gcwaiting.load(Ordering::Acquire) {
+        return false;
+    }
+    // Undone by `startlockedm` when it hands gp's M a P.
+    s.nmidlelocked += 1;
+    s.runq.push_back(gp);
+    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: caller contract: pp is idle and ours.
+    unsafe { set_pstatus(pp, PIDLE, PGCSTOP) };
+    if SCHED.stopwait.fetch_sub(1, Ordering::AcqRel) == 1 {
+        SCHED.stopnote.wakeup();
+    }
+    true
+}
+
 /// Stops every P but the caller's (Go's `stopTheWorld`). Running
 /// goroutines stop at their next scheduling point (a channel operation,
-/// `gosched`, `sleep`, exit…); rt does not preempt, so a goroutine spinning
-/// without one delays this until it reaches one.
+/// `gosched`, `sleep`, exit…); one spinning without any is stopped by the
+/// next asynchronous preemption (sysmon, within 10 ms), which gives its P
+/// to the stopper ([`gcstop_preempted`]).
 ///
 /// # Safety
 /// Must be called by a goroutine holding a P, not already stopping the world.

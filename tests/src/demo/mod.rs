@@ -131,6 +131,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "a goroutine spins holding stdout's lock while others println: preempted in place, no deadlock",
             ),
             (
+                "hogresize",
+                "",
+                "one goroutine per P spins while main changes GOMAXPROCS 12 times: each stop-the-world completes",
+            ),
+            (
                 "stdmutex",
                 "",
                 "a goroutine spins holding a std Mutex while 4 others block on it in futex waits; the count is exact",
@@ -483,6 +488,7 @@ pub fn main() -> i32 {
         b"stdmutex" => preempt::stdmutex(),
         b"blockcalls" => preempt::blockcalls(),
         b"setuid" => preempt::setuid(),
+        b"hogresize" => preempt::hogresize(),
         b"preemptstress" => preempt::preemptstress(num(rest, 0, 20_000)),
         b"net" => net::checks(),
         b"echoserve" => net::echoserve(),

@@ -486,6 +486,52 @@ pub fn setuid() -> i32 {
     i32::from(failed != 0)
 }
 
+/// GOMAXPROCS changes `hogresize` makes while hogs spin.
+const RESIZES: u32 = 12;
+
+/// `hogresize`: one goroutine per P spins without entering the runtime
+/// while the main goroutine changes GOMAXPROCS back and forth. Each change
+/// stops the world, which only completes once every hog's P reaches the
+/// stopper through a preemption; then the world restarts and the hogs go
+/// on. Prints the changes made and the value restored.
+pub fn hogresize() -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU64::new(0));
+    let orig = rt_sched::gomaxprocs().max(1);
+    let hs: Vec<_> = (0..orig)
+        .map(|_| {
+            let (stop, started) = (stop.clone(), started.clone());
+            rt_sched::spawn(move || {
+                started.fetch_add(1, Ordering::Release);
+                spin(&stop)
+            })
+        })
+        .collect();
+    while started.load(Ordering::Acquire) < orig as u64 {
+        rt_sched::gosched();
+    }
+    let mut wrong = 0;
+    for i in 0..RESIZES {
+        let want = 1 + (i % 3) as i32;
+        rt_sched::set_gomaxprocs(want);
+        if rt_sched::gomaxprocs() != want {
+            wrong += 1;
+        }
+    }
+    rt_sched::set_gomaxprocs(orig);
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        let _ = h.join();
+    }
+    let ok = wrong == 0 && rt_sched::gomaxprocs() == orig;
+    println!(
+        "hogresize {} changes={RESIZES} gomaxprocs={}",
+        if ok { "ok" } else { "FAILED" },
+        rt_sched::gomaxprocs()
+    );
+    i32::from(!ok)
+}
+
 /// One allocation of `preemptstress`, filled with a pattern from its tag.
 enum Item {
     Bytes(u64, Vec<u8>),
