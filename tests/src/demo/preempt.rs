@@ -440,6 +440,26 @@ pub fn blockcalls() -> i32 {
     i32::from(!fails.is_empty())
 }
 
+/// Starts `n` goroutines that [`spin`] until the returned flag is set, and
+/// returns once all of them run.
+fn spawn_hogs(n: u64) -> (Arc<AtomicBool>, Vec<rt_sched::JoinHandle<u64>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU64::new(0));
+    let hs = (0..n)
+        .map(|_| {
+            let (stop, started) = (stop.clone(), started.clone());
+            rt_sched::spawn(move || {
+                started.fetch_add(1, Ordering::Release);
+                spin(&stop)
+            })
+        })
+        .collect();
+    while started.load(Ordering::Acquire) < n {
+        rt_sched::gosched();
+    }
+    (stop, hs)
+}
+
 /// How many `setuid` and `setgid` calls `setuid` makes.
 const SETXID_CALLS: u64 = 20;
 
@@ -449,21 +469,8 @@ const SETXID_CALLS: u64 = 20;
 /// SIGSETXID handler and waits until all have, so a thread waiting in the
 /// SIGURG handler must let that signal through.
 pub fn setuid() -> i32 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicU64::new(0));
     let hogs = rt_sched::gomaxprocs().max(1) as u64;
-    let hs: Vec<_> = (0..hogs)
-        .map(|_| {
-            let (stop, started) = (stop.clone(), started.clone());
-            rt_sched::spawn(move || {
-                started.fetch_add(1, Ordering::Release);
-                spin(&stop)
-            })
-        })
-        .collect();
-    while started.load(Ordering::Acquire) < hogs {
-        rt_sched::gosched();
-    }
+    let (stop, hs) = spawn_hogs(hogs);
     let mut failed = 0;
     for _ in 0..SETXID_CALLS {
         // SAFETY: plain system call wrappers; setting the IDs the process
@@ -495,21 +502,8 @@ const RESIZES: u32 = 12;
 /// stopper through a preemption; then the world restarts and the hogs go
 /// on. Prints the changes made and the value restored.
 pub fn hogresize() -> i32 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicU64::new(0));
     let orig = rt_sched::gomaxprocs().max(1);
-    let hs: Vec<_> = (0..orig)
-        .map(|_| {
-            let (stop, started) = (stop.clone(), started.clone());
-            rt_sched::spawn(move || {
-                started.fetch_add(1, Ordering::Release);
-                spin(&stop)
-            })
-        })
-        .collect();
-    while started.load(Ordering::Acquire) < orig as u64 {
-        rt_sched::gosched();
-    }
+    let (stop, hs) = spawn_hogs(orig as u64);
     let mut wrong = 0;
     for i in 0..RESIZES {
         let want = 1 + (i % 3) as i32;
