@@ -38,7 +38,7 @@ use crate::lock::Mutex;
 use crate::sizeclasses::{CLASS_TO_ALLOCNPAGES, CLASS_TO_SIZE, PAGE_SHIFT, PAGE_SIZE};
 use crate::sys;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// log2 of the arena size (Go `logHeapArenaBytes`).
 pub const LOG_HEAP_ARENA_BYTES: usize = 26;
@@ -89,6 +89,11 @@ pub struct MSpan {
     pub start: usize,
     /// Length in pages.
     pub npages: usize,
+    /// Small span: the address of the cache that last took objects from
+    /// it (0: none). Written under its mcentral's lock, read by `free`
+    /// without one: only a hint of which cache reuses the span's objects
+    /// (see `mcache`), never needed for correctness.
+    pub owner: AtomicUsize,
     /// `SPAN_FREE`, `SPAN_SMALL` or `SPAN_LARGE`.
     pub state: u8,
     /// Size class (0 for large and free spans).
@@ -794,6 +799,7 @@ impl MHeap {
             (*s).freeindex = 0;
             (*s).freelist = ptr::null_mut();
             (*s).in_full = false;
+            (*s).owner.store(0, Ordering::Relaxed);
         }
         s
     }
