@@ -42,8 +42,10 @@
 //!   paths 17%); and objects that went through the mcentral often reached
 //!   another thread, whose first touch of each then missed its cache.
 //! - Remote frees, mimalloc's idea on Go's spans: each small span records
-//!   an owner, the id of the cache that last took objects from it (from
-//!   the span, or from a parked batch when its owner is gone); the page
+//!   an owner, the id of the cache that carves objects from it (a refill
+//!   passes over partial spans that another live cache owns, as Go's
+//!   mcache holds its span alone) or that takes its objects from a parked
+//!   batch once the owner is gone (a thread exited). The page
 //!   table beside the span table holds it per page with the class
 //!   (`crate::mheap::page_owner`), so `free` checks both with one load and
 //!   one comparison. An object whose span another cache owns is not
@@ -56,7 +58,10 @@
 //!   to below it). Ownership is only a hint: either way the object reaches
 //!   a list of its class. A pointer that has no span, or a span of another
 //!   class, takes the remote path, where it is checked at once and is a
-//!   fatal error if it is not an object. The check costs `free` a few
+//!   fatal error if it is not an object. Measured (frees that took the
+//!   remote path, of 2 million, two threads): `json` 49 470 with spans
+//!   shared between carving caches, 4 with owners' spans left to them;
+//!   `cscratch` 269 062 and 6. The check costs `free` a few
 //!   loads that miss when the program's objects do (`larson`, random
 //!   frees over a megabyte: about a tenth of its time).
 //! - Large objects (class 0) go straight to the page heap.
@@ -93,8 +98,8 @@ const fn batch_for(class: usize) -> u32 {
     let b = 32768 / size;
     if b < 2 {
         2
-    } else if b > 64 {
-        64
+    } else if b > 128 {
+        128
     } else {
         b as u32
     }

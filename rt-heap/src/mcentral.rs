@@ -165,7 +165,9 @@ pub fn check() -> Result<(), String> {
 ///
 /// `owner` (a cache id, or 0) becomes the owner of every span objects
 /// are taken from (`MSpan::owner`), and of the spans of a parked batch
-/// that have no live owner (`claim_batch`).
+/// that have no live owner (`claim_batch`). A partial span that another
+/// live cache owns is passed over (up to `PARTIAL_LOOKS` of them, then
+/// a fresh span is taken).
 pub fn refill(class: usize, want: usize, whole_batch: bool, owner: usize) -> (*mut FreeObj, usize) {
     let mut g = CENTRAL[class].lists.lock();
     let b = BATCH[class] as usize;
@@ -186,6 +188,21 @@ pub fn refill(class: usize, want: usize, whole_batch: bool, owner: usize) -> (*m
     let mut n = 0;
     while n < want {
         let mut s = g.partial.first;
+        if owner != 0 {
+            // A span another live cache owns is left to it (the first few
+            // looked at): objects carved from it would be that cache's,
+            // and every free of them here would take the remote path.
+            let mut looked = 0;
+            // SAFETY: spans on the partial list are live; the lock is held.
+            while !s.is_null() && looked < PARTIAL_LOOKS && unsafe { owned_by_other(s, owner) } {
+                // SAFETY: as above.
+                s = unsafe { (*s).next };
+                looked += 1;
+            }
+            if looked == PARTIAL_LOOKS {
+                s = ptr::null_mut();
+            }
+        }
         if s.is_null() {
             s = HEAP.lock().alloc_small_span(class);
             if s.is_null() {
@@ -329,6 +346,21 @@ pub(crate) fn is_object_in(s: *mut MSpan, class: usize, obj: *mut FreeObj) -> bo
     }
 }
 
+/// Partial spans `refill` looks at, at most, for one that no other live
+/// cache owns before it takes a fresh span.
+const PARTIAL_LOOKS: usize = 8;
+
+/// Whether small span `s` has an owner other than cache id `id` that is
+/// still alive.
+///
+/// # Safety
+/// `s` is a live small span; the caller holds its mcentral's lock.
+unsafe fn owned_by_other(s: *mut MSpan, id: usize) -> bool {
+    // SAFETY: caller contract.
+    let o = owner_of_tag(unsafe { (*s).owner });
+    o != id && crate::mcache::cache_id_live(o)
+}
+
 /// Checks a parked batch on its way to a cache: true when each of the `n`
 /// objects of the chain at `head` is an object of `class`. `owner` (a
 /// cache id, when not 0) becomes the owner of those of their spans that
@@ -359,7 +391,7 @@ unsafe fn claim_batch(class: usize, mut head: *mut FreeObj, n: usize, owner: usi
             // SAFETY: s is a live span of this class; its lock is held
             // (caller).
             unsafe {
-                if owner != 0 && !crate::mcache::cache_id_live(owner_of_tag((*s).owner)) {
+                if owner != 0 && !owned_by_other(s, owner) {
                     set_owner(s, owner_tag(owner, class));
                 }
             }
