@@ -341,8 +341,8 @@ fn bump(c: &AtomicU64, by: u64) {
 struct Registry {
     head: *mut MCache,
     ncaches: usize,
-    /// Where the search for a free cache id starts.
-    next_id: usize,
+    /// No id below this is free (the search for one starts here).
+    lowest_free_id: usize,
     dead_nalloc: [u64; NUM_SIZE_CLASSES],
     dead_nfree: [u64; NUM_SIZE_CLASSES],
 }
@@ -353,7 +353,7 @@ unsafe impl Send for Registry {}
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     head: ptr::null_mut(),
     ncaches: 0,
-    next_id: 1,
+    lowest_free_id: 1,
     dead_nalloc: [0; NUM_SIZE_CLASSES],
     dead_nfree: [0; NUM_SIZE_CLASSES],
 });
@@ -422,14 +422,17 @@ pub fn allocmcache() -> *mut MCache {
     // (c is a zeroed MCache-sized block from cachealloc: all-zero is a
     // valid empty cache.)
     let mut r = REGISTRY.lock();
-    // A free id (0, "none", when all are taken: the cache then owns no
-    // span, and all its frees take the remote path).
+    // The lowest free id (0, "none", when all are taken: the cache then
+    // owns no span, and all its frees take the remote path). The lowest,
+    // so that a cache made after another one's end takes its id, and with
+    // it the spans the old cache owned: a thread that replaces one that
+    // exited (`larson`'s rounds) frees the objects it inherits locally,
+    // as mimalloc's new threads reclaim abandoned pages.
     let mut id = 0;
-    for k in 0..MAX_CACHE_IDS - 1 {
-        let i = 1 + (r.next_id - 1 + k) % (MAX_CACHE_IDS - 1);
+    for i in r.lowest_free_id..MAX_CACHE_IDS {
         if !LIVE_IDS[i].load(Ordering::Relaxed) {
             LIVE_IDS[i].store(true, Ordering::Relaxed);
-            r.next_id = i % (MAX_CACHE_IDS - 1) + 1;
+            r.lowest_free_id = i + 1;
             id = i;
             break;
         }
@@ -509,7 +512,11 @@ pub unsafe fn freemcache(c: *mut MCache) {
         }
         r.ncaches -= 1;
         // SAFETY: c is ours until cachealloc gets it back below.
-        LIVE_IDS[unsafe { (*c).id }].store(false, Ordering::Relaxed);
+        let id = unsafe { (*c).id };
+        if id != 0 {
+            LIVE_IDS[id].store(false, Ordering::Relaxed);
+            r.lowest_free_id = r.lowest_free_id.min(id);
+        }
     }
     // SAFETY: c came from cachealloc and is dead now.
     unsafe { HEAP.lock().cachealloc.free(c.cast()) };
