@@ -45,7 +45,7 @@
 //!   an owner, the id of the cache that carves objects from it (a refill
 //!   passes over partial spans that another live cache owns, as Go's
 //!   mcache holds its span alone) or that takes its objects from a parked
-//!   batch once the owner is gone (a thread exited). The page
+//!   batch. The page
 //!   table beside the span table holds it per page with the class
 //!   (`crate::mheap::page_owner`), so `free` checks both with one load and
 //!   one comparison. An object whose span another cache owns is not
@@ -237,10 +237,9 @@ pub struct MCache {
 /// Cache ids (see [`MCache`]'s `id`) are below this.
 const MAX_CACHE_IDS: usize = 1 << 16;
 
-/// `LIVE_IDS[id]`: whether a live cache has that id. A span whose owner
-/// is gone may be taken over by the cache that takes its objects from a
-/// parked batch (`crate::mcentral::refill`). Written under the registry
-/// lock, read without.
+/// `LIVE_IDS[id]`: whether a live cache has that id. A refill leaves the
+/// partial spans of live caches to them (`crate::mcentral::refill`).
+/// Written under the registry lock, read without.
 static LIVE_IDS: [core::sync::atomic::AtomicBool; MAX_CACHE_IDS] =
     [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CACHE_IDS];
 
@@ -1584,16 +1583,16 @@ mod tests {
                 assert_eq!(len, 0);
                 assert_eq!(nremote as usize, (i + 1) % b);
             }
-            // The batch is parked whole and a refill hands it on; its spans
-            // keep their live owner, so a free sends it back again.
+            // The batch is parked whole, and a refill hands it on and makes
+            // the taker the owner of its spans: its frees are local now.
             let q = malloc(size, 8);
             assert!(ps.contains(&(q as usize)));
             // SAFETY: q is live, allocated with this layout.
             unsafe { free(q, size, 8) };
             // SAFETY: as above.
             unsafe {
-                assert_eq!((*c).lists[class].len as usize, b - 1);
-                assert_eq!((*c).spares[class].nremote, 1);
+                assert_eq!((*c).lists[class].len as usize, b);
+                assert_eq!((*c).spares[class].nremote, 0);
             }
             assert_eq!(unbind_thread_cache(), c);
             // SAFETY: c is unbound and used by nobody.
