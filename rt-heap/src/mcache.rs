@@ -20,7 +20,7 @@
 //! - Hot path ([`malloc`]): size → class by table, one TLS load, pop the
 //!   class list. On an M the TLS load gives null, and one jump leads to the
 //!   same pop on the cache read from the M's block. [`free`]: class from
-//!   the layout, the object's span from the page map, and when the span is
+//!   the layout, the owner tag of the object's page, and when its span is
 //!   owned by this cache (and of this class), push on the list. Misses take
 //!   a batch from the mcentral ([`crate::mcentral::refill`]).
 //! - Free path without the central lock in the steady state. Each class
@@ -32,9 +32,10 @@
 //!   parked in O(1) (its transfer slots, tcmalloc's transfer cache). The
 //!   design is tcmalloc's per-thread cache plus transfer cache rather than
 //!   mimalloc's per-span lists with atomic remote-free lists: it keeps
-//!   Go's object-batch refills and spans shared between caches, needs no
-//!   new lock-free structure, and measured at or below mimalloc on the
-//!   allocator benchmarks once nothing on the way walks a list. Measured
+//!   Go's object-batch refills, needs no new lock-free structure, and
+//!   measured at or below mimalloc on the allocator benchmarks once
+//!   nothing on the way walks a list and remote frees are told apart (see
+//!   below). Measured
 //!   causes of the old costs (`perf` on the `cargo xtask bench` workloads):
 //!   halving an overlong list walked it, and returning the half looked up
 //!   every object's span under the class lock (on `json` with two threads
@@ -45,8 +46,8 @@
 //!   an owner, the id of the cache that carves objects from it (a refill
 //!   passes over partial spans that another live cache owns, as Go's
 //!   mcache holds its span alone) or that takes its objects from a parked
-//!   batch. The page
-//!   table beside the span table holds it per page with the class
+//!   batch. The page table beside the span table holds it per page with
+//!   the class
 //!   (`crate::mheap::page_owner`), so `free` checks both with one load and
 //!   one comparison. An object whose span another cache owns is not
 //!   pushed on the freeing cache's list: it joins a per-class remote
@@ -61,9 +62,9 @@
 //!   fatal error if it is not an object. Measured (frees that took the
 //!   remote path, of 2 million, two threads): `json` 49 470 with spans
 //!   shared between carving caches, 4 with owners' spans left to them;
-//!   `cscratch` 269 062 and 6. The check costs `free` a few
-//!   loads that miss when the program's objects do (`larson`, random
-//!   frees over a megabyte: about a tenth of its time).
+//!   `cscratch` 269 062 and 6. The check costs `free` a few loads that
+//!   miss when the program's objects do (`larson`, random frees over a
+//!   megabyte: up to a tenth of its time).
 //! - Large objects (class 0) go straight to the page heap.
 //! - A registry of all caches (under its own lock) lets `memstats` sum the
 //!   counters; counters of destroyed caches are folded into its totals.
@@ -113,9 +114,8 @@ const SPARE_BATCHES: usize = 16;
 /// thread that builds and drops a structure of a few hundred KiB over
 /// and over reuses its own objects. Measured on the `json` workload (two
 /// threads): with one spare batch, 23 batches per document went through
-/// the mcentral and came back to the other thread, whose first touch of
-/// each object missed the cache (27% more CPU time than mimalloc); the
-/// most a class needed was 160 KiB (30 batches of 8-byte objects).
+/// the mcentral, where the other thread could take them, cold in its
+/// cache; the most a class needed was 160 KiB (640-byte objects).
 const SPARE_BYTES: usize = 256 << 10;
 
 /// Spare batches per class: `SPARE_BYTES` worth, 1 to `SPARE_BATCHES`.
