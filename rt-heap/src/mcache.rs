@@ -19,19 +19,61 @@
 //!   thread-local with a destructor).
 //! - Hot path ([`malloc`]): size → class by table, one TLS load, pop the
 //!   class list. On an M the TLS load gives null, and one jump leads to the
-//!   same pop on the cache read from the M's block. [`free`]: class from the layout, push on the list; a list
-//!   longer than its limit gives half back to the mcentral. Misses take a
-//!   batch from the mcentral ([`crate::mcentral::refill`]).
-//! - Objects freed by another thread simply join that thread's cache; the
-//!   mcentral finds their span through the page map when they flow back, so
-//!   cross-thread frees need no special handling.
+//!   same pop on the cache read from the M's block. [`free`]: class from
+//!   the layout, the owner tag of the object's page, and when its span is
+//!   owned by this cache (and of this class), push on the list. Misses take
+//!   a batch from the mcentral ([`crate::mcentral::refill`]).
+//! - Free path without the central lock in the steady state. Each class
+//!   keeps, beside its list, up to `SPARE_MAX[class]` full batches
+//!   (`SPARE_BYTES`, 256 KiB, worth): a free that makes the list one
+//!   longer than a batch sets the list aside as a batch by its head, no
+//!   walk, and an allocation on an empty list takes the newest batch back.
+//!   Only batches beyond those go to the mcentral, whole, where they are
+//!   parked in O(1) (its transfer slots, tcmalloc's transfer cache). The
+//!   design is tcmalloc's per-thread cache plus transfer cache rather than
+//!   mimalloc's per-span lists with atomic remote-free lists: it keeps
+//!   Go's object-batch refills, needs no new lock-free structure, and
+//!   measured at or below mimalloc on the allocator benchmarks once
+//!   nothing on the way walks a list and remote frees are told apart (see
+//!   below). Measured
+//!   causes of the old costs (`perf` on the `cargo xtask bench` workloads):
+//!   halving an overlong list walked it, and returning the half looked up
+//!   every object's span under the class lock (on `json` with two threads
+//!   the mcentral's functions took 13% of the time, the allocator's fast
+//!   paths 17%); and objects that went through the mcentral often reached
+//!   another thread, whose first touch of each then missed its cache.
+//! - Remote frees, mimalloc's idea on Go's spans: each small span records
+//!   an owner, the id of the cache that carves objects from it (a refill
+//!   passes over partial spans that another live cache owns, as Go's
+//!   mcache holds its span alone) or that takes its objects from a parked
+//!   batch. The page table beside the span table holds it per page with
+//!   the class
+//!   (`crate::mheap::page_owner`), so `free` checks both with one load and
+//!   one comparison. An object whose span another cache owns is not
+//!   pushed on the freeing cache's list: it joins a per-class remote
+//!   chain, which goes to the mcentral as one batch when full. So a
+//!   consumer thread does not hoard a producer's objects (`xthread` peak
+//!   RSS), and a thread that frees its neighbour's object does not reuse
+//!   it at once and write next to the neighbour's live objects (false
+//!   sharing: `cscratch` with two threads went from 1.9× mimalloc's time
+//!   to below it). Ownership is only a hint: either way the object reaches
+//!   a list of its class. A pointer that has no span, or a span of another
+//!   class, takes the remote path, where it is checked at once and is a
+//!   fatal error if it is not an object. Measured (frees that took the
+//!   remote path, of 2 million, two threads): `json` 49 470 with spans
+//!   shared between carving caches, 4 with owners' spans left to them;
+//!   `cscratch` 269 062 and 6. The check costs `free` a few loads that
+//!   miss when the program's objects do (`larson`, random frees over a
+//!   megabyte: up to a tenth of its time).
 //! - Large objects (class 0) go straight to the page heap.
 //! - A registry of all caches (under its own lock) lets `memstats` sum the
 //!   counters; counters of destroyed caches are folded into its totals.
 
 use crate::lock::Mutex;
 use crate::mcentral;
-use crate::mheap::{span_of, FreeObj, MSpan, HEAP, HEAP_ARENA_BYTES, SPAN_LARGE, SPAN_SMALL};
+use crate::mheap::{
+    owner_tag, page_owner, span_of, FreeObj, MSpan, HEAP, HEAP_ARENA_BYTES, SPAN_LARGE, SPAN_SMALL,
+};
 use crate::sizeclasses::{
     CLASS_TO_SIZE, MAX_SMALL_SIZE, NUM_SIZE_CLASSES, PAGE_SIZE, SIZE_TO_CLASS128, SIZE_TO_CLASS8,
     SMALL_SIZE_MAX,
@@ -46,7 +88,9 @@ pub const MAX_ALIGN: usize = HEAP_ARENA_BYTES * 16;
 pub const MAX_ALLOC: usize = 1 << 46;
 
 /// Objects moved between a cache and an mcentral at a time for `class`:
-/// about 32 KiB worth, between 2 and 64 objects.
+/// about 32 KiB worth, between 2 and 128 objects. (With at most 64, the
+/// 8-byte class of the `json` workload overflowed its spare batches: 13
+/// batches per document went through the mcentral on one thread.)
 const fn batch_for(class: usize) -> u32 {
     let size = CLASS_TO_SIZE[class] as usize;
     if size == 0 {
@@ -55,15 +99,47 @@ const fn batch_for(class: usize) -> u32 {
     let b = 32768 / size;
     if b < 2 {
         2
-    } else if b > 64 {
-        64
+    } else if b > 128 {
+        128
     } else {
         b as u32
     }
 }
 
+/// Most full batches a cache keeps per class beyond its list (see
+/// `set_aside`).
+const SPARE_BATCHES: usize = 16;
+
+/// Bytes of spare batches a cache keeps per class, at most: enough that a
+/// thread that builds and drops a structure of a few hundred KiB over
+/// and over reuses its own objects. Measured on the `json` workload (two
+/// threads): with one spare batch, 23 batches per document went through
+/// the mcentral, where the other thread could take them, cold in its
+/// cache; the most a class needed was 160 KiB (640-byte objects).
+const SPARE_BYTES: usize = 256 << 10;
+
+/// Spare batches per class: `SPARE_BYTES` worth, 1 to `SPARE_BATCHES`.
+static SPARE_MAX: [u32; NUM_SIZE_CLASSES] = {
+    let mut t = [0u32; NUM_SIZE_CLASSES];
+    let mut i = 1;
+    while i < NUM_SIZE_CLASSES {
+        let n = SPARE_BYTES / (BATCH_INIT[i] as usize * CLASS_TO_SIZE[i] as usize);
+        t[i] = if n < 1 {
+            1
+        } else if n > SPARE_BATCHES {
+            SPARE_BATCHES as u32
+        } else {
+            n as u32
+        };
+        i += 1;
+    }
+    t
+};
+
 /// Batch size per class (see `batch_for`).
-pub(crate) static BATCH: [u32; NUM_SIZE_CLASSES] = {
+pub(crate) static BATCH: [u32; NUM_SIZE_CLASSES] = BATCH_INIT;
+
+const BATCH_INIT: [u32; NUM_SIZE_CLASSES] = {
     let mut t = [0u32; NUM_SIZE_CLASSES];
     let mut i = 0;
     while i < NUM_SIZE_CLASSES {
@@ -107,18 +183,33 @@ pub(crate) static FIRST_BATCH: [u32; NUM_SIZE_CLASSES] = {
     t
 };
 
-/// One class's cached objects.
+/// One class's cached objects: the list allocation pops from and frees
+/// push on (at most `BATCH[class] + 1` long). What the fast paths touch,
+/// 32 bytes: two classes share a cache line.
 #[repr(C)]
 #[derive(Debug)]
 struct FreeList {
     head: *mut FreeObj,
     len: u32,
-    /// Length above which half the list goes back to the mcentral.
-    max: u32,
+    /// Batches set aside in the class's [`Spares`].
+    nspare: u32,
     /// Objects handed out through this list (cumulative).
     nalloc: AtomicU64,
     /// Objects freed into this list (cumulative).
     nfree: AtomicU64,
+}
+
+/// One class's objects beside its list, touched only off the fast paths.
+#[repr(C)]
+#[derive(Debug)]
+struct Spares {
+    /// Full batches set aside (`batch[..nspare]`, oldest first): chains of
+    /// exactly `BATCH[class]` objects (see `set_aside`).
+    batch: [*mut FreeObj; SPARE_BATCHES],
+    /// Objects of spans another cache owns, freed here (`nremote` of them):
+    /// they go back to the mcentral as one batch, never to the list.
+    remote: *mut FreeObj,
+    nremote: u32,
 }
 
 /// A cache of free objects for one P or one thread (Go `mcache`). Opaque
@@ -128,6 +219,10 @@ struct FreeList {
 #[derive(Debug)]
 pub struct MCache {
     lists: [FreeList; NUM_SIZE_CLASSES],
+    spares: [Spares; NUM_SIZE_CLASSES],
+    /// The cache's id in span owner tags (`crate::mheap::owner_tag`), from
+    /// 1 to `MAX_CACHE_IDS - 1`, or 0 for none; read on every free.
+    id: usize,
     /// Large objects allocated through this cache (cumulative).
     large_nalloc: AtomicU64,
     /// Bytes of those large objects (cumulative).
@@ -137,6 +232,20 @@ pub struct MCache {
     /// Self-checks: the thread pointer of the one thread allowed to use the
     /// cache now (0: none), set when a thread binds or creates it.
     owner: core::sync::atomic::AtomicUsize,
+}
+
+/// Cache ids (see [`MCache`]'s `id`) are below this.
+const MAX_CACHE_IDS: usize = 1 << 16;
+
+/// `LIVE_IDS[id]`: whether a live cache has that id. A refill leaves the
+/// partial spans of live caches to them (`crate::mcentral::refill`).
+/// Written under the registry lock, read without.
+static LIVE_IDS: [core::sync::atomic::AtomicBool; MAX_CACHE_IDS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CACHE_IDS];
+
+/// Whether the cache with id `id` is alive (false for 0, "none").
+pub(crate) fn cache_id_live(id: usize) -> bool {
+    id != 0 && id < MAX_CACHE_IDS && LIVE_IDS[id].load(Ordering::Relaxed)
 }
 
 /// Whether the runtime's self-checks are compiled in: always in debug
@@ -231,6 +340,8 @@ fn bump(c: &AtomicU64, by: u64) {
 struct Registry {
     head: *mut MCache,
     ncaches: usize,
+    /// No id below this is free (the search for one starts here).
+    lowest_free_id: usize,
     dead_nalloc: [u64; NUM_SIZE_CLASSES],
     dead_nfree: [u64; NUM_SIZE_CLASSES],
 }
@@ -241,6 +352,7 @@ unsafe impl Send for Registry {}
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     head: ptr::null_mut(),
     ncaches: 0,
+    lowest_free_id: 1,
     dead_nalloc: [0; NUM_SIZE_CLASSES],
     dead_nfree: [0; NUM_SIZE_CLASSES],
 });
@@ -306,16 +418,27 @@ pub fn allocmcache() -> *mut MCache {
         let h = &mut *h;
         h.cachealloc.alloc(&mut h.pst).cast::<MCache>()
     };
-    // SAFETY: c is a zeroed, exclusively owned MCache-sized block; all-zero
-    // is a valid empty cache apart from the limits set here.
-    unsafe {
-        for i in 1..NUM_SIZE_CLASSES {
-            (*c).lists[i].max = 2 * BATCH[i];
+    // (c is a zeroed MCache-sized block from cachealloc: all-zero is a
+    // valid empty cache.)
+    let mut r = REGISTRY.lock();
+    // The lowest free id (0, "none", when all are taken: the cache then
+    // owns no span, and all its frees take the remote path). The lowest,
+    // so that a cache made after another one's end takes its id, and with
+    // it the spans the old cache owned: a thread that replaces one that
+    // exited (`larson`'s rounds) frees the objects it inherits locally,
+    // as mimalloc's new threads reclaim abandoned pages.
+    let mut id = 0;
+    for i in r.lowest_free_id..MAX_CACHE_IDS {
+        if !LIVE_IDS[i].load(Ordering::Relaxed) {
+            LIVE_IDS[i].store(true, Ordering::Relaxed);
+            r.lowest_free_id = i + 1;
+            id = i;
+            break;
         }
     }
-    let mut r = REGISTRY.lock();
     // SAFETY: c is ours; the old head is a live registered cache.
     unsafe {
+        (*c).id = id;
         (*c).next = r.head;
         if !r.head.is_null() {
             (*r.head).prev = c;
@@ -357,6 +480,16 @@ pub unsafe fn freemcache(c: *mut MCache) {
                 (*l).head = ptr::null_mut();
                 (*l).len = 0;
             }
+            let sp = ptr::addr_of_mut!((*c).spares[i]);
+            if (*sp).nremote > 0 {
+                mcentral::release(i, (*sp).remote, (*sp).nremote as usize);
+                (*sp).remote = ptr::null_mut();
+                (*sp).nremote = 0;
+            }
+            for k in 0..(*l).nspare as usize {
+                mcentral::release(i, (*sp).batch[k], BATCH[i] as usize);
+            }
+            (*l).nspare = 0;
         }
     }
     {
@@ -377,6 +510,12 @@ pub unsafe fn freemcache(c: *mut MCache) {
             }
         }
         r.ncaches -= 1;
+        // SAFETY: c is ours until cachealloc gets it back below.
+        let id = unsafe { (*c).id };
+        if id != 0 {
+            LIVE_IDS[id].store(false, Ordering::Relaxed);
+            r.lowest_free_id = r.lowest_free_id.min(id);
+        }
     }
     // SAFETY: c came from cachealloc and is dead now.
     unsafe { HEAP.lock().cachealloc.free(c.cast()) };
@@ -838,6 +977,12 @@ unsafe fn push_to(c: *mut MCache, p: *mut u8, class: usize) -> bool {
         // SAFETY: p is a dead object of class (caller).
         unsafe { poison_freed(p, class) };
     }
+    // SAFETY: c is the calling thread's live cache.
+    if page_owner(p as usize) != owner_tag(unsafe { (*c).id }, class) {
+        // SAFETY: forwarded caller contract; c is the calling thread's cache.
+        unsafe { push_remote(c, p, class) };
+        return true;
+    }
     // SAFETY: c is the calling thread's cache; p is a dead object of this
     // class (caller), so its first word may hold the link.
     unsafe {
@@ -847,8 +992,8 @@ unsafe fn push_to(c: *mut MCache, p: *mut u8, class: usize) -> bool {
         (*l).head = o;
         (*l).len += 1;
         bump(&(*l).nfree, 1);
-        if (*l).len > (*l).max {
-            flush_half(c, class);
+        if (*l).len > BATCH[class] {
+            set_aside(c, class);
         }
     }
     true
@@ -865,7 +1010,7 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
         // No cache on this thread (exiting, or creating its cache): one
         // object straight from the mcentral, counted in the global totals.
         crate::init_or_throw();
-        let (h, n) = mcentral::refill(class, 1, false);
+        let (h, n) = mcentral::refill(class, 1, false, 0);
         if n == 0 {
             return out_of_memory();
         }
@@ -878,13 +1023,18 @@ fn malloc_small_slow(class: usize) -> *mut u8 {
     // SAFETY: c is the calling thread's current cache.
     unsafe {
         let l = ptr::addr_of_mut!((*c).lists[class]);
+        if (*l).head.is_null() && (*l).nspare > 0 {
+            (*l).nspare -= 1;
+            (*l).head = (*c).spares[class].batch[(*l).nspare as usize];
+            (*l).len = BATCH[class];
+        }
         if (*l).head.is_null() {
             let want = if (*l).nalloc.load(Ordering::Relaxed) == 0 {
                 FIRST_BATCH[class]
             } else {
                 BATCH[class]
             };
-            let (h, n) = mcentral::refill(class, want as usize, true);
+            let (h, n) = mcentral::refill(class, want as usize, true, (*c).id);
             if n == 0 {
                 return out_of_memory();
             }
@@ -1114,27 +1264,79 @@ unsafe fn free_small_slow(p: *mut u8, class: usize) {
     unsafe { mcentral::release(class, p.cast(), 1) };
 }
 
-/// Gives one batch of the oldest objects of an overlong list back to the
-/// mcentral, keeping the most recently freed (cache-warm) ones.
+/// Frees `p`, an object of a span that `c` does not own (or a pointer
+/// that is not an object of `class` at all: a fatal error here). It
+/// joins the cache's remote chain, which goes to the mcentral as one
+/// batch once it holds `BATCH[class]` objects. So the object is reused by
+/// whichever cache takes that batch, not at once by this one: a thread
+/// that frees an object its neighbour allocated does not start writing
+/// next to the neighbour's live objects.
 ///
 /// # Safety
-/// `c` is the calling thread's cache.
+/// `c` is the calling thread's cache; `p` is a dead object of `class`,
+/// not used afterwards.
 #[cold]
 #[inline(never)]
-unsafe fn flush_half(c: *mut MCache, class: usize) {
-    // SAFETY: c is ours; the list has len > keep ≥ 1 valid links.
+unsafe fn push_remote(c: *mut MCache, p: *mut u8, class: usize) {
+    let s = span_of(p as usize);
+    if s.is_null() || !mcentral::is_object_in(s, class, p.cast()) {
+        rt_sys::throw("free of invalid pointer");
+    }
+    // SAFETY: c is ours (caller); p is a dead object of this class
+    // (checked above and the caller's contract), free to hold a link.
+    unsafe {
+        let sp = ptr::addr_of_mut!((*c).spares[class]);
+        let o = p.cast::<FreeObj>();
+        (*o).next = (*sp).remote;
+        (*sp).remote = o;
+        (*sp).nremote += 1;
+        bump(&(*c).lists[class].nfree, 1);
+        if (*sp).nremote == BATCH[class] {
+            let h = (*sp).remote;
+            (*sp).remote = ptr::null_mut();
+            (*sp).nremote = 0;
+            mcentral::release(class, h, BATCH[class] as usize);
+        }
+    }
+}
+
+/// A free made the list one longer than a batch: all of it but the object
+/// just freed is set aside as a spare batch; when `SPARE_MAX[class]` are
+/// set aside already, the oldest goes back to the mcentral, whole.
+/// Nothing is walked: the list's length is known and a batch moves by its
+/// head alone (the mcentral parks it as is). An allocation on an empty
+/// list takes the newest spare back, so the most recently freed
+/// (cache-warm) objects are reused first, by the thread that freed them.
+/// Keeping the one object makes the two moves an object apart: a thread
+/// that allocates and frees one object at a time next to either boundary
+/// (as `cscratch` does right after a refill) stays on the fast paths;
+/// with the list emptied at exactly a batch, each free there set a batch
+/// aside and the next allocation took it back (measured: 16 → 22 ns per
+/// allocate-write-free in `cscratch`).
+///
+/// # Safety
+/// `c` is the calling thread's cache; its `class` list holds exactly
+/// `BATCH[class] + 1` objects.
+#[cold]
+#[inline(never)]
+unsafe fn set_aside(c: *mut MCache, class: usize) {
+    // SAFETY: c is ours (caller); each spare is a chain of BATCH[class]
+    // dead objects of this class.
     unsafe {
         let l = ptr::addr_of_mut!((*c).lists[class]);
-        let keep = (*l).len.saturating_sub(BATCH[class]).max(1);
-        let mut last = (*l).head;
-        for _ in 1..keep {
-            last = (*last).next;
+        let sp = ptr::addr_of_mut!((*c).spares[class].batch);
+        let mut n = (*l).nspare as usize;
+        if n as u32 == SPARE_MAX[class] {
+            let old = (*sp)[0];
+            (*sp).copy_within(1.., 0);
+            n -= 1;
+            mcentral::release(class, old, BATCH[class] as usize);
         }
-        let rest = (*last).next;
-        let n = (*l).len - keep;
-        (*last).next = ptr::null_mut();
-        (*l).len = keep;
-        mcentral::release(class, rest, n as usize);
+        let h = (*l).head;
+        (*sp)[n] = (*h).next;
+        (*l).nspare = n as u32 + 1;
+        (*h).next = ptr::null_mut();
+        (*l).len = 1;
     }
 }
 
@@ -1255,6 +1457,9 @@ mod tests {
         unsafe { bind_thread_cache(c) };
         assert_eq!(current(), c);
         assert_eq!(thread_alloc_counters(), (0, 0));
+        // No parked batch (the thread above left its spares parked), so the
+        // first refill comes from a span.
+        mcentral::drain_xfer();
         let p = malloc(100, 8);
         let big = malloc(100_000, 8);
         let (bytes, n) = thread_alloc_counters();
@@ -1336,11 +1541,69 @@ mod tests {
                 let c = current();
                 // SAFETY: c is this thread's cache.
                 let l = unsafe { &(*c).lists[class] };
-                assert!(l.len <= l.max);
+                assert!(l.len <= BATCH[class]);
             }
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn objects_of_spans_another_cache_owns_go_back_as_one_batch() {
+        let _serial = crate::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        crate::mallocinit().unwrap();
+        // Class 58 (14336 B, batches of 2) is used by no other unit test.
+        let size = 14336;
+        let class = size_class(size, 8);
+        let b = BATCH[class] as usize;
+        mcentral::drain_xfer();
+        // The allocating thread lives on until the end, so that its cache
+        // (the owner of the spans) is not freed and its memory reused for
+        // the freeing thread's cache.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<usize>>();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let owner = std::thread::spawn(move || {
+            tx.send((0..b).map(|_| malloc(size, 8) as usize).collect())
+                .unwrap();
+            end_rx.recv().unwrap();
+        });
+        let ps = rx.recv().unwrap();
+        std::thread::spawn(move || {
+            let c = allocmcache();
+            // SAFETY: c is fresh and used by this thread alone.
+            unsafe { bind_thread_cache(c) };
+            for (i, &p) in ps.iter().enumerate() {
+                // SAFETY: allocated above with this layout, freed once.
+                unsafe { free(p as *mut u8, size, 8) };
+                // SAFETY: c is this thread's cache; only counts are read.
+                let (len, nremote) = unsafe { ((*c).lists[class].len, (*c).spares[class].nremote) };
+                // Never on the list; the chain empties when it is a batch.
+                assert_eq!(len, 0);
+                assert_eq!(nremote as usize, (i + 1) % b);
+            }
+            // The batch is parked whole, and a refill hands it on and makes
+            // the taker the owner of its spans: its frees are local now.
+            let q = malloc(size, 8);
+            assert!(ps.contains(&(q as usize)));
+            // SAFETY: q is live, allocated with this layout.
+            unsafe { free(q, size, 8) };
+            // SAFETY: as above.
+            unsafe {
+                assert_eq!((*c).lists[class].len as usize, b);
+                assert_eq!((*c).spares[class].nremote, 0);
+            }
+            assert_eq!(unbind_thread_cache(), c);
+            // SAFETY: c is unbound and used by nobody.
+            unsafe { freemcache(c) };
+        })
+        .join()
+        .unwrap();
+        end_tx.send(()).unwrap();
+        owner.join().unwrap();
+        mcentral::drain_xfer();
+        crate::check_heap().unwrap();
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::lock::Mutex;
 use crate::sizeclasses::{CLASS_TO_ALLOCNPAGES, CLASS_TO_SIZE, PAGE_SHIFT, PAGE_SIZE};
 use crate::sys;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// log2 of the arena size (Go `logHeapArenaBytes`).
 pub const LOG_HEAP_ARENA_BYTES: usize = 26;
@@ -89,6 +89,10 @@ pub struct MSpan {
     pub start: usize,
     /// Length in pages.
     pub npages: usize,
+    /// Small span: the [`owner_tag`] of the cache that last took objects
+    /// from it (0: none), also kept for each of its pages in its arena's
+    /// page table ([`set_owner`]).
+    pub owner: usize,
     /// `SPAN_FREE`, `SPAN_SMALL` or `SPAN_LARGE`.
     pub state: u8,
     /// Size class (0 for large and free spans).
@@ -118,11 +122,78 @@ impl MSpan {
     }
 }
 
-/// Per-arena metadata (Go `heapArena`): the span of every page.
+/// Per-arena metadata (Go `heapArena`): the span of every page, and the
+/// owner tag of every page of a small span.
 #[repr(C)]
 #[allow(missing_debug_implementations)] // 8192 page entries; nothing useful to print
 pub struct HeapArena {
     spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
+    /// [`owner_tag`] of the page's span (see [`set_owner`]). Written by
+    /// a thread that holds the span's mcentral lock, read by `free` with
+    /// none: only a hint of which cache should reuse the page's objects
+    /// (see `mcache`), never needed for correctness. A table of its own,
+    /// rather than a span field, because `free` reads it every time: the
+    /// span's own cache line is written on every refill and release of
+    /// the span, by any thread, and the table changes only when the
+    /// owner does (measured on `larson` with two threads: the span field
+    /// load took a third of the free path's time).
+    owners: [AtomicUsize; PAGES_PER_ARENA],
+}
+
+/// The tag of the cache with id `id` (see `mcache`) for objects of
+/// `class`: the class goes in the top byte, so that one comparison in
+/// `free` checks both.
+#[inline(always)]
+pub const fn owner_tag(id: usize, class: usize) -> usize {
+    id | class << 56
+}
+
+/// The cache id in an owner tag.
+#[inline(always)]
+pub const fn owner_of_tag(tag: usize) -> usize {
+    tag & ((1 << 56) - 1)
+}
+
+/// The owner tag of the page holding `p` (see [`HeapArena`]), 0 when `p`
+/// is not in the heap. Stale for pages of free spans.
+#[inline(always)]
+pub fn page_owner(p: usize) -> usize {
+    if p >> HEAP_ADDR_BITS != 0 {
+        return 0;
+    }
+    let idx = ARENA_INDEX.load(Ordering::Acquire);
+    if idx.is_null() {
+        return 0;
+    }
+    // SAFETY: the index has 1 << ARENA_L2_BITS entries and p >> 26 is below that.
+    let ha = unsafe { (*idx.add(p >> LOG_HEAP_ARENA_BYTES)).load(Ordering::Acquire) };
+    if ha.is_null() {
+        return 0;
+    }
+    // SAFETY: ha is a live HeapArena (never freed) and the page index is in range.
+    unsafe { (*ha).owners[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].load(Ordering::Relaxed) }
+}
+
+/// Makes `tag` the owner tag of small span `s` and of each of its pages.
+///
+/// # Safety
+/// `s` is a live small span; the caller holds its mcentral's lock.
+pub unsafe fn set_owner(s: *mut MSpan, tag: usize) {
+    // SAFETY: s is live and its fields are guarded by the lock (caller);
+    // its pages are committed heap pages with arena metadata.
+    unsafe {
+        if (*s).owner == tag {
+            return;
+        }
+        (*s).owner = tag;
+        let idx = ARENA_INDEX.load(Ordering::Relaxed);
+        // Page by page: a span may cross from one arena into the next.
+        for i in 0..(*s).npages {
+            let a = (*s).start + i * PAGE_SIZE;
+            let ha = (*idx.add(a >> LOG_HEAP_ARENA_BYTES)).load(Ordering::Relaxed);
+            (*ha).owners[(a >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)].store(tag, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Base of the arena index: `1 << ARENA_L2_BITS` pointers to `HeapArena`.
@@ -794,6 +865,7 @@ impl MHeap {
             (*s).freeindex = 0;
             (*s).freelist = ptr::null_mut();
             (*s).in_full = false;
+            (*s).owner = 0;
         }
         s
     }
