@@ -342,7 +342,12 @@ fn a_hundred_thousand_stacks_add_only_a_handful_of_mappings() {
             .unwrap()
     };
     let (before, peak) = (field("vmas_before="), field("vmas_peak="));
-    assert!(peak - before <= 32, "{s}");
+    // The stack chunks (28-29 new mappings in all on a quiet machine),
+    // plus two mappings (stack and guard) for each thread the run starts,
+    // which varies with the machine's load (an M per woken P, sysmon's
+    // thread creator and its spare): a guard page per stack as its own
+    // mapping would add 100000.
+    assert!(peak - before <= 48, "{s}");
 }
 
 #[test]
