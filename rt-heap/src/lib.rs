@@ -538,6 +538,14 @@ pub(crate) mod tests {
     /// (`scavenge` drains the transfer slots).
     pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// Takes [`SERIAL`] (whatever a panicking test left) and initialises the
+    /// heap: the preamble of every test that drains or inspects shared state.
+    pub(crate) fn serial_heap() -> std::sync::MutexGuard<'static, ()> {
+        let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        crate::mallocinit().unwrap();
+        g
+    }
+
     #[test]
     fn mallocinit_is_idempotent_and_reports_go_constants() {
         let a = mallocinit().unwrap();

@@ -1191,9 +1191,9 @@ pub unsafe fn free_unsized(p: *mut u8) {
     // SAFETY: p is live until the free below (caller).
     let found = unsafe { object_of(p) };
     match found {
-        // SAFETY: p is a dead object of `class`; the class size at 8-byte
-        // alignment maps back to `class` (sizes strictly increase with the
-        // class, each size maps to the smallest class holding it: I14).
+        // The class size at 8-byte alignment maps back to `class` (sizes
+        // strictly increase with the class, each maps to the smallest: I14).
+        // SAFETY: p is a dead object of `class`, freed with its class size.
         Some((class, size)) if class != 0 => unsafe { free(p, size, 8) },
         // SAFETY: p is the dead large object starting its span (caller).
         Some(_) => unsafe { free_large(p) },
@@ -1436,10 +1436,7 @@ mod tests {
     fn cache_lifecycle_bind_unbind_free_and_thread_exit() {
         // Serial with every test that creates caches: a freed cache's
         // memory is reused by the next one, which `registered` would see.
-        let _serial = crate::tests::SERIAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        crate::mallocinit().unwrap();
+        let _serial = crate::tests::serial_heap();
         // A thread's own cache appears on first use and is flushed and
         // unregistered when the thread exits.
         let (own, objs) = std::thread::spawn(|| {
@@ -1494,10 +1491,7 @@ mod tests {
     fn first_refill_is_one_page_then_full_batches() {
         // Serial with every test that creates caches: a freed cache's
         // memory is reused by the next one, which `registered` would see.
-        let _serial = crate::tests::SERIAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        crate::mallocinit().unwrap();
+        let _serial = crate::tests::serial_heap();
         for size in [16usize, 112, 512, 1024, 4096, 9472, 32768] {
             let class = size_class(size, 8);
             let (first, full) = (FIRST_BATCH[class] as usize, BATCH[class] as usize);
@@ -1535,10 +1529,7 @@ mod tests {
     fn overlong_lists_go_back_to_the_mcentral() {
         // Serial with every test that creates caches: a freed cache's
         // memory is reused by the next one, which `registered` would see.
-        let _serial = crate::tests::SERIAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        crate::mallocinit().unwrap();
+        let _serial = crate::tests::serial_heap();
         std::thread::spawn(|| {
             let class = size_class(48, 8);
             let n = 10 * BATCH[class] as usize;
@@ -1558,10 +1549,7 @@ mod tests {
 
     #[test]
     fn objects_of_spans_another_cache_owns_go_back_as_one_batch() {
-        let _serial = crate::tests::SERIAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        crate::mallocinit().unwrap();
+        let _serial = crate::tests::serial_heap();
         // Class 58 (14336 B, batches of 2) is used by no other unit test.
         let size = 14336;
         let class = size_class(size, 8);

@@ -457,10 +457,7 @@ mod tests {
 
     #[test]
     fn whole_batches_are_parked_and_handed_on() {
-        let _serial = crate::tests::SERIAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        crate::mallocinit().unwrap();
+        let _serial = crate::tests::serial_heap();
         // Class 60 (18 KiB objects) is used by no other unit test.
         let class = 60;
         let b = BATCH[class] as usize;

@@ -63,9 +63,8 @@ pub fn on_report_stack<F: FnOnce()>(f: F) {
     let t = top();
     match t {
         Some(t) if !BUSY.swap(true, Ordering::Acquire) => {
-            // SAFETY: `t` is the 16-byte aligned top of the mapped report
-            // stack, which BUSY gives to this call alone; `run` catches
-            // panics, so nothing unwinds through the switch.
+            // `run` catches panics, so nothing unwinds through the switch.
+            // SAFETY: `t` is the aligned top of the report stack, which BUSY gives to this call alone.
             unsafe { call_on_stack(t, run::<F>, &mut slot as *mut Option<F> as *mut u8) };
             BUSY.store(false, Ordering::Release);
         }

@@ -183,9 +183,8 @@ pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) {
         SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
     }
     drop(s);
-    // SAFETY: x is locked to an M parked waiting for a P (in stoplockedm
-    // or in its preemption handler), which this hand-over wakes, as
-    // `startlockedm` does.
+    // The hand-over wakes x's M, as `startlockedm` does.
+    // SAFETY: x is locked to an M parked waiting for a P (stoplockedm or its preemption handler).
     unsafe {
         let lm = (*x).lockedm;
         (*lm).nextp.store(pp, Ordering::Release);
