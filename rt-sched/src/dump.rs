@@ -195,7 +195,9 @@ pub(crate) fn dump_others(gp: *mut G) {
 /// `SchedStats`): `steals=` (half-ring steals), `runnextsteals=`,
 /// `overflows=` (local batches moved to the global queue), `wakeups=` (Ms
 /// started or woken for an idle P), `parks=` (Ms that went to sleep) and
-/// `preemptions=` (goroutines suspended in place by a preemption signal).
+/// `preemptions=` (goroutines suspended in place by a preemption signal)
+/// and `handoffs=` (Ps given up by goroutines a preemption signal found
+/// blocked in the kernel).
 /// Many wake-ups and parks per goroutine readied means Ms churn; many
 /// overflows, that work funnels through the global queue.
 pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
@@ -253,12 +255,13 @@ pub fn schedtrace(w: &mut dyn Write, ms_since_start: i64, detailed: bool) {
             let lockedg = goid_or_minus1(m.lockedg.load(Ordering::Relaxed));
             let _ = writeln!(
                 w,
-                "  M{}: p={} curg={} spinning={} blocked={} lockedg={}",
+                "  M{}: p={} curg={} spinning={} blocked={} detached={} lockedg={}",
                 m.id,
                 pid,
                 curg,
                 m.spinning.load(Ordering::Relaxed),
                 m.blocked.load(Ordering::Relaxed),
+                m.detached.load(Ordering::Relaxed),
                 lockedg
             );
             mp = m.alllink;
@@ -304,13 +307,14 @@ fn write_counters(w: &mut dyn Write) {
     let st = &SCHED.stats;
     let _ = write!(
         w,
-        " steals={} runnextsteals={} overflows={} wakeups={} parks={} preemptions={}",
+        " steals={} runnextsteals={} overflows={} wakeups={} parks={} preemptions={} handoffs={}",
         st.steals.load(Ordering::Relaxed),
         st.runnext_steals.load(Ordering::Relaxed),
         st.overflows.load(Ordering::Relaxed),
         st.wakeups.load(Ordering::Relaxed),
         st.parks.load(Ordering::Relaxed),
-        st.preemptions.load(Ordering::Relaxed)
+        st.preemptions.load(Ordering::Relaxed),
+        st.handoffs.load(Ordering::Relaxed)
     );
 }
 

@@ -37,10 +37,28 @@
 //!    the P's unused one is set aside for the next detached P, so caches
 //!    are traded, never created per preemption.
 //!
-//! A goroutine stopped inside a blocking system call is suspended the same
-//! way; the call restarts (or returns `EINTR`, for calls the kernel never
-//! restarts) when the handler returns. So, as in Go, code that calls raw
-//! libc must retry on `EINTR`.
+//! A goroutine the signal finds blocked in the kernel (a `read(2)` on a
+//! pipe, a `std::sync::Mutex` waiting in `FUTEX_WAIT`, a sleep: see
+//! `arch::blocked_in_syscall`) is not suspended: it gives up its P and
+//! goes back to the kernel without one (Go's `entersyscall` plus sysmon's
+//! `retake` of a P in a system call, done at once by the handler). The
+//! handler detaches the P lock-free and puts it on a list for sysmon,
+//! which hands it off (`handoffp`); the call restarts, or returns `EINTR`
+//! for calls the kernel never restarts (so, as in Go, code that calls raw
+//! libc must retry on `EINTR`). The goroutine, now `GSYSCALL` on a P-less
+//! M, takes a P again at its next runtime entry ([`reacquire`], Go's
+//! `exitsyscall`): an idle one at once, else it waits on its own M, as a
+//! suspended goroutine does. One that keeps running user code without a
+//! P instead is found by sysmon through its thread's CPU clock and
+//! suspended in place once it has used the preemption interval.
+//!
+//! sysmon finds blocked Ms without any help from the goroutine: a P whose
+//! `schedtick` and whose M's thread CPU clock both stood still between two
+//! of its looks, while other work waits for a P (Go's rule for Ps in
+//! system calls), gets a probe ([`REQ_PROBE`]): a SIGURG that hands off
+//! the P if the thread is in a blocking call and does nothing otherwise.
+//! `blocking()` stays the cheap explicit path: no signal, no wait for
+//! sysmon.
 
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
@@ -53,6 +71,20 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Ms whose goroutine a handler suspended, waiting for sysmon.
 static SERVICE: AtomicPtr<M> = AtomicPtr::new(null_mut());
+
+/// Ps that goroutines blocked in the kernel gave up, for sysmon to hand
+/// off (linked through `P::handofflink`). A P on it is held by nobody and
+/// cannot be pushed twice.
+static HANDOFF: AtomicPtr<P> = AtomicPtr::new(null_mut());
+
+/// `M::preempt_req`: nothing asked.
+pub(crate) const REQ_NONE: u8 = 0;
+/// `M::preempt_req`: stop the goroutine (it ran for the interval, with a
+/// P or without one); one blocked in the kernel gives up its P instead.
+pub(crate) const REQ_PREEMPT: u8 = 1;
+/// `M::preempt_req`: give up the P if blocked in the kernel, else nothing
+/// (sysmon saw the thread's CPU clock stand still).
+pub(crate) const REQ_PROBE: u8 = 2;
 
 /// How long a P may run one goroutine before it is preempted (Go's
 /// `forcePreemptNS`), unless `GODEBUG=preemptinterval` says otherwise.
@@ -112,8 +144,59 @@ impl Drop for InRuntime {
 #[derive(Debug, Default)]
 pub(crate) struct Retake {
     seen: Vec<(u32, i64)>,
+    /// Per P: the `schedtick` and the M's thread CPU time at the last look
+    /// that found the tick unchanged (a probe needs both to stand still).
+    still: Vec<Option<(u32, *mut M, i64)>>,
+    /// Per M id: the hand-off generation and the thread CPU time when
+    /// sysmon first saw it without a P.
+    pless: Vec<(u32, i64)>,
+    /// When sysmon last timed the P-less Ms.
+    last_pless: i64,
     /// When sysmon last looked.
     last_look: i64,
+}
+
+/// The CPU time the thread of `mp` has used (ns), or `None` when it has no
+/// clock (not started yet).
+///
+/// # Safety
+/// `mp` is a live M.
+unsafe fn thread_cpu(mp: *mut M) -> Option<i64> {
+    // SAFETY: caller contract; `thread` is set once by `minit`.
+    let th = unsafe { (*mp).thread };
+    if th == 0 {
+        return None;
+    }
+    let mut clk: libc::clockid_t = 0;
+    // SAFETY: `th` names a live thread: Ms never exit.
+    if unsafe { libc::pthread_getcpuclockid(th as libc::pthread_t, &mut clk) } != 0 {
+        return None;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and an out-pointer to a local.
+    if unsafe { libc::clock_gettime(clk, &mut ts) } != 0 {
+        return None;
+    }
+    Some(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
+}
+
+/// Work that waits for a P other than `pp`'s running goroutine: Go's
+/// condition for taking a P from a system call early (its run queue is
+/// not empty, or no P is idle and no M looks for work).
+///
+/// # Safety
+/// `pp` is a live P.
+unsafe fn work_waiting(pp: *mut P) -> bool {
+    // SAFETY: caller contract; the queue's length is read through its
+    // stealer handle, as any thread may.
+    let local = unsafe { !crate::runq::runqempty(pp) };
+    local
+        || SCHED.runqsize.load(Ordering::Relaxed) > 0
+        || (SCHED.npidle.load(Ordering::Relaxed) == 0
+            && SCHED.nmspinning.load(Ordering::Relaxed) == 0)
 }
 
 impl Retake {
@@ -143,6 +226,17 @@ impl Retake {
             }
             let tick = p.schedtick.load(Ordering::Relaxed);
             let (last, since) = self.seen[id];
+            if self.still.len() <= id {
+                self.still.resize(id + 1, None);
+            }
+            if tick == last && now - since < force {
+                // The same goroutine since the last look: blocked in the
+                // kernel if its thread used no CPU since the look before.
+                // SAFETY: Ps and Ms are never freed.
+                asked |= unsafe { self.probe(pp, id, tick) };
+            } else {
+                self.still[id] = None;
+            }
             if tick != last {
                 // It changed since the last look: the goroutine may have
                 // started right after it, so time it from then.
@@ -160,7 +254,117 @@ impl Retake {
             next = Some(next.map_or(left, |n: i64| n.min(left)));
         });
         self.last_look = now;
+        if let Some(left) = self.time_pless(now, force) {
+            asked = true;
+            next = Some(next.map_or(left, |n: i64| n.min(left)));
+        } else if ANY_PLESS.load(Ordering::Relaxed) {
+            let left = force / 2;
+            next = Some(next.map_or(left, |n: i64| n.min(left)));
+        }
         (next, asked)
+    }
+
+    /// A look at running P `pp` (index `id`) whose `schedtick` is `tick`
+    /// as at the last look: probes its M when its thread CPU clock stood
+    /// still too and other work waits. True when it sent a probe.
+    ///
+    /// # Safety
+    /// `pp` is a live P.
+    unsafe fn probe(&mut self, pp: *mut P, id: usize, tick: u32) -> bool {
+        // SAFETY: caller contract; Ms are never freed.
+        unsafe {
+            let mp = (*pp).m.load(Ordering::Acquire);
+            if mp.is_null() || (*mp).system || !work_waiting(pp) {
+                self.still[id] = None;
+                return false;
+            }
+            let Some(cpu) = thread_cpu(mp) else {
+                return false;
+            };
+            let was = self.still[id].replace((tick, mp, cpu));
+            if was != Some((tick, mp, cpu)) {
+                return false;
+            }
+            self.still[id] = None;
+            // The P it may give up is handed off from here: thread
+            // creation goes through the creator from now on.
+            crate::proc::start_creator();
+            signal(mp, REQ_PROBE)
+        }
+    }
+
+    /// Times the Ms running goroutines without a P (at most once a
+    /// millisecond) and asks each that used the interval of CPU since it
+    /// gave up its P to wait for one. Returns when to look again when it
+    /// asked, `None` otherwise.
+    fn time_pless(&mut self, now: i64, force: i64) -> Option<i64> {
+        if !ANY_PLESS.load(Ordering::Relaxed) || now - self.last_pless < 1_000_000 {
+            return None;
+        }
+        self.last_pless = now;
+        let mut any = false;
+        let mut asked = false;
+        let mut mp = crate::runtime2::ALLM.load(Ordering::Acquire);
+        while !mp.is_null() {
+            // SAFETY: Ms are never freed; the fields read are atomics or
+            // set once.
+            unsafe {
+                if (*mp).detached.load(Ordering::Acquire) {
+                    any = true;
+                    let id = (*mp).id as usize;
+                    if self.pless.len() <= id {
+                        self.pless.resize(id + 1, (u32::MAX, 0));
+                    }
+                    let gen = (*mp).detachgen.load(Ordering::Relaxed);
+                    if let Some(cpu) = thread_cpu(mp) {
+                        let (g, base) = self.pless[id];
+                        if g != gen {
+                            self.pless[id] = (gen, cpu);
+                        } else if cpu - base >= force {
+                            self.pless[id].1 = cpu;
+                            asked |= signal(mp, REQ_PREEMPT);
+                        }
+                    }
+                }
+                mp = (*mp).alllink;
+            }
+        }
+        if !any {
+            ANY_PLESS.store(false, Ordering::Relaxed);
+        }
+        asked.then_some(force / 2)
+    }
+}
+
+/// Set when a goroutine gives up its P in the kernel; cleared by sysmon
+/// when it finds no P-less M, so it walks the Ms only while some may be.
+static ANY_PLESS: AtomicBool = AtomicBool::new(false);
+
+/// Sends `req` to `mp` with SIGURG (a probe never replaces a pending
+/// preemption); false when there is no thread to signal.
+///
+/// # Safety
+/// `mp` is a live M.
+unsafe fn signal(mp: *mut M, req: u8) -> bool {
+    // SAFETY: caller contract; the fields read are atomics.
+    unsafe {
+        let tid = (*mp).procid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return false;
+        }
+        if req == REQ_PROBE {
+            if (*mp)
+                .preempt_req
+                .compare_exchange(REQ_NONE, REQ_PROBE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return false;
+            }
+        } else {
+            (*mp).preempt_req.store(req, Ordering::Release);
+        }
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGURG);
+        true
     }
 }
 
@@ -174,20 +378,14 @@ fn preemptone(pp: *mut P) -> bool {
         if mp.is_null() || (*mp).system {
             return false;
         }
-        let tid = (*mp).procid.load(Ordering::Relaxed);
-        if tid == 0 {
-            return false;
-        }
-        (*mp).preempt_req.store(true, Ordering::Release);
-        libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGURG);
-        true
+        signal(mp, REQ_PREEMPT)
     }
 }
 
 /// The SIGURG handler's part (see the module docs): `regs` is the
 /// interrupted state, `sigmask` the signal mask the interrupted code ran
-/// with. Lock-free; allocates nothing.
-pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
+/// with, `ax` its rax. Lock-free; allocates nothing.
+pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64, ax: usize) {
     // Never on the way out: sysmon stops placing Ps once exit(3) runs, so a
     // goroutine suspended in an exit handler would wait for ever.
     if !enabled() || !gs_tls_in_use() || SCHED.exiting.load(Ordering::Relaxed) {
@@ -198,23 +396,59 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64) {
         return;
     }
     // SAFETY: our own M; a request is consumed once.
-    if unsafe { !(*mp).preempt_req.swap(false, Ordering::AcqRel) } {
+    let req = unsafe { (*mp).preempt_req.swap(REQ_NONE, Ordering::AcqRel) };
+    if req == REQ_NONE {
         return;
     }
     let gp = getg();
     // SAFETY: our own M and the goroutine it runs; the handler runs on the
     // same thread, so the interrupted code is frozen while we look.
     unsafe {
-        if !running_user_code(mp, gp) || regs.sp < (*gp).stack.lo || regs.sp >= (*gp).stack.hi {
+        if !user_goroutine(mp, gp) || regs.sp < (*gp).stack.lo || regs.sp >= (*gp).stack.hi {
             return;
         }
-        if rt_sys::tls::runtime_locks() & !rt_sys::tls::LOCKS_PENDING != 0 {
+        let in_runtime = rt_sys::tls::runtime_locks() & !rt_sys::tls::LOCKS_PENDING != 0;
+        if (*mp).detached.load(Ordering::Relaxed) {
+            // Running without a P since a blocking call: sysmon saw it use
+            // the interval of CPU time. Back in the kernel, it needs none.
+            if req != REQ_PREEMPT
+                || (*gp).atomicstatus.load(Ordering::Relaxed) != GSYSCALL
+                || crate::arch::blocked_in_syscall(regs.pc, ax)
+            {
+                return;
+            }
+            if in_runtime {
+                rt_sys::tls::set_preemption_pending();
+                return;
+            }
+            wait_detached(mp, gp, &regs, sigmask);
+            return;
+        }
+        if !running_user_code(mp, gp) {
+            return;
+        }
+        if in_runtime {
             // Inside the runtime: the section's exit takes it.
-            rt_sys::tls::set_preemption_pending();
+            if req == REQ_PREEMPT {
+                rt_sys::tls::set_preemption_pending();
+            }
             return;
         }
-        suspend(mp, gp, &regs, Some(sigmask));
+        if crate::arch::blocked_in_syscall(regs.pc, ax) {
+            handoff(mp, gp, &regs);
+        } else if req == REQ_PREEMPT {
+            suspend(mp, gp, &regs, Some(sigmask));
+        }
     }
+}
+
+/// True when `mp` (non-null) runs the user goroutine `gp` on it.
+///
+/// # Safety
+/// `mp` is the calling thread's M and `gp` the goroutine slot's value.
+unsafe fn user_goroutine(mp: *mut M, gp: *mut G) -> bool {
+    // SAFETY: caller contract.
+    unsafe { !gp.is_null() && (*mp).curg == gp && !(*gp).system && (*gp).goid != 0 }
 }
 
 /// True when `mp` (non-null) runs the user goroutine `gp` with a running P:
@@ -226,10 +460,7 @@ unsafe fn running_user_code(mp: *mut M, gp: *mut G) -> bool {
     // SAFETY: caller contract; Ps are never freed.
     unsafe {
         let pp = (*mp).p.load(Ordering::Relaxed);
-        !gp.is_null()
-            && (*mp).curg == gp
-            && !(*gp).system
-            && (*gp).goid != 0
+        user_goroutine(mp, gp)
             && !pp.is_null()
             && (*pp).status.load(Ordering::Relaxed) == PRUNNING
             && (*gp).atomicstatus.load(Ordering::Relaxed) == GRUNNING
@@ -249,12 +480,153 @@ fn preempt_pending() {
     let gp = getg();
     // SAFETY: our own M and goroutine.
     unsafe {
+        if (*mp).detached.load(Ordering::Relaxed) && user_goroutine(mp, gp) {
+            reacquire(mp);
+            return;
+        }
         if !running_user_code(mp, gp) {
             return;
         }
         let regs = rt_traceback::Regs::here();
         suspend(mp, gp, &regs, None);
     }
+}
+
+/// The handler found `gp` blocked in the kernel: it gives up its P and
+/// goes back to the call without one (see the module docs). Lock-free.
+///
+/// # Safety
+/// `mp` is the calling thread's M, running `gp` with a P, outside every
+/// runtime section.
+unsafe fn handoff(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs) {
+    // SAFETY: caller contract: these fields are ours to change.
+    unsafe {
+        (*gp).syscallregs = *regs;
+        casgstatus(gp, GRUNNING, GSYSCALL);
+        // The thread keeps the P's allocator cache (the call may be a wait
+        // for a heap lock inside an allocation); the P gets the M's spare,
+        // or sysmon gives it a fresh one.
+        let pp = (*mp).p.swap(null_mut(), Ordering::AcqRel);
+        (*pp).m.store(null_mut(), Ordering::Relaxed);
+        (*pp).syscalltick.fetch_add(1, Ordering::Relaxed);
+        set_pstatus(pp, PRUNNING, PIDLE);
+        (*pp).handoffcache.store(
+            (*mp).spare.swap(null_mut(), Ordering::AcqRel),
+            Ordering::Relaxed,
+        );
+        (*mp).detachgen.fetch_add(1, Ordering::Relaxed);
+        (*mp).detached.store(true, Ordering::Release);
+        ANY_PLESS.store(true, Ordering::Relaxed);
+        let mut head = HANDOFF.load(Ordering::Acquire);
+        loop {
+            (*pp).handofflink.store(head, Ordering::Relaxed);
+            match HANDOFF.compare_exchange(head, pp, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        crate::sysmon::wake();
+    }
+}
+
+/// The check at each runtime entry that needs a P (parking, spawning,
+/// switching, resizing): a goroutine that gave up its P in the kernel
+/// takes one again first ([`reacquire`]). One load on the common path.
+#[inline(always)]
+pub(crate) fn reacquire_if_detached(mp: *mut M) {
+    // SAFETY: a non-null `mp` is the calling thread's M.
+    if !mp.is_null() && unsafe { (*mp).detached.load(Ordering::Relaxed) } {
+        reacquire(mp);
+    }
+}
+
+/// Go's `exitsyscall` for a call the handler detached: an idle P at once,
+/// else the goroutine waits on its own M for one, as a suspended goroutine
+/// does (it never moves to another thread here: the caller may be in the
+/// middle of runtime code that read the M).
+#[cold]
+#[inline(never)]
+pub(crate) fn reacquire(mp: *mut M) {
+    // A signal meanwhile only marks a preemption pending.
+    let _in = InRuntime::enter();
+    let gp = getg();
+    // SAFETY: `mp` is ours and runs `gp`, P-less since the hand-off.
+    unsafe {
+        (*mp).detached.store(false, Ordering::Relaxed);
+        let pp = {
+            let mut s = SCHED.lock();
+            if SCHED.gcwaiting.load(Ordering::Acquire) {
+                null_mut()
+            } else {
+                crate::proc::pidleget(&mut s)
+            }
+        };
+        if !pp.is_null() {
+            take_p(mp, pp);
+            casgstatus(gp, GSYSCALL, GRUNNING);
+            return;
+        }
+        (*gp).preemptregs = rt_traceback::Regs::here();
+        lock_to(mp, gp);
+        casgstatus(gp, GSYSCALL, GPREEMPTED);
+        (*mp).blocked.store(true, Ordering::Relaxed);
+        crate::proc::queue_for_locked_m(gp);
+        wait_for_p(mp, gp, None);
+    }
+}
+
+/// The handler's wait for a P of a goroutine that ran too long without
+/// one: sysmon queues it, and it waits on its own M like a suspended one.
+///
+/// # Safety
+/// `mp` is the calling thread's M, P-less, running `gp` (`GSYSCALL`)
+/// outside every runtime section.
+unsafe fn wait_detached(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs, sigmask: u64) {
+    // SAFETY: caller contract.
+    unsafe {
+        (*gp).preemptregs = *regs;
+        lock_to(mp, gp);
+        casgstatus(gp, GSYSCALL, GPREEMPTED);
+        (*mp).detached.store(false, Ordering::Relaxed);
+        (*mp).preempt_p.store(null_mut(), Ordering::Release);
+        (*mp).blocked.store(true, Ordering::Relaxed);
+        publish(mp);
+        wait_for_p(mp, gp, Some(sigmask));
+    }
+}
+
+/// Locks `gp` to `mp` for the wait, unless the user already did.
+///
+/// # Safety
+/// `mp` runs `gp`, which is stopped in place.
+unsafe fn lock_to(mp: *mut M, gp: *mut G) {
+    // SAFETY: caller contract.
+    unsafe {
+        (*gp).preemptlocked = (*gp).lockedm.is_null();
+        if (*gp).preemptlocked {
+            (*gp).lockedm = mp;
+            (*mp).lockedg.store(gp, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Puts `mp` (waiting in its handler) on sysmon's list and wakes sysmon.
+///
+/// # Safety
+/// `mp` is the calling thread's M, not on the list.
+unsafe fn publish(mp: *mut M) {
+    // SAFETY: caller contract.
+    unsafe {
+        let mut head = SERVICE.load(Ordering::Acquire);
+        loop {
+            (*mp).preemptlink.store(head, Ordering::Relaxed);
+            match SERVICE.compare_exchange(head, mp, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+    }
+    crate::sysmon::wake();
 }
 
 /// Suspends `gp` in place (steps 3 and 4 of the module docs); returns when
@@ -269,11 +641,7 @@ unsafe fn suspend(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs, sigmask: Op
     // goroutine is stopped here.
     unsafe {
         (*gp).preemptregs = *regs;
-        (*gp).preemptlocked = (*gp).lockedm.is_null();
-        if (*gp).preemptlocked {
-            (*gp).lockedm = mp;
-            (*mp).lockedg.store(gp, Ordering::Relaxed);
-        }
+        lock_to(mp, gp);
         casgstatus(gp, GRUNNING, GPREEMPTED);
         // Detach the P but leave the thread on the P's allocator cache:
         // the interrupted code may be inside an allocation. sysmon gives
@@ -283,15 +651,20 @@ unsafe fn suspend(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs, sigmask: Op
         set_pstatus(pp, PRUNNING, PIDLE);
         (*mp).preempt_p.store(pp, Ordering::Release);
         (*mp).blocked.store(true, Ordering::Relaxed);
-        let mut head = SERVICE.load(Ordering::Acquire);
-        loop {
-            (*mp).preemptlink.store(head, Ordering::Relaxed);
-            match SERVICE.compare_exchange(head, mp, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
-        crate::sysmon::wake();
+        publish(mp);
+        wait_for_p(mp, gp, sigmask);
+    }
+}
+
+/// The wait of a goroutine stopped in place (`GPREEMPTED`, locked to its
+/// M, queued or about to be): until whoever schedules it hands its M a P.
+/// Then the M takes that P and the goroutine runs on.
+///
+/// # Safety
+/// `mp` is the calling thread's M, P-less, running `gp` stopped in place.
+unsafe fn wait_for_p(mp: *mut M, gp: *mut G, sigmask: Option<u64>) {
+    // SAFETY: caller contract.
+    unsafe {
         // While waiting, let through what the interrupted code allowed
         // (glibc's setxid signal, a crash, SIGQUIT), but not SIGURG.
         if let Some(mask) = sigmask {
@@ -309,10 +682,27 @@ unsafe fn suspend(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs, sigmask: Op
             rt_sys::sigprocmask(libc::SIG_SETMASK, Some(!0));
         }
         (*mp).blocked.store(false, Ordering::Relaxed);
-        // acquirep, except for the allocator cache: the thread keeps the
-        // one it was using (it may be inside an allocation on it), which
-        // becomes the new P's; the P's own, unused since its last M let it
-        // go, is set aside for sysmon's next detached P.
+        take_p(mp, next);
+        casgstatus(gp, GPREEMPTED, GRUNNING);
+        if (*gp).preemptlocked {
+            (*gp).preemptlocked = false;
+            (*gp).lockedm = null_mut();
+            (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// `acquirep`, except for the allocator cache: the thread keeps the one it
+/// was using (it may be inside an allocation on it), which becomes the new
+/// P's; the P's own, unused since its last M let it go, is set aside for
+/// sysmon's next detached P. So caches are traded, never created per
+/// preemption.
+///
+/// # Safety
+/// `mp` is the calling thread's M, P-less; `next` is idle and now ours.
+unsafe fn take_p(mp: *mut M, next: *mut P) {
+    // SAFETY: caller contract.
+    unsafe {
         (*mp).p.store(next, Ordering::Relaxed);
         (*next).m.store(mp, Ordering::Relaxed);
         let from = (*next).status.load(Ordering::Relaxed);
@@ -323,12 +713,6 @@ unsafe fn suspend(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs, sigmask: Op
             set_aside(mp, unused);
         }
         (*next).schedtick.fetch_add(1, Ordering::Relaxed);
-        casgstatus(gp, GPREEMPTED, GRUNNING);
-        if (*gp).preemptlocked {
-            (*gp).preemptlocked = false;
-            (*gp).lockedm = null_mut();
-            (*mp).lockedg.store(null_mut(), Ordering::Relaxed);
-        }
     }
 }
 
@@ -357,13 +741,9 @@ unsafe fn set_aside(mp: *mut M, c: *mut rt_heap::MCache) {
     // needs more concurrent preemptions than slots; the cache stays unused.
 }
 
-/// A cache for a P sysmon detaches: `mp`'s spare, a set-aside one, or new.
-///
-/// # Safety
-/// `mp` is an M suspended in its handler.
-unsafe fn fresh_cache(mp: *mut M) -> *mut rt_heap::MCache {
-    // SAFETY: caller contract; the slot is shared through its atomic.
-    let c = unsafe { (*mp).spare.swap(null_mut(), Ordering::AcqRel) };
+/// A cache for a P sysmon places: `c` (an M's spare) if not null, a
+/// set-aside one, or new.
+fn fresh_cache(c: *mut rt_heap::MCache) -> *mut rt_heap::MCache {
     if !c.is_null() {
         return c;
     }
@@ -380,10 +760,25 @@ unsafe fn fresh_cache(mp: *mut M) -> *mut rt_heap::MCache {
 /// list, give its P a fresh cache, queue its goroutine and hand the P to an
 /// idle M. With no M idle, the P goes to a goroutine waiting for its locked
 /// M, or back to this one (a thread is created for next time, but not here:
-/// see `proc::mstart::CREATOR`).
+/// see `proc::mstart::CREATOR`). A goroutine that waits without having had
+/// a P (it ran too long after a hand-off) is only queued. Then each P a
+/// goroutine blocked in the kernel gave up is handed off (`handoffp`).
 pub(crate) fn service() -> bool {
+    let mut pp = HANDOFF.swap(null_mut(), Ordering::AcqRel);
+    let mut any = !pp.is_null();
+    while !pp.is_null() {
+        // SAFETY: Ps are never freed; a P on the list is held by nobody and
+        // its fields were published before it joined.
+        unsafe {
+            let next = (*pp).handofflink.load(Ordering::Relaxed);
+            (*pp).mcache = fresh_cache((*pp).handoffcache.swap(null_mut(), Ordering::Acquire));
+            SchedStats::bump(&SCHED.stats.handoffs);
+            crate::proc::handoffp(pp);
+            pp = next;
+        }
+    }
     let mut mp = SERVICE.swap(null_mut(), Ordering::AcqRel);
-    let any = !mp.is_null();
+    any |= !mp.is_null();
     while !mp.is_null() {
         // SAFETY: Ms are never freed; the M waits in its handler and its
         // preemption fields were published before it joined the list.
@@ -391,8 +786,13 @@ pub(crate) fn service() -> bool {
             let next = (*mp).preemptlink.load(Ordering::Relaxed);
             let pp = (*mp).preempt_p.swap(null_mut(), Ordering::Acquire);
             let gp = (*mp).curg;
-            (*pp).mcache = fresh_cache(mp);
             SchedStats::bump(&SCHED.stats.preemptions);
+            if pp.is_null() {
+                crate::proc::queue_for_locked_m(gp);
+                mp = next;
+                continue;
+            }
+            (*pp).mcache = fresh_cache((*mp).spare.swap(null_mut(), Ordering::AcqRel));
             if crate::proc::gcstop_preempted(pp, gp) {
                 // The world is being stopped: pp counts as stopped and gp
                 // waits in the global queue, with no M to wake.

@@ -13,7 +13,7 @@ use crate::runq::RunQueue;
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
 };
 use crossbeam_utils::CachePadded;
 pub use rt_stack::Stack;
@@ -59,6 +59,7 @@ pub(crate) const fn legal_transition(from: u32, to: u32) -> bool {
             | (GSYSCALL, GRUNNABLE)         // exitsyscall0: queued for later
             | (GRUNNING, GPREEMPTED)        // preempt: suspended in place
             | (GPREEMPTED, GRUNNING)        // preempt: resumed with a P
+            | (GSYSCALL, GPREEMPTED)        // preempt: a P-less goroutine waits for a P
             | (GRUNNING, GDEAD) // goexit
     )
 }
@@ -411,9 +412,18 @@ pub struct M {
     /// zero. Only the M's own thread (and its signal handler) touch it,
     /// with plain loads and stores between compiler fences.
     pub(crate) locks: AtomicU32,
-    /// sysmon asked for a preemption of the running goroutine (consumed by
-    /// the signal handler, so a stale signal does nothing).
-    pub(crate) preempt_req: AtomicBool,
+    /// What sysmon asked of the running goroutine with its last SIGURG
+    /// (`crate::preempt::REQ_*`; consumed by the signal handler, so a stale
+    /// signal does nothing).
+    pub(crate) preempt_req: AtomicU8,
+    /// The goroutine gave up its P in a blocking system call (the handler
+    /// saw it in the kernel) and runs without one until its next runtime
+    /// entry takes one again (`crate::preempt::reacquire`). Written by the
+    /// M's own thread; sysmon reads it.
+    pub(crate) detached: AtomicBool,
+    /// Incremented at every such hand-off, so sysmon can tell one P-less
+    /// stretch from the next when it times them by the thread's CPU clock.
+    pub(crate) detachgen: AtomicU32,
     /// A preemption waits for `locks` to drop to zero.
     pub(crate) preempt_pending: AtomicBool,
     /// The P a suspended goroutine's M gave up, for sysmon to place.
@@ -456,7 +466,9 @@ impl M {
             waitarg: 0,
             thread: 0,
             locks: AtomicU32::new(0),
-            preempt_req: AtomicBool::new(false),
+            preempt_req: AtomicU8::new(0),
+            detached: AtomicBool::new(false),
+            detachgen: AtomicU32::new(0),
             preempt_pending: AtomicBool::new(false),
             preempt_p: AtomicPtr::new(null_mut()),
             preemptlink: AtomicPtr::new(null_mut()),
@@ -527,6 +539,12 @@ pub struct P {
     pub(crate) ngdelta: AtomicI64,
     /// Pending timers (`sleep`).
     pub(crate) timers: crate::time::TimerHeap,
+    /// Link in sysmon's list of Ps that a goroutine blocked in the kernel
+    /// gave up (`crate::preempt`).
+    pub(crate) handofflink: AtomicPtr<P>,
+    /// The allocator cache that M set aside for this P on the way (sysmon
+    /// gives the P a fresh one when this is null).
+    pub(crate) handoffcache: AtomicPtr<rt_heap::MCache>,
 }
 
 // SAFETY: a P is used by one M at a time (the one in `p.m`); the fields other
@@ -693,6 +711,9 @@ pub(crate) struct SchedStats {
     pub parks: AtomicU64,
     /// Goroutines suspended in place by a preemption signal.
     pub preemptions: AtomicU64,
+    /// Ps given up by goroutines a preemption signal found blocked in the
+    /// kernel.
+    pub handoffs: AtomicU64,
 }
 
 impl SchedStats {
@@ -763,6 +784,7 @@ pub(crate) static SCHED: Sched = Sched {
         wakeups: AtomicU64::new(0),
         parks: AtomicU64::new(0),
         preemptions: AtomicU64::new(0),
+        handoffs: AtomicU64::new(0),
     }),
 };
 

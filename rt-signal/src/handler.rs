@@ -121,12 +121,13 @@ fn sigfwd(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, c: &SigC
 
 /// What SIGURG does for the scheduler (its asynchronous preemption),
 /// before the signal's ordinary handling; installed at boot.
-static PREEMPT: rt_sys::hook::Hook<fn(rt_traceback::Regs, u64)> = rt_sys::hook::Hook::new();
+static PREEMPT: rt_sys::hook::Hook<fn(rt_traceback::Regs, u64, usize)> = rt_sys::hook::Hook::new();
 
 /// Installs the scheduler's preemption step for SIGURG: called in the
-/// handler with the interrupted registers and signal mask. It must be
-/// async-signal-safe.
-pub fn set_preempt_hook(f: fn(rt_traceback::Regs, u64)) {
+/// handler with the interrupted registers, signal mask and rax (which,
+/// with the bytes at the pc, tells a thread blocked in a system call). It
+/// must be async-signal-safe.
+pub fn set_preempt_hook(f: fn(rt_traceback::Regs, u64, usize)) {
     PREEMPT.set(f);
 }
 
@@ -138,7 +139,7 @@ fn sighandler(sig: i32, c: &SigCtxt) {
     if sig == libc::SIGURG {
         // Go's doSigPreempt; SIGURG then goes on to notify, as in Go.
         if let Some(f) = PREEMPT.get() {
-            f(c.walk_regs(), c.sigmask());
+            f(c.walk_regs(), c.sigmask(), c.ax());
         }
     }
     let flags = table::flags(sig);

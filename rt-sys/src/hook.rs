@@ -61,6 +61,7 @@ fn_ptr! {
     [] fn(&str) -> !;
     [A] fn(A);
     [A, B] fn(A, B);
+    [A, B, C] fn(A, B, C);
 }
 
 /// A slot for one function pointer of type `F`, empty until [`set`]

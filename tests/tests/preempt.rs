@@ -120,3 +120,41 @@ fn allocation_and_channels_survive_frequent_preemption() {
         format!("preemptstress ok allocs={allocs} checked={allocs} sent={sent} received={sent}\n")
     });
 }
+
+/// The last `SCHED` line's `key=N` counter in `err`.
+fn last_counter(err: &str, key: &str) -> u64 {
+    let line = err
+        .lines()
+        .filter(|l| l.starts_with("SCHED "))
+        .last()
+        .unwrap_or_else(|| panic!("no SCHED line: {err}"));
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+#[test]
+fn a_goroutine_blocked_in_the_kernel_gives_up_its_p_and_takes_one_back() {
+    for procs in ["1", "2"] {
+        let env = [("GOMAXPROCS", procs), ("GODEBUG", "schedtrace=5")];
+        for _ in 0..3 {
+            let (code, out, err) = run_bounded(RT0, &["handoff"], &env, RUN_BOUND_SECS);
+            assert_eq!(code, 0, "GOMAXPROCS={procs} (-1: hung): {out}{err}");
+            assert_eq!(
+                out, "handoff ok read=true wrote=true pingpong=true child=7 same_thread=true\n",
+                "GOMAXPROCS={procs}: {err}"
+            );
+            // The read gave its P up (at GOMAXPROCS=1 main's ping-pong
+            // needed it); the P-less spin was stopped to wait for one.
+            assert!(
+                last_counter(&err, "handoffs") >= 1,
+                "GOMAXPROCS={procs}: {err}"
+            );
+            assert!(
+                last_counter(&err, "preemptions") >= 1,
+                "GOMAXPROCS={procs}: {err}"
+            );
+        }
+    }
+}

@@ -189,7 +189,7 @@ fn schedtrace_prints_gos_sched_lines() {
 /// `SCHED 0ms: gomaxprocs=2 idleprocs=0 threads=4 spinningthreads=1
 /// idlethreads=0 runqueue=0 [2 0]` (one run-queue length per P), then rt's
 /// counters: ` steals=N runnextsteals=N overflows=N wakeups=N parks=N
-/// preemptions=N`.
+/// preemptions=N handoffs=N`.
 fn assert_sched_line(l: &str) {
     let (l, counters) = l
         .split_once("] ")
@@ -203,6 +203,7 @@ fn assert_sched_line(l: &str) {
         "wakeups",
         "parks",
         "preemptions",
+        "handoffs",
     ];
     assert_eq!(counters.len(), names.len(), "{l}");
     for (f, key) in counters.iter().zip(names) {

@@ -19,7 +19,9 @@
 //! * [`gostart_pc`] / [`goexit_pc`] — where a new goroutine starts, and the
 //!   address its entry function returns to;
 //! * [`current_sp`] — the caller's stack pointer;
-//! * [`prefetch_write`] — start loading two cache lines for writing.
+//! * [`prefetch_write`] — start loading two cache lines for writing;
+//! * [`blocked_in_syscall`] — from a signal's saved pc and rax, whether the
+//!   thread was waiting in a blocking system call.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

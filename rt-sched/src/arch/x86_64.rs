@@ -169,6 +169,108 @@ pub(crate) fn prefetch_write(p: *const u8) {
     };
 }
 
+/// The `syscall` instruction.
+const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
+
+/// System calls that may wait for as long as something outside the thread
+/// decides: I/O on pipes, sockets, terminals and slow files, waits for
+/// futexes, children, locks, signals and events, sleeps. A thread seen
+/// about to enter or restart one of these may give up its P: it waits, or
+/// will, without needing one. Calls that change the thread or the process
+/// (`clone`, `execve`, `rt_sigprocmask`, …) are not here.
+const BLOCKING_SYSCALLS: [i64; 56] = [
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_open,
+    libc::SYS_openat,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_preadv,
+    libc::SYS_pwritev,
+    libc::SYS_preadv2,
+    libc::SYS_pwritev2,
+    libc::SYS_sendfile,
+    libc::SYS_splice,
+    libc::SYS_tee,
+    libc::SYS_copy_file_range,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_sync_file_range,
+    libc::SYS_flock,
+    libc::SYS_fcntl,
+    libc::SYS_connect,
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmmsg,
+    libc::SYS_recvmmsg,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_select,
+    libc::SYS_pselect6,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2,
+    libc::SYS_futex,
+    libc::SYS_futex_waitv,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_pause,
+    libc::SYS_rt_sigsuspend,
+    libc::SYS_rt_sigtimedwait,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_semop,
+    libc::SYS_semtimedop,
+    libc::SYS_msgsnd,
+    libc::SYS_msgrcv,
+    libc::SYS_mq_timedsend,
+    libc::SYS_mq_timedreceive,
+    libc::SYS_io_getevents,
+    libc::SYS_io_uring_enter,
+    libc::SYS_restart_syscall,
+    libc::SYS_sync,
+];
+
+/// From the pc and rax a signal interrupted, whether the thread was in a
+/// blocking system call (`preemption.md`, "Facts measured here"):
+///
+/// ```text
+///   restart state   pc → 0f 05 (syscall)     rax = the call's number
+///                   (the kernel rewound a call it restarts after the
+///                   handler: SA_RESTART reads, futex waits without timeout)
+///   EINTR state     pc-2 → 0f 05, pc → next  rax = -EINTR
+///                   (sleeps, timed waits, poll/epoll: never restarted)
+/// ```
+///
+/// The restart state also describes a thread about to execute the call,
+/// which is why only [`BLOCKING_SYSCALLS`] count: giving up the P just
+/// before such a call is as good as just after. `int 0x80` (`cd 80`, i386
+/// numbers) is rewound the same way and does not match.
+///
+/// # Safety
+/// `pc` is the interrupted instruction pointer of the calling thread
+/// (mapped and executable): the bytes read are at `pc` and, only when
+/// they are in the same page, at `pc - 2`.
+pub(crate) unsafe fn blocked_in_syscall(pc: usize, ax: usize) -> bool {
+    let at = |a: usize| {
+        // SAFETY: caller contract: `a` is `pc`, mapped, or `pc - 2` in the
+        // same page; a `0x0f` at `pc` begins an instruction of two bytes.
+        unsafe { core::ptr::read_volatile(a as *const u8) }
+    };
+    if ax as isize == -(libc::EINTR as isize) {
+        return pc & 0xfff >= 2 && [at(pc - 2), at(pc - 1)] == SYSCALL_INSN;
+    }
+    at(pc) == SYSCALL_INSN[0]
+        && at(pc + 1) == SYSCALL_INSN[1]
+        && BLOCKING_SYSCALLS.contains(&(ax as i64))
+}
+
 /// Address a goroutine's entry function returns to (`goexit + PCQuantum`):
 /// the `call` inside `rt_goexit`, one byte past its leading `nop`, so the
 /// return address still lies inside `rt_goexit` for symbolisers.
@@ -643,6 +745,67 @@ pub(crate) unsafe fn saved_regs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A code page image with `bytes` at an offset that is neither the
+    /// first nor the last two bytes of a page; returns it and the offset.
+    fn code(bytes: &[u8]) -> (Vec<u8>, usize) {
+        let buf = vec![0x90u8; 3 * 4096];
+        let base = buf.as_ptr() as usize;
+        let off = (4096 - base % 4096) + 100;
+        let mut buf = buf;
+        buf[off..off + bytes.len()].copy_from_slice(bytes);
+        (buf, off)
+    }
+
+    fn blocked(buf: &[u8], at: usize, ax: usize) -> bool {
+        // SAFETY: `at` lies inside `buf`, away from its ends.
+        unsafe { blocked_in_syscall(buf.as_ptr() as usize + at, ax) }
+    }
+
+    #[test]
+    fn a_rewound_blocking_call_is_blocked() {
+        let (buf, off) = code(&[0x0f, 0x05]);
+        assert!(blocked(&buf, off, libc::SYS_read as usize));
+        assert!(blocked(&buf, off, libc::SYS_futex as usize));
+        assert!(blocked(&buf, off, libc::SYS_wait4 as usize));
+        // Calls that change the thread or the process are never handed off.
+        assert!(!blocked(&buf, off, libc::SYS_clone as usize));
+        assert!(!blocked(&buf, off, libc::SYS_rt_sigprocmask as usize));
+        assert!(!blocked(&buf, off, libc::SYS_execve as usize));
+        // Not at a syscall instruction: rax is just a value.
+        assert!(!blocked(&buf, off + 2, libc::SYS_read as usize));
+    }
+
+    #[test]
+    fn int_0x80_is_not_a_syscall_instruction() {
+        let (buf, off) = code(&[0xcd, 0x80]);
+        assert!(!blocked(&buf, off, libc::SYS_read as usize));
+        assert!(!blocked(&buf, off + 2, (-libc::EINTR) as usize));
+    }
+
+    #[test]
+    fn an_interrupted_call_returning_eintr_is_blocked() {
+        let (buf, off) = code(&[0x0f, 0x05]);
+        assert!(blocked(&buf, off + 2, (-libc::EINTR) as usize));
+        assert!(!blocked(&buf, off + 2, (-libc::EAGAIN) as usize));
+        assert!(!blocked(&buf, off + 3, (-libc::EINTR) as usize));
+    }
+
+    proptest! {
+        /// Whatever the code bytes, a rax that is neither a listed call
+        /// nor -EINTR never counts as blocked.
+        #[test]
+        fn only_listed_calls_and_eintr_count(
+            bytes in proptest::collection::vec(any::<u8>(), 4),
+            ax in any::<usize>(),
+        ) {
+            prop_assume!(!BLOCKING_SYSCALLS.contains(&(ax as i64)));
+            prop_assume!(ax as isize != -(libc::EINTR as isize));
+            let (buf, off) = code(&bytes);
+            prop_assert!(!blocked(&buf, off + 2, ax));
+        }
+    }
 
     /// `settls` + the 0x123 round trip on a fresh thread (the check rt0_go
     /// does for m0 and `minit_tls` for every other M): a write through GS

@@ -10,6 +10,8 @@ pub(crate) fn mcall(f: extern "C" fn(*mut G) -> !) {
     // top of its unused stack (set in mstart1).
     unsafe {
         let mp = (*gp).m;
+        // The scheduler needs a P (one given up in the kernel comes back).
+        crate::preempt::reacquire_if_detached(mp);
         let g0 = (*mp).g0;
         if gp == g0 {
             rt_sys::throw("runtime: mcall called on m->g0 stack");
@@ -135,6 +137,7 @@ pub unsafe fn yield_to(next: *mut G) {
     // SAFETY: gp runs on this M (caller contract for next).
     unsafe {
         let mp = (*gp).m;
+        crate::preempt::reacquire_if_detached(mp);
         if (*next).sched.sp == 0 {
             // The P's stack cache: no preemption in between.
             let _in = crate::preempt::InRuntime::enter();

@@ -131,6 +131,20 @@ pub(crate) fn startm_idle(pp: *mut P, gp: *mut G) -> bool {
     true
 }
 
+/// Queues `gp`, stopped in place and waiting on its locked M for a P, on
+/// the global run queue, and wakes an idle P's M if there is one: whoever
+/// schedules `gp` hands its M a P (`startlockedm`).
+pub(crate) fn queue_for_locked_m(gp: *mut G) {
+    {
+        let mut s = SCHED.lock();
+        // Undone by `startlockedm` when it hands gp's M a P.
+        s.nmidlelocked += 1;
+        s.runq.push_back(gp);
+        SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    }
+    wakep();
+}
+
 /// With no M idle to run `pp` (sysmon, for `gp` just suspended in place):
 /// hands `pp` straight to the M of the first goroutine that waits for its
 /// locked M — in `pp`'s local queue, else in the global queue — queueing

@@ -348,6 +348,7 @@ pub(crate) fn gcount() -> i64 {
 /// is not an M. Returns the new G. `gopc` is the `go` statement's PC (0
 /// for goroutines the runtime starts), for `created by` lines.
 pub fn newproc(f: Box<dyn FnOnce() + Send + 'static>, gopc: usize) -> Result<*mut G, SpawnError> {
+    crate::preempt::reacquire_if_detached(current_m());
     // The P's G cache, goid cache and run queue: no preemption in between.
     let _in = crate::preempt::InRuntime::enter();
     let gp0 = getg_checked();

@@ -209,6 +209,8 @@ fn new_p(id: i32) -> *mut P {
         gfull: null_mut(),
         ngdelta: core::sync::atomic::AtomicI64::new(0),
         timers: crate::time::TimerHeap::new(),
+        handofflink: AtomicPtr::new(null_mut()),
+        handoffcache: AtomicPtr::new(null_mut()),
     })
 }
 
@@ -379,6 +381,7 @@ pub(crate) fn set_gomaxprocs(n: i32) -> i32 {
         return old;
     }
     let mp = current_m();
+    crate::preempt::reacquire_if_detached(mp);
     // SAFETY: reading our own M.
     if mp.is_null() || unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
         rt_sys::throw("GOMAXPROCS: must be called from a goroutine");

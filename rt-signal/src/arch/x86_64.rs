@@ -40,6 +40,12 @@ impl SigCtxt {
         self.greg(libc::REG_RIP) as usize
     }
 
+    /// The interrupted rax: a system call's number when the kernel set the
+    /// call up to restart, its (negative errno) result when it returned.
+    pub fn ax(&self) -> usize {
+        self.greg(libc::REG_RAX) as usize
+    }
+
     /// The interrupted stack pointer.
     pub fn sp(&self) -> usize {
         self.greg(libc::REG_RSP) as usize

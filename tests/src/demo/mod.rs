@@ -146,6 +146,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "read, poll, thread::sleep, Condvar waits without blocking(); a ticker must progress to release them",
             ),
             (
+                "handoff",
+                "",
+                "a goroutine blocked in read(2) gives up its P, then runs 30 ms of CPU without one, then spawns",
+            ),
+            (
                 "setuid",
                 "",
                 "setuid/setgid (glibc's SIGSETXID to every thread) while hogs are suspended in their SIGURG handlers",
@@ -489,6 +494,7 @@ pub fn main() -> i32 {
         b"blockcalls" => preempt::blockcalls(),
         b"setuid" => preempt::setuid(),
         b"hogresize" => preempt::hogresize(),
+        b"handoff" => preempt::handoff(),
         b"preemptstress" => preempt::preemptstress(num(rest, 0, 20_000)),
         b"net" => net::checks(),
         b"echoserve" => net::echoserve(),

@@ -21,6 +21,12 @@
 //!   SIGURG handlers.
 //! * `preemptstress`: allocation, content checks and channel traffic while
 //!   two hogs spin, meant for `GODEBUG=preemptinterval=1000` (1 ms).
+//! * `handoff`: a goroutine blocks in `read(2)` (no `blocking()`), gives up
+//!   its P in the kernel while main ping-pongs on it, then runs 30 ms of
+//!   CPU without a P (sysmon stops it after the interval until a P is
+//!   free), then enters the runtime (a spawn, a join, its exit), all on
+//!   one thread. Meant for `GODEBUG=schedtrace`, whose `handoffs=` and
+//!   `preemptions=` counters show both steps.
 //!
 //! Like Go programs under asynchronous preemption, code that calls raw libc
 //! must retry on `EINTR`: the preemption signal may interrupt a slow system
@@ -501,6 +507,76 @@ const RESIZES: u32 = 12;
 /// stops the world, which only completes once every hog's P reaches the
 /// stopper through a preemption; then the world restarts and the hogs go
 /// on. Prints the changes made and the value restored.
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: an out-pointer to a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn gettid() -> i64 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+pub fn handoff() -> i32 {
+    let (rd, wr) = pipe();
+    let reader = rt_sched::spawn(move || {
+        let tid = gettid();
+        let tls = tls_addr();
+        let mut b = [0u8; 1];
+        let n = read_retry(rd, &mut b);
+        // No P since the read blocked: spin on the thread's own CPU time,
+        // with no runtime call until it is used up.
+        let t0 = thread_cpu();
+        let mut x = 0u64;
+        while thread_cpu() - t0 < Duration::from_millis(30) {
+            for _ in 0..1000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        let child = rt_sched::spawn(|| 7u32).join().unwrap_or(0);
+        (
+            n == 1 && b[0] == b'h',
+            child,
+            tid == gettid() && tls == tls_addr(),
+        )
+    });
+    // The reader's P is needed here while it waits in read(2).
+    let ping = rt_sched::Chan::<u64>::new(0);
+    let pong = rt_sched::Chan::<u64>::new(0);
+    let (pi, po) = (ping.clone(), pong.clone());
+    let echo = rt_sched::spawn(move || {
+        while let Some(v) = pi.recv() {
+            po.send(v + 1);
+        }
+    });
+    rt_sched::sleep(Duration::from_millis(20));
+    let mut sum = 0;
+    for i in 0..1000 {
+        ping.send(i);
+        sum += pong.recv().unwrap_or(0);
+    }
+    ping.close();
+    let _ = echo.join();
+    rt_sched::sleep(Duration::from_millis(20));
+    let wrote = write_all(wr, b"h");
+    let (read, child, same) = reader.join().unwrap_or((false, 0, false));
+    close(rd);
+    close(wr);
+    // One more trace line after everything above.
+    rt_sched::sleep(Duration::from_millis(30));
+    println!(
+        "handoff ok read={read} wrote={wrote} pingpong={} child={child} same_thread={same}",
+        sum == 1000 * 1001 / 2
+    );
+    0
+}
+
 pub fn hogresize() -> i32 {
     let orig = rt_sched::gomaxprocs().max(1);
     let (stop, hs) = spawn_hogs(orig as u64);
