@@ -20,11 +20,16 @@
 //	fanout    one producer sends 0..n-1 over a channel of capacity cap to
 //	          workers goroutines, which send 2v+1 on to the collector (the
 //	          main goroutine) over a second one; wall time / n
+//	hog       one goroutine per P spins on an atomic flag while the main
+//	          goroutine sleeps 1 ms n times; p99 of the ticks' lateness
+//	blockcall pairs pairs of goroutines pass a byte back and forth n times
+//	          over two blocking pipes with syscall.Read and syscall.Write;
+//	          wall time / (pairs * n)
 //
 // Keys: n=<count>, gomaxprocs=<procs> (calls runtime.GOMAXPROCS before the
 // workload starts; the harness also sets GOMAXPROCS in the environment),
-// and for fanout workers=<count> (default 4) and cap=<capacity> (default
-// 128).
+// for fanout workers=<count> (default 4) and cap=<capacity> (default
+// 128), for blockcall pairs=<count> (default 4).
 //
 // Output: exactly one line, `value=<number> unit=<unit>`, or
 // `value=none reason=<text>` for a workload this program does not run.
@@ -35,10 +40,12 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -96,6 +103,17 @@ func main() {
 			os.Exit(2)
 		}
 		report(float64(el.Nanoseconds())/float64(n), "ns")
+	case "hog":
+		if n > 1000000 {
+			fail("hog n must be in 1..=1000000")
+		}
+		report(float64(hog(n).Nanoseconds()), "ns")
+	case "blockcall":
+		pairs := intKey(keys, "pairs", 4)
+		if pairs > 1024 {
+			fail("blockcall needs n >= 1 and pairs in 1..=1024")
+		}
+		report(float64(blockcall(n, pairs).Nanoseconds())/float64(n*pairs), "ns")
 	case "serve-echo":
 		serveEcho()
 	case "serve-http":
@@ -289,4 +307,137 @@ func rss() int64 {
 		os.Exit(2)
 	}
 	return pages * int64(os.Getpagesize())
+}
+
+// fail prints a value=none line with the reason and exits with status 2.
+func fail(format string, a ...interface{}) {
+	fmt.Printf("value=none reason="+format+"\n", a...)
+	os.Exit(2)
+}
+
+// spinSink keeps the spinners' arithmetic alive.
+var spinSink uint64
+
+// hog starts one goroutine per P that spins (arithmetic and an atomic
+// load, no calls) until stopped, then sleeps 1 ms ticks times; a tick's
+// lateness is the time it woke minus the time it was due (monotonic
+// clock). Returns the p99 lateness (nearest rank).
+func hog(ticks int) time.Duration {
+	procs := runtime.GOMAXPROCS(0)
+	var stop, started int32
+	var wg sync.WaitGroup
+	wg.Add(procs)
+	for i := 0; i < procs; i++ {
+		go func() {
+			defer wg.Done()
+			atomic.AddInt32(&started, 1)
+			x := uint64(0)
+			for atomic.LoadInt32(&stop) == 0 {
+				x = x*6364136223846793005 + 1
+			}
+			atomic.AddUint64(&spinSink, x)
+		}()
+	}
+	for atomic.LoadInt32(&started) < int32(procs) {
+		runtime.Gosched()
+	}
+	late := make([]time.Duration, ticks)
+	for i := range late {
+		due := time.Now().Add(time.Millisecond)
+		time.Sleep(time.Millisecond)
+		if d := time.Since(due); d > 0 {
+			late[i] = d
+		}
+	}
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	return late[(99*ticks+99)/100-1]
+}
+
+// pipe2 makes a pipe with blocking ends (O_CLOEXEC only): read, write.
+func pipe2() (int, int) {
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		fail("pipe2: %v", err)
+	}
+	return fds[0], fds[1]
+}
+
+// retryEINTR makes the system call call until it fails with something
+// other than EINTR.
+func retryEINTR(call func() (int, error)) (int, error) {
+	for {
+		n, err := call()
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
+
+// sendByte writes b to fd with the raw write system call.
+func sendByte(fd int, b byte) {
+	buf := [1]byte{b}
+	n, err := retryEINTR(func() (int, error) { return syscall.Write(fd, buf[:]) })
+	if err != nil || n != 1 {
+		fail("blockcall: write: %d %v", n, err)
+	}
+}
+
+// expectByte reads one byte from fd with the raw read system call and
+// checks that it is want.
+func expectByte(fd int, want byte) {
+	var buf [1]byte
+	n, err := retryEINTR(func() (int, error) { return syscall.Read(fd, buf[:]) })
+	if err != nil || n != 1 {
+		fail("blockcall: read: %d %v", n, err)
+	}
+	if buf[0] != want {
+		fail("blockcall: read byte %d, expected %d", buf[0], want)
+	}
+}
+
+// blockcall runs pairs pairs of goroutines; in each, one writes a byte to
+// its ping pipe and reads it back from its pong pipe n times while its
+// partner reads each byte from ping and writes it to pong. syscall.Read
+// and syscall.Write are plain blocking system calls (no netpoller): a
+// goroutine blocked in one leaves its P to sysmon to take. Returns the
+// wall time of all round trips.
+func blockcall(n, pairs int) time.Duration {
+	type pipe struct{ r, w int }
+	pings := make([]pipe, pairs)
+	pongs := make([]pipe, pairs)
+	for i := range pings {
+		pings[i].r, pings[i].w = pipe2()
+		pongs[i].r, pongs[i].w = pipe2()
+	}
+	var wg sync.WaitGroup
+	wg.Add(2 * pairs)
+	start := time.Now()
+	// The first side of a pair writes each byte to ping and reads it back
+	// from pong; its partner reads it from ping and writes it to pong.
+	side := func(first bool, r, w int) {
+		defer wg.Done()
+		for k := 0; k < n; k++ {
+			if first {
+				sendByte(w, byte(k))
+			}
+			expectByte(r, byte(k))
+			if !first {
+				sendByte(w, byte(k))
+			}
+		}
+	}
+	for i := range pings {
+		go side(true, pongs[i].r, pings[i].w)
+		go side(false, pings[i].r, pongs[i].w)
+	}
+	wg.Wait()
+	el := time.Since(start)
+	for i := range pings {
+		for _, fd := range []int{pings[i].r, pings[i].w, pongs[i].r, pongs[i].w} {
+			syscall.Close(fd)
+		}
+	}
+	return el
 }

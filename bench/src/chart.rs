@@ -17,6 +17,7 @@ pub type RatioGroup = (String, Vec<(String, f64)>);
 pub fn peer_colour(peer: &str) -> RGBColor {
     match peer {
         "go" => RGBColor(0x1f, 0x77, 0xb4),
+        "rt-apo" => RGBColor(0xd6, 0x27, 0x28),
         "may" => RGBColor(0xff, 0x7f, 0x0e),
         "tokio" => RGBColor(0x2c, 0xa0, 0x2c),
         "corosensei" => RGBColor(0x94, 0x67, 0xbd),

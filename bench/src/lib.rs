@@ -29,16 +29,24 @@
 //! | `bench-rt parked n=<N>` | `value=<RSS bytes per parked goroutine> unit=B` |
 //! | `bench-rt tree n=<leaves> gomaxprocs=<P>` | `value=<ns per goroutine created> unit=ns` |
 //! | `bench-rt fanout n=<N> workers=<W> cap=<C> gomaxprocs=<P>` | `value=<ns per message> unit=ns` |
+//! | `bench-rt hog n=<ticks> gomaxprocs=<P>` | `value=<p99 tick lateness in ns> unit=ns` |
+//! | `bench-rt blockcall n=<N per pair> pairs=<K> gomaxprocs=<P>` | `value=<ns per round trip> unit=ns` |
 //!
 //! `tree` is Skynet: `leaves` (a power of ten up to 10⁸) leaf goroutines under inner nodes of
 //! ten children, each node's children sending to it over one unbuffered channel; the root's sum
 //! must be `leaves·(leaves − 1)/2`, and the value is wall time over the `(10·leaves − 1)/9`
 //! goroutines created. `fanout` sends `0..N` from one producer over a channel of capacity `C` to
 //! `W` workers, which send `2v + 1` over a second channel of capacity `C` to the collector (the
-//! main goroutine); its sum must be `N²`. A wrong sum or bad input prints `value=none` and
-//! exits 2.
+//! main goroutine); its sum must be `N²`. `hog` starts one goroutine per P spinning without a
+//! runtime call, then sleeps 1 ms `ticks` times; the value is the p99 (nearest rank) of each
+//! tick's lateness, wake time minus due time. `blockcall` runs `K` pairs of goroutines passing
+//! a byte back and forth `N` times over two blocking pipes with plain `read(2)`/`write(2)` (no
+//! `rt_sched::blocking`), checking every byte. A wrong sum or byte, or bad input, prints
+//! `value=none` and exits 2.
 //!
 //! `GOMAXPROCS=<P>` is also set in its environment for the variants that have `gomaxprocs=`.
+//! The `rt-apo` impl of the scheduler workloads ([`plan::APO_WORKLOADS`]) is the same
+//! `bench-rt` run with `asyncpreemptoff=1` added to its `GODEBUG`.
 //! The boot workload runs `bench-rt-static` instead: the same program linked statically
 //! (`cargo xtask bench` builds it with `-C target-feature=+crt-static -C relocation-model=static`
 //! and copies it next to the harness), as Go links its programs.

@@ -198,7 +198,7 @@ fn main() {
         .filter(|v| wanted(v.workload))
     {
         eprintln!("running {}", v.label());
-        for g in driver::run_variant(&v, sizes.runs, &bindir, &go, timeout) {
+        for g in driver::run_variant(&v, sizes.runs_for(v.workload), &bindir, &go, timeout) {
             for l in g.lines() {
                 println!("{l}");
             }
@@ -217,9 +217,11 @@ fn main() {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
         ),
         mode: format!(
-            "{}, {} measured runs per impl after one warm-up",
+            "{}, {} measured runs per impl after one warm-up ({}: {})",
             if opts.quick { "--quick" } else { "full" },
-            sizes.runs
+            sizes.runs,
+            plan::SLOW_WORKLOADS.join(" and "),
+            sizes.slow_runs
         ),
         date: utc_now(),
     };

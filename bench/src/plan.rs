@@ -111,10 +111,40 @@ impl Variant {
 }
 
 /// Every workload name, in report order.
-pub const WORKLOADS: [&str; 19] = [
-    "boot", "spawn", "pingpong", "yield", "switch", "malloc", "xthread", "larson", "cscratch",
-    "realloc", "json", "parked", "stack", "tree", "fanout", "echo", "http", "accept", "idle",
+pub const WORKLOADS: [&str; 21] = [
+    "boot",
+    "spawn",
+    "pingpong",
+    "yield",
+    "switch",
+    "malloc",
+    "xthread",
+    "larson",
+    "cscratch",
+    "realloc",
+    "json",
+    "parked",
+    "stack",
+    "tree",
+    "fanout",
+    "hog",
+    "blockcall",
+    "echo",
+    "http",
+    "accept",
+    "idle",
 ];
+
+/// The scheduler workloads whose rows at one and two Ps (and `pingpong`'s row at the default
+/// GOMAXPROCS) also run `rt-apo`: the rt program with `GODEBUG=asyncpreemptoff=1`, so that
+/// `rt/rt-apo` is what asynchronous preemption costs them, measured in the same run.
+pub const APO_WORKLOADS: [&str; 5] = ["spawn", "pingpong", "yield", "tree", "fanout"];
+
+/// The workloads whose every run lasts a second or more, measured [`Sizes::slow_runs`] times.
+pub const SLOW_WORKLOADS: [&str; 2] = ["hog", "blockcall"];
+
+/// Pairs of goroutines in `blockcall`.
+pub const BLOCKCALL_PAIRS: u64 = 4;
 
 /// The workloads the `malloc-*` binaries run (no Go program, no rt scheduler).
 pub const ALLOCATOR_WORKLOADS: [&str; 6] =
@@ -184,6 +214,14 @@ pub struct Sizes {
     pub tree_may: u64,
     /// Messages through `fanout`.
     pub fanout: u64,
+    /// 1 ms sleeps of the ticker in `hog`.
+    pub hog_ticks: u64,
+    /// Round trips per pair in `blockcall`, the same for rt and Go: few, because where a
+    /// blocked goroutine's P is only handed on by a 10 ms preemption each round trip costs two
+    /// of them and a run must stay within seconds.
+    pub blockcall: u64,
+    /// Measured runs of each [`SLOW_WORKLOADS`] variant.
+    pub slow_runs: usize,
     /// Round trips per `echo` run, over all connections.
     pub echo_ops: u64,
     /// Seconds of each `wrk` run (`http`, `accept`).
@@ -222,6 +260,9 @@ impl Sizes {
                 tree: 100_000,
                 tree_may: 10_000,
                 fanout: 1_000_000,
+                hog_ticks: 100,
+                blockcall: 25,
+                slow_runs: 3,
                 echo_ops: 20_000,
                 wrk_secs: 1,
                 idle_conns: 2_000,
@@ -252,11 +293,24 @@ impl Sizes {
                 tree: 1_000_000,
                 tree_may: 10_000,
                 fanout: 10_000_000,
+                hog_ticks: 200,
+                blockcall: 100,
+                slow_runs: 5,
                 echo_ops: 50_000,
                 wrk_secs: 3,
                 idle_conns: 10_000,
                 server_runs: 3,
             }
+        }
+    }
+
+    /// Measured runs per impl of `workload`'s variants (a server variant's come with its
+    /// [`Load`]).
+    pub fn runs_for(&self, workload: &str) -> usize {
+        if SLOW_WORKLOADS.contains(&workload) {
+            self.slow_runs
+        } else {
+            self.runs
         }
     }
 }
@@ -646,9 +700,123 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
     for p in [1u32, 2] {
         out.push(with_gomaxprocs(fanout(s, p), p));
     }
+    for p in [1u32, 2] {
+        out.push(hog(s, p));
+    }
+    for p in [1u32, 2] {
+        out.push(blockcall(s, p));
+    }
     out.extend(oversubscribed(s));
     out.extend(net_plan(s));
-    out
+    out.into_iter().map(with_rt_apo).collect()
+}
+
+/// `workload` with options `o` at `gomaxprocs=p`, rt beside Go only.
+fn beside_go(workload: &'static str, o: &[(&str, String)], p: u32) -> Variant {
+    with_gomaxprocs(
+        Variant {
+            workload,
+            fields: vec![("gomaxprocs".into(), p.to_string())],
+            kind: Kind::InProcess,
+            spawns_per_run: 1,
+            load: None,
+            impls: vec![
+                imp("rt", RT, workload, o),
+                imp("go", Program::Go, workload, o),
+            ],
+        },
+        p,
+    )
+}
+
+/// Sets the note of every impl of `v`, in order.
+fn with_notes(mut v: Variant, notes: &[String]) -> Variant {
+    for (i, n) in v.impls.iter_mut().zip(notes) {
+        i.note = Some(n.clone());
+    }
+    v
+}
+
+/// `hog`: one goroutine per P spins without a runtime call while a ticker sleeps 1 ms
+/// [`Sizes::hog_ticks`] times; the value is the p99 of the ticks' lateness (wake time minus
+/// due time), which only preemption of the spinners keeps short. rt beside Go only: the Rust
+/// peers cannot preempt a task that never yields.
+fn hog(s: &Sizes, p: u32) -> Variant {
+    let o = [
+        ("n", s.hog_ticks.to_string()),
+        ("gomaxprocs", p.to_string()),
+    ];
+    let ticks = format!("p99 of {} ticks' lateness", s.hog_ticks);
+    with_notes(
+        beside_go("hog", &o, p),
+        &[
+            format!(
+                "{p} goroutine(s) spinning on black_box arithmetic and an AtomicBool load; \
+                 the main goroutine ticks with rt_sched::sleep(1 ms); {ticks}"
+            ),
+            format!(
+                "{p} goroutine(s) spinning on arithmetic and an atomic load; the main \
+                 goroutine ticks with time.Sleep(time.Millisecond); {ticks}"
+            ),
+        ],
+    )
+}
+
+/// `blockcall`: [`BLOCKCALL_PAIRS`] pairs of goroutines pass a byte back and forth
+/// [`Sizes::blockcall`] times each over two blocking pipes with plain `read(2)`/`write(2)`:
+/// a goroutine blocked in the kernel holds its P until the runtime hands the P on. ns per round
+/// trip over all pairs. rt beside Go only (the Rust peers have no such hand-off).
+fn blockcall(s: &Sizes, p: u32) -> Variant {
+    let o = [
+        ("n", s.blockcall.to_string()),
+        ("pairs", BLOCKCALL_PAIRS.to_string()),
+        ("gomaxprocs", p.to_string()),
+    ];
+    let shape = format!(
+        "{BLOCKCALL_PAIRS} pairs × {} round trips over pipe2(O_CLOEXEC) pipes",
+        s.blockcall
+    );
+    with_notes(
+        beside_go("blockcall", &o, p),
+        &[
+            format!("libc::read/libc::write without rt_sched::blocking; {shape}"),
+            format!("syscall.Read/syscall.Write (no netpoller); {shape}"),
+        ],
+    )
+}
+
+/// Adds the `rt-apo` impl to an [`APO_WORKLOADS`] variant at one or two Ps (or the default
+/// GOMAXPROCS), right after `go`: rt's program and arguments with `asyncpreemptoff=1` added to
+/// its `GODEBUG`. Other variants are returned as they are.
+fn with_rt_apo(mut v: Variant) -> Variant {
+    let procs = v
+        .fields
+        .iter()
+        .find(|(k, _)| k == "gomaxprocs")
+        .map(|(_, p)| p.as_str());
+    if !APO_WORKLOADS.contains(&v.workload) || !matches!(procs, None | Some("1" | "2")) {
+        return v;
+    }
+    let Some(mut apo) = v.impls.iter().find(|i| i.name == "rt").cloned() else {
+        return v;
+    };
+    apo.name = "rt-apo";
+    match apo.env.iter_mut().find(|(k, _)| k == "GODEBUG") {
+        Some((_, d)) => d.push_str(",asyncpreemptoff=1"),
+        None => apo.env.push(("GODEBUG".into(), "asyncpreemptoff=1".into())),
+    }
+    apo.note = Some(format!(
+        "the rt row's program and arguments with GODEBUG=asyncpreemptoff=1 (no asynchronous \
+         preemption): rt/rt-apo above 1 is what preemption costs{}",
+        apo.note.map(|n| format!("; {n}")).unwrap_or_default()
+    ));
+    let at = v
+        .impls
+        .iter()
+        .position(|i| i.name == "go")
+        .map_or(1, |g| g + 1);
+    v.impls.insert(at, apo);
+    v
 }
 
 /// The server impls of a network workload (`serve-echo` or `serve-http`), one worker each.
@@ -841,19 +1009,9 @@ fn oversubscribed(s: &Sizes) -> Vec<Variant> {
         v
     };
     let simple = |workload: &'static str, n: u64, p: u32| {
-        let o = [("n", n.to_string()), ("gomaxprocs", p.to_string())];
-        with_gomaxprocs(
-            Variant {
-                workload,
-                fields: vec![("gomaxprocs".into(), p.to_string())],
-                kind: Kind::InProcess,
-                spawns_per_run: 1,
-                load: None,
-                impls: vec![
-                    imp("rt", RT, workload, &o),
-                    imp("go", Program::Go, workload, &o),
-                ],
-            },
+        beside_go(
+            workload,
+            &[("n", n.to_string()), ("gomaxprocs", p.to_string())],
             p,
         )
     };
@@ -1070,6 +1228,7 @@ mod tests {
     fn impl_names_are_the_fixed_set() {
         let known = [
             "rt",
+            "rt-apo",
             "go",
             "may",
             "tokio",
@@ -1096,6 +1255,100 @@ mod tests {
         assert_eq!(f.malloc, 10_000_000);
         assert_eq!(f.parked, 100_000);
         assert_eq!(f.pingpong, 1_000_000);
+        assert_eq!(f.hog_ticks, 200);
+        assert!(q.hog_ticks < f.hog_ticks && q.blockcall < f.blockcall);
+        assert!(q.slow_runs >= 3 && f.slow_runs >= q.slow_runs && f.slow_runs <= f.runs);
+        assert_eq!(f.runs_for("hog"), f.slow_runs);
+        assert_eq!(f.runs_for("blockcall"), f.slow_runs);
+        assert_eq!(f.runs_for("spawn"), f.runs);
+    }
+
+    #[test]
+    fn hog_and_blockcall_run_rt_beside_go_at_one_and_two_procs() {
+        for quick in [false, true] {
+            let s = Sizes::new(quick);
+            let p = plan(&s, 65536);
+            for w in SLOW_WORKLOADS {
+                assert!(WORKLOADS.contains(&w));
+                let vs: Vec<&Variant> = p.iter().filter(|v| v.workload == w).collect();
+                let labels: Vec<String> = vs.iter().map(|v| v.label()).collect();
+                assert_eq!(
+                    labels,
+                    [
+                        format!("workload={w} gomaxprocs=1"),
+                        format!("workload={w} gomaxprocs=2")
+                    ]
+                );
+                for v in vs {
+                    let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
+                    assert_eq!(names, ["rt", "go"], "{}", v.label());
+                    assert_eq!(v.impls[0].program, RT);
+                    assert_eq!(v.impls[1].program, Program::Go);
+                    assert_eq!(v.kind, Kind::InProcess);
+                    // Both impls run the same sizes.
+                    assert_eq!(v.impls[0].args, v.impls[1].args, "{}", v.label());
+                    let n = if w == "hog" { s.hog_ticks } else { s.blockcall };
+                    assert!(v.impls[0].args.contains(&format!("n={n}")));
+                    if w == "blockcall" {
+                        assert!(v.impls[0]
+                            .args
+                            .contains(&format!("pairs={BLOCKCALL_PAIRS}")));
+                    }
+                    for i in &v.impls {
+                        assert!(i.note.is_some(), "{} {}", v.label(), i.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rt_apo_runs_rt_without_async_preemption_beside_go_at_one_and_two_procs() {
+        let p = plan(&Sizes::new(false), 65536);
+        let mut seen = Vec::new();
+        for v in &p {
+            let apo: Vec<&ImplRun> = v.impls.iter().filter(|i| i.name == "rt-apo").collect();
+            let procs = v
+                .fields
+                .iter()
+                .find(|(k, _)| k == "gomaxprocs")
+                .map(|(_, x)| x.as_str());
+            let wanted = APO_WORKLOADS.contains(&v.workload)
+                && matches!(procs, None | Some("1") | Some("2"));
+            if !wanted {
+                assert!(apo.is_empty(), "{}", v.label());
+                continue;
+            }
+            assert_eq!(apo.len(), 1, "{}", v.label());
+            let (rt, apo) = (&v.impls[0], apo[0]);
+            assert_eq!(rt.name, "rt");
+            assert_eq!(v.impls[1].name, "go", "{}", v.label());
+            assert_eq!(v.impls[2].name, "rt-apo", "{}", v.label());
+            assert_eq!((&apo.program, &apo.args), (&rt.program, &rt.args));
+            let mut env = rt.env.clone();
+            env.push(("GODEBUG".into(), "asyncpreemptoff=1".into()));
+            assert_eq!(apo.env, env, "{}", v.label());
+            assert!(!rt.env.iter().any(|(k, _)| k == "GODEBUG"));
+            seen.push(v.label());
+        }
+        // pingpong's main row runs at the default GOMAXPROCS; its row at two Ps and yield's
+        // come with the oversubscribed ones.
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "workload=fanout gomaxprocs=1",
+                "workload=fanout gomaxprocs=2",
+                "workload=pingpong",
+                "workload=pingpong gomaxprocs=2",
+                "workload=spawn gomaxprocs=1",
+                "workload=spawn gomaxprocs=2",
+                "workload=tree gomaxprocs=1",
+                "workload=tree gomaxprocs=2",
+                "workload=yield gomaxprocs=1",
+                "workload=yield gomaxprocs=2",
+            ]
+        );
     }
 
     #[test]
@@ -1158,7 +1411,12 @@ mod tests {
                     |v: &&Variant| v.workload == w && ["1", "2"].contains(&v.fields[0].1.as_str());
                 for v in p.iter().filter(main) {
                     let names: Vec<&str> = v.impls.iter().map(|i| i.name).collect();
-                    assert_eq!(names, ["rt", "go", "may", "tokio"], "{}", v.label());
+                    assert_eq!(
+                        names,
+                        ["rt", "go", "rt-apo", "may", "tokio"],
+                        "{}",
+                        v.label()
+                    );
                     assert_eq!(v.impls[0].program, RT);
                     assert_eq!(v.impls[1].program, Program::Go);
                     for i in &v.impls {

@@ -146,13 +146,25 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
          per alloc+free per thread; parked `B` of RSS per parked goroutine; stack `ns` per \
          alloc+free pair; tree `ns` per goroutine created (Skynet: 1 + 10 + … + leaves \
          goroutines, ten children per node); fanout `ns` per message (one producer, {} workers, \
-         one collector, both channels of capacity {}); echo `ns/op` per {}-byte round trip \
+         one collector, both channels of capacity {}); hog `ns`, the p99 lateness of a ticker's \
+         1 ms sleeps beside one spinning goroutine per P; blockcall `ns` per round trip ({} \
+         pairs of goroutines passing a byte over blocking pipes with plain read/write \
+         system calls); echo `ns/op` per {}-byte round trip \
          over all connections (`net-client`); http and accept `ns/req` (wrk's Requests/sec \
          inverted; accept with `Connection: close`, one connection per request); idle `B/conn` \
          of server RSS per open connection.\n",
         crate::plan::FANOUT_WORKERS,
         crate::plan::FANOUT_CAP,
+        crate::plan::BLOCKCALL_PAIRS,
         crate::plan::ECHO_SIZE
+    );
+    let _ = writeln!(
+        s,
+        "How preemption's cost is read: the {} rows at one and two Ps (pingpong's also at the \
+         default GOMAXPROCS) run an extra impl `rt-apo`, the rt row's program with \
+         `GODEBUG=asyncpreemptoff=1`; its `rt/rt-apo` ratio is rt with asynchronous preemption \
+         over rt without it (above 1: rt is that much slower with preemption; below 1: faster).\n",
+        crate::plan::APO_WORKLOADS.join(", ")
     );
     let _ = writeln!(
         s,
@@ -318,6 +330,8 @@ mod tests {
             "ratio workload=spawn gomaxprocs=1 rt/go=0.500",
             "fanout `ns` per message (one producer, 4 workers, one collector, both channels of \
              capacity 128)",
+            "blockcall `ns` per round trip (4 pairs",
+            "`rt-apo`",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }

@@ -49,9 +49,34 @@ pub struct Outcome {
     pub exit: Exit,
 }
 
-/// Starts `program args...` with `env` added, and waits for it (at most `timeout`).
-/// `GOMAXPROCS` from the harness's own environment is not passed on: only a variant that sets
-/// it (in `env`) runs with it, every other one with each runtime's default.
+/// Gives `cmd` an impl's environment: the harness's own without `GOMAXPROCS` (only a variant
+/// that sets it in `env` runs with it, every other one with each runtime's default), plus
+/// `env`. A `GODEBUG` in `env` is added after the harness's own `GODEBUG` keys (see
+/// [`godebug`]) instead of replacing them.
+pub fn set_env(cmd: &mut Command, env: &[(String, String)]) {
+    cmd.env_remove("GOMAXPROCS");
+    let inherited = std::env::var("GODEBUG").ok();
+    for (k, v) in env {
+        if k == "GODEBUG" {
+            cmd.env(k, godebug(inherited.as_deref(), v));
+        } else {
+            cmd.env(k, v);
+        }
+    }
+}
+
+/// The `GODEBUG` of a child whose variant sets `keys` while the harness runs with `inherited`:
+/// both, the variant's last. Go and rt apply the keys in order and the last setting of a key
+/// wins, so the variant changes the keys it names and keeps the others.
+pub fn godebug(inherited: Option<&str>, keys: &str) -> String {
+    match inherited {
+        Some(h) if !h.is_empty() => format!("{h},{keys}"),
+        _ => keys.to_string(),
+    }
+}
+
+/// Starts `program args...` with the environment [`set_env`] gives it, and waits for it (at
+/// most `timeout`).
 pub fn run(
     program: &Path,
     args: &[String],
@@ -59,9 +84,8 @@ pub fn run(
     timeout: Duration,
 ) -> Result<Outcome, String> {
     let mut cmd = Command::new(program);
+    set_env(&mut cmd, env);
     cmd.args(args)
-        .env_remove("GOMAXPROCS")
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -205,9 +229,8 @@ pub fn peak_rss(
 ) -> Result<(Exit, u64, String), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
+    set_env(&mut cmd, env);
     cmd.args(args)
-        .env_remove("GOMAXPROCS")
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -382,6 +405,27 @@ mod tests {
         assert_eq!(o.exit, Exit::Code(0));
         assert_eq!(interpret(&o), Ok((42.0, "ns".to_string())));
         assert!(o.maxrss_kib > 0);
+    }
+
+    #[test]
+    fn a_variant_godebug_follows_the_inherited_one() {
+        assert_eq!(godebug(None, "asyncpreemptoff=1"), "asyncpreemptoff=1");
+        assert_eq!(godebug(Some(""), "fpenv=0"), "fpenv=0");
+        assert_eq!(
+            godebug(Some("fpenv=0,inittrace=1"), "asyncpreemptoff=1"),
+            "fpenv=0,inittrace=1,asyncpreemptoff=1"
+        );
+        let mut c = Command::new("/bin/true");
+        set_env(
+            &mut c,
+            &[
+                ("GOMAXPROCS".to_string(), "2".to_string()),
+                ("RTB_Y".to_string(), "y".to_string()),
+            ],
+        );
+        let envs: Vec<_> = c.get_envs().collect();
+        assert!(envs.contains(&("GOMAXPROCS".as_ref(), Some("2".as_ref()))));
+        assert!(envs.contains(&("RTB_Y".as_ref(), Some("y".as_ref()))));
     }
 
     #[test]

@@ -59,9 +59,8 @@ fn start(
     pin: Option<u32>,
 ) -> Result<(Server, String), String> {
     let mut c = command(program, pin);
+    crate::runner::set_env(&mut c, env);
     c.args(args)
-        .env_remove("GOMAXPROCS")
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

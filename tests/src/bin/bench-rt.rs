@@ -1,8 +1,9 @@
 //! `bench-rt`: rt's side of the scheduler workloads for `cargo xtask bench`.
 //!
-//! `bench-rt <workload> [n=N] [gomaxprocs=P] [workers=W] [cap=C]` does the
-//! work once and prints `value=<x> unit=<u>` (the harness sets GOMAXPROCS in
-//! the environment; `workers` and `cap` are `fanout`'s).
+//! `bench-rt <workload> [n=N] [gomaxprocs=P] [workers=W] [cap=C] [pairs=K]`
+//! does the work once and prints `value=<x> unit=<u>` (the harness sets
+//! GOMAXPROCS in the environment; `workers` and `cap` are `fanout`'s,
+//! `pairs` is `blockcall`'s).
 //! `serve-echo` and `serve-http` are the network workloads' servers: the
 //! rt-net examples' own code, on a free loopback port printed as
 //! `listening=<addr>`, serving until killed.
@@ -15,10 +16,11 @@ mod echo_server;
 #[allow(dead_code)]
 mod http_server;
 
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn arg(name: &str, default: u64) -> u64 {
     for a in rt_entry::args().iter().skip(2) {
@@ -256,6 +258,126 @@ fn fanout(n: u64, workers: u64, cap: u64) -> i32 {
     report(el / n as f64, "ns")
 }
 
+/// Index of the p99 in a sorted list of `n` samples (nearest rank:
+/// the `ceil(0.99·n)`-th smallest), as the Go program computes it.
+fn p99_index(n: usize) -> usize {
+    (99 * n).div_ceil(100).saturating_sub(1)
+}
+
+/// One goroutine per P spins in [`rt_tests::spin`] (arithmetic and an
+/// atomic load, no runtime call) while the main goroutine sleeps 1 ms
+/// `ticks` times with `rt_sched::sleep`; a tick's lateness is the time it
+/// woke minus the time it was due (monotonic clock). Prints the p99
+/// lateness in ns.
+fn hog(ticks: u64) -> i32 {
+    if ticks == 0 || ticks > 1_000_000 {
+        return bad("hog n must be in 1..=1000000");
+    }
+    let (stop, hogs) = rt_tests::spawn_hogs(rt_sched::gomaxprocs().max(1) as u64);
+    let tick = Duration::from_millis(1);
+    let mut late: Vec<u128> = Vec::with_capacity(ticks as usize);
+    for _ in 0..ticks {
+        let due = Instant::now() + tick;
+        rt_sched::sleep(tick);
+        late.push(Instant::now().saturating_duration_since(due).as_nanos());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        let _ = h.join();
+    }
+    late.sort_unstable();
+    report(late[p99_index(late.len())] as f64, "ns")
+}
+
+/// Prints a `value=none` line and ends the process at once with status 2:
+/// for a failure inside a goroutine whose partner would otherwise wait for
+/// it forever.
+fn die(reason: &str) -> ! {
+    println!("value=none reason={reason}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    rt_sys::exit_now(2)
+}
+
+/// Writes byte `b` to `fd` (plain `write(2)`, retried on `EINTR`).
+fn send_byte(fd: RawFd, b: u8) {
+    if !rt_tests::write_all(fd, &[b]) {
+        die(&format!("blockcall: write: errno {}", rt_tests::errno()));
+    }
+}
+
+/// Reads one byte from `fd` (plain `read(2)`, retried on `EINTR`) and
+/// checks that it is `want`.
+fn expect_byte(fd: RawFd, want: u8) {
+    let mut b = [0u8; 1];
+    match rt_tests::read_retry(fd, &mut b) {
+        1 if b[0] == want => {}
+        1 => die(&format!("blockcall: read byte {}, expected {want}", b[0])),
+        0 => die("blockcall: read: end of file"),
+        _ => die(&format!("blockcall: read: errno {}", rt_tests::errno())),
+    }
+}
+
+/// A pipe with blocking ends, `pipe2(O_CLOEXEC)`: (read end, write end).
+fn pipe() -> Result<(RawFd, RawFd), String> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe2: errno {}", rt_tests::errno()));
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// `pairs` pairs of goroutines; in each, one writes a byte into its ping
+/// pipe and reads it back from its pong pipe `n` times while its partner
+/// reads each byte from ping and writes it to pong. Plain blocking
+/// `read(2)`/`write(2)` without `rt_sched::blocking`: a goroutine blocked in
+/// the kernel holds its P until the runtime takes the P from it. Every byte
+/// is checked; prints wall time over the `pairs·n` round trips, in ns.
+fn blockcall(n: u64, pairs: u64) -> i32 {
+    if n == 0 || pairs == 0 || pairs > 1024 {
+        return bad("blockcall needs n >= 1 and pairs in 1..=1024");
+    }
+    let mut pipes = Vec::new();
+    for _ in 0..pairs {
+        match (pipe(), pipe()) {
+            (Ok(ping), Ok(pong)) => pipes.push((ping, pong)),
+            (Err(e), _) | (_, Err(e)) => return bad(&e),
+        }
+    }
+    let wg = rt_sched::WaitGroup::new();
+    wg.add(2 * pairs as i64);
+    let t0 = Instant::now();
+    for &((ping_rd, ping_wr), (pong_rd, pong_wr)) in &pipes {
+        // The first side writes each byte to ping and reads it back from
+        // pong; its partner reads it from ping and writes it to pong.
+        for (first, rd, wr) in [(true, pong_rd, ping_wr), (false, ping_rd, pong_wr)] {
+            let w = wg.clone();
+            rt_sched::go(move || {
+                for i in 0..n {
+                    if first {
+                        send_byte(wr, i as u8);
+                    }
+                    expect_byte(rd, i as u8);
+                    if !first {
+                        send_byte(wr, i as u8);
+                    }
+                }
+                w.done();
+            });
+        }
+    }
+    wg.wait();
+    let el = t0.elapsed().as_nanos() as f64;
+    for ((a, b), (c, d)) in pipes {
+        for fd in [a, b, c, d] {
+            // SAFETY: `fd` is one of the descriptors opened above; both
+            // goroutines that used it are done, and it is closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
+    report(el / (n * pairs) as f64, "ns")
+}
+
 /// Serves on a free loopback port with `serve` (an example's server).
 fn serve(serve: fn(&rt_net::TcpListener) -> std::io::Result<()>) -> i32 {
     let l = match rt_net::TcpListener::bind("127.0.0.1:0") {
@@ -288,6 +410,8 @@ fn main() -> i32 {
         b"parked" => parked(arg("n", 100_000)),
         b"tree" => tree(arg("n", 1_000_000)),
         b"fanout" => fanout(arg("n", 10_000_000), arg("workers", 4), arg("cap", 128)),
+        b"hog" => hog(arg("n", 200)),
+        b"blockcall" => blockcall(arg("n", 100), arg("pairs", 4)),
         b"serve-echo" => serve(echo_server::serve),
         b"serve-http" => serve(http_server::serve),
         _ => {

@@ -42,6 +42,7 @@ use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
 use super::torture::Rng;
+use rt_tests::{errno, read_retry, spawn_hogs, spin, write_all};
 
 std::thread_local! {
     static MARK: Cell<u64> = const { Cell::new(0) };
@@ -49,16 +50,6 @@ std::thread_local! {
 
 fn tls_addr() -> usize {
     MARK.with(|m| m as *const Cell<u64> as usize)
-}
-
-/// Spins until `stop`, entering no runtime code; returns the iterations.
-#[inline(never)]
-fn spin(stop: &AtomicBool) -> u64 {
-    let mut x = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-    x
 }
 
 pub fn hog() -> i32 {
@@ -204,11 +195,6 @@ pub fn stdmutex() -> i32 {
     i32::from(!ok)
 }
 
-/// The last OS error number.
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
 /// A pipe: (read end, write end).
 fn pipe() -> (RawFd, RawFd) {
     let mut fds = [0 as RawFd; 2];
@@ -221,34 +207,6 @@ fn pipe() -> (RawFd, RawFd) {
 fn close(fd: RawFd) {
     // SAFETY: `fd` is a descriptor this scenario opened and closes once.
     unsafe { libc::close(fd) };
-}
-
-/// `read(2)` into `buf`, retried on `EINTR`.
-fn read_retry(fd: RawFd, buf: &mut [u8]) -> isize {
-    loop {
-        // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 || errno() != libc::EINTR {
-            return n;
-        }
-    }
-}
-
-/// Writes all of `data` to `fd`, retrying on `EINTR` and short writes;
-/// false on an error.
-fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
-    while !data.is_empty() {
-        // SAFETY: `data` is valid for `data.len()` bytes of reads.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
-            return false;
-        }
-        data = &data[n as usize..];
-    }
-    true
 }
 
 /// `poll(2)` for input on `fd` for up to `timeout`: on `EINTR` it polls
@@ -444,26 +402,6 @@ pub fn blockcalls() -> i32 {
         if fails.is_empty() { "ok" } else { "FAILED" }
     );
     i32::from(!fails.is_empty())
-}
-
-/// Starts `n` goroutines that [`spin`] until the returned flag is set, and
-/// returns once all of them run.
-fn spawn_hogs(n: u64) -> (Arc<AtomicBool>, Vec<rt_sched::JoinHandle<u64>>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicU64::new(0));
-    let hs = (0..n)
-        .map(|_| {
-            let (stop, started) = (stop.clone(), started.clone());
-            rt_sched::spawn(move || {
-                started.fetch_add(1, Ordering::Release);
-                spin(&stop)
-            })
-        })
-        .collect();
-    while started.load(Ordering::Acquire) < n {
-        rt_sched::gosched();
-    }
-    (stop, hs)
 }
 
 /// How many `setuid` and `setgid` calls `setuid` makes.
