@@ -216,9 +216,9 @@ pub struct Sizes {
     pub fanout: u64,
     /// 1 ms sleeps of the ticker in `hog`.
     pub hog_ticks: u64,
-    /// Round trips per pair in `blockcall`, the same for rt and Go: few, because where a
-    /// blocked goroutine's P is only handed on by a 10 ms preemption each round trip costs two
-    /// of them and a run must stay within seconds.
+    /// Round trips per pair in `blockcall`, the same for rt and Go: enough that the first
+    /// hand-offs (sysmon finds the first blocked goroutines within its 2 ms looks, in Go and
+    /// in rt) are a small part of a run.
     pub blockcall: u64,
     /// Measured runs of each [`SLOW_WORKLOADS`] variant.
     pub slow_runs: usize,
@@ -261,7 +261,7 @@ impl Sizes {
                 tree_may: 10_000,
                 fanout: 1_000_000,
                 hog_ticks: 100,
-                blockcall: 25,
+                blockcall: 500,
                 slow_runs: 3,
                 echo_ops: 20_000,
                 wrk_secs: 1,
@@ -294,7 +294,7 @@ impl Sizes {
                 tree_may: 10_000,
                 fanout: 10_000_000,
                 hog_ticks: 200,
-                blockcall: 100,
+                blockcall: 2000,
                 slow_runs: 5,
                 echo_ops: 50_000,
                 wrk_secs: 3,

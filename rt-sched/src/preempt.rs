@@ -49,7 +49,7 @@
 //! M, takes a P again at its next runtime entry ([`reacquire`], Go's
 //! `exitsyscall`): an idle one at once, else it waits on its own M, as a
 //! suspended goroutine does. One that keeps running user code without a
-//! P instead is found by sysmon through its thread's CPU clock and
+//! P instead is found by sysmon through its thread's user CPU clock and
 //! suspended in place once it has used the preemption interval.
 //!
 //! sysmon finds blocked Ms without any help from the goroutine: a P whose
@@ -147,8 +147,8 @@ pub(crate) struct Retake {
     /// Per P: the `schedtick` and the M's thread CPU time at the last look
     /// that found the tick unchanged (a probe needs both to stand still).
     still: Vec<Option<(u32, *mut M, i64)>>,
-    /// Per M id: the hand-off generation and the thread CPU time when
-    /// sysmon first saw it without a P.
+    /// Per M id: the hand-off generation and the thread's user CPU time
+    /// when sysmon first saw it without a P.
     pless: Vec<(u32, i64)>,
     /// When sysmon last timed the P-less Ms.
     last_pless: i64,
@@ -156,32 +156,39 @@ pub(crate) struct Retake {
     last_look: i64,
 }
 
-/// The CPU time the thread of `mp` has used (ns), or `None` when it has no
-/// clock (not started yet).
+/// A thread's CPU clock of `kind` ([`CPUCLOCK_SCHED`], [`CPUCLOCK_VIRT`])
+/// in ns, or `None` when the thread has none (not started yet). The clock
+/// id is the kernel's encoding for a thread's clock (`MAKE_THREAD_CPUCLOCK`
+/// in linux/posix-timers.h: the complement of the tid, shifted by 3, the
+/// per-thread bit 4 and the kind), the one `pthread_getcpuclockid` builds
+/// for the scheduler clock.
 ///
 /// # Safety
 /// `mp` is a live M.
-unsafe fn thread_cpu(mp: *mut M) -> Option<i64> {
-    // SAFETY: caller contract; `thread` is set once by `minit`.
-    let th = unsafe { (*mp).thread };
-    if th == 0 {
+unsafe fn thread_cpu(mp: *mut M, kind: libc::clockid_t) -> Option<i64> {
+    // SAFETY: caller contract; `procid` is set once by `minit`.
+    let tid = unsafe { (*mp).procid.load(Ordering::Relaxed) };
+    if tid == 0 {
         return None;
     }
-    let mut clk: libc::clockid_t = 0;
-    // SAFETY: `th` names a live thread: Ms never exit.
-    if unsafe { libc::pthread_getcpuclockid(th as libc::pthread_t, &mut clk) } != 0 {
-        return None;
-    }
+    let clk = (!tid << 3) | 4 | kind;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: a valid clock id and an out-pointer to a local.
+    // SAFETY: an out-pointer to a local; a bad clock id only fails.
     if unsafe { libc::clock_gettime(clk, &mut ts) } != 0 {
         return None;
     }
     Some(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
 }
+
+/// The thread clock of all the time it ran (`sum_exec_runtime`, exact):
+/// it stands still exactly while the thread waits.
+const CPUCLOCK_SCHED: libc::clockid_t = 2;
+/// The thread clock of its time in user mode (sampled at each tick): what
+/// it spent running code that would need a P, system calls left out.
+const CPUCLOCK_VIRT: libc::clockid_t = 1;
 
 /// Work that waits for a P other than `pp`'s running goroutine: Go's
 /// condition for taking a P from a system call early (its run queue is
@@ -278,7 +285,7 @@ impl Retake {
                 self.still[id] = None;
                 return false;
             }
-            let Some(cpu) = thread_cpu(mp) else {
+            let Some(cpu) = thread_cpu(mp, CPUCLOCK_SCHED) else {
                 return false;
             };
             let was = self.still[id].replace((tick, mp, cpu));
@@ -294,8 +301,11 @@ impl Retake {
     }
 
     /// Times the Ms running goroutines without a P (at most once a
-    /// millisecond) and asks each that used the interval of CPU since it
-    /// gave up its P to wait for one. Returns when to look again when it
+    /// millisecond) and asks each that used the interval of user CPU time
+    /// since it gave up its P to wait for one. Time in system calls does
+    /// not count, as in Go, where only code between calls needs a P: a
+    /// goroutine that goes from one blocking call to the next keeps running
+    /// without one. Returns when to look again when it
     /// asked, `None` otherwise.
     fn time_pless(&mut self, now: i64, force: i64) -> Option<i64> {
         if !ANY_PLESS.load(Ordering::Relaxed) || now - self.last_pless < 1_000_000 {
@@ -316,7 +326,7 @@ impl Retake {
                         self.pless.resize(id + 1, (u32::MAX, 0));
                     }
                     let gen = (*mp).detachgen.load(Ordering::Relaxed);
-                    if let Some(cpu) = thread_cpu(mp) {
+                    if let Some(cpu) = thread_cpu(mp, CPUCLOCK_VIRT) {
                         let (g, base) = self.pless[id];
                         if g != gen {
                             self.pless[id] = (gen, cpu);
@@ -536,7 +546,44 @@ unsafe fn handoff(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs) {
 pub(crate) fn reacquire_if_detached(mp: *mut M) {
     // SAFETY: a non-null `mp` is the calling thread's M.
     if !mp.is_null() && unsafe { (*mp).detached.load(Ordering::Relaxed) } {
+        reacquire_at_entry(mp);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reacquire_at_entry(mp: *mut M) {
+    // SAFETY: a detached M is a goroutine thread with its GS block.
+    if unsafe { rt_sys::tls::runtime_locks() } & !rt_sys::tls::LOCKS_PENDING == 0 {
         reacquire(mp);
+        return;
+    }
+    // A park with runtime locks held (a channel's, a select's): waiting
+    // here for a P could wait on the M that holds the only P while it
+    // waits for one of these locks. Take an idle P if there is one, else
+    // park without one: the unlock runs on g0 as always, and `schedule`
+    // stops the P-less M until it is handed a P.
+    let gp = getg();
+    // SAFETY: `mp` is ours and runs `gp`, P-less since the hand-off; the
+    // locks held defer any preemption signal.
+    unsafe {
+        (*mp).detached.store(false, Ordering::Relaxed);
+        let pp = idle_p();
+        casgstatus(gp, GSYSCALL, GRUNNING);
+        if !pp.is_null() {
+            take_p(mp, pp);
+        }
+    }
+}
+
+/// An idle P for a goroutine coming back from the kernel (Go's
+/// `exitsyscall` fast path), or null (none idle, or the world is stopping).
+fn idle_p() -> *mut P {
+    let mut s = SCHED.lock();
+    if SCHED.gcwaiting.load(Ordering::Acquire) {
+        null_mut()
+    } else {
+        crate::proc::pidleget(&mut s)
     }
 }
 
@@ -544,6 +591,8 @@ pub(crate) fn reacquire_if_detached(mp: *mut M) {
 /// else the goroutine waits on its own M for one, as a suspended goroutine
 /// does (it never moves to another thread here: the caller may be in the
 /// middle of runtime code that read the M).
+///
+/// Never with a runtime lock held (see [`reacquire_at_entry`]).
 #[cold]
 #[inline(never)]
 pub(crate) fn reacquire(mp: *mut M) {
@@ -553,14 +602,7 @@ pub(crate) fn reacquire(mp: *mut M) {
     // SAFETY: `mp` is ours and runs `gp`, P-less since the hand-off.
     unsafe {
         (*mp).detached.store(false, Ordering::Relaxed);
-        let pp = {
-            let mut s = SCHED.lock();
-            if SCHED.gcwaiting.load(Ordering::Acquire) {
-                null_mut()
-            } else {
-                crate::proc::pidleget(&mut s)
-            }
-        };
+        let pp = idle_p();
         if !pp.is_null() {
             take_p(mp, pp);
             casgstatus(gp, GSYSCALL, GRUNNING);

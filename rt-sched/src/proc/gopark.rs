@@ -67,7 +67,14 @@ extern "C" fn park_m(gp: *mut G) -> ! {
             let arg = core::mem::take(&mut (*mp).waitarg);
             if !f(gp, arg) {
                 casgstatus(gp, GWAITING, GRUNNABLE);
-                execute(gp, true);
+                if (*mp).p.load(Ordering::Relaxed).is_null() {
+                    // Parked without a P (`preempt::reacquire_at_entry`):
+                    // whoever has one runs it.
+                    globrunqput(gp);
+                    wakep();
+                } else {
+                    execute(gp, true);
+                }
             }
         }
     }

@@ -96,6 +96,13 @@ pub(crate) fn schedule() -> ! {
         // SAFETY: mp is ours and holds a P here.
         let pp = unsafe { (*mp).p.load(Ordering::Relaxed) };
         if pp.is_null() {
+            // Only after a park without a P (`preempt::reacquire_at_entry`).
+            // SAFETY: mp is ours.
+            let locked = unsafe { (*mp).lockedg.load(Ordering::Relaxed) };
+            if !locked.is_null() {
+                stoplockedm();
+                execute(locked, false);
+            }
             stopm();
             continue;
         }
