@@ -183,12 +183,85 @@ unsafe fn thread_cpu(mp: *mut M, kind: libc::clockid_t) -> Option<i64> {
     Some(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
 }
 
+/// True unless thread `tid` is known not to be asleep in the kernel: the
+/// state in `/proc/self/task/<tid>/stat` is `S` (an interruptible wait),
+/// or the file cannot be read. Without allocating (sysmon must not wait
+/// for an allocator lock a suspended goroutine may hold).
+fn thread_sleeps(tid: i32) -> bool {
+    const PREFIX: &[u8] = b"/proc/self/task/";
+    const SUFFIX: &[u8] = b"/stat\0";
+    let mut path = [0u8; 48];
+    path[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 12];
+    let mut n = 0;
+    let mut t = tid.unsigned_abs();
+    loop {
+        digits[n] = b'0' + (t % 10) as u8;
+        n += 1;
+        t /= 10;
+        if t == 0 {
+            break;
+        }
+    }
+    let mut at = PREFIX.len();
+    for i in (0..n).rev() {
+        path[at] = digits[i];
+        at += 1;
+    }
+    path[at..at + SUFFIX.len()].copy_from_slice(SUFFIX);
+    // SAFETY: `path` is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return true;
+    }
+    let mut buf = [0u8; 512];
+    // SAFETY: `buf` is valid for its length; `fd` is ours and closed once.
+    let got = unsafe {
+        let got = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        got
+    };
+    if got <= 0 {
+        return true;
+    }
+    let stat = &buf[..got as usize];
+    // `tid (comm) S …`: the name may hold spaces and parentheses, so the
+    // state follows the last `)`.
+    match stat.iter().rposition(|&b| b == b')') {
+        Some(i) if i + 2 < stat.len() => stat[i + 2] == b'S',
+        _ => true,
+    }
+}
+
 /// The thread clock of all the time it ran (`sum_exec_runtime`, exact):
 /// it stands still exactly while the thread waits.
 const CPUCLOCK_SCHED: libc::clockid_t = 2;
 /// The thread clock of its time in user mode (sampled at each tick): what
 /// it spent running code that would need a P, system calls left out.
 const CPUCLOCK_VIRT: libc::clockid_t = 1;
+
+/// Whether `mp` runs its user goroutine outside the runtime, as far as
+/// another thread can tell from its TLS block (a hint: the M's own thread
+/// changes these words with single instructions). A thread asleep in a
+/// runtime lock or on g0 is not worth a probe: the handler would do
+/// nothing.
+///
+/// # Safety
+/// `mp` is a live M.
+unsafe fn in_user_code(mp: *mut M) -> bool {
+    use core::sync::atomic::AtomicUsize;
+    use rt_sys::tls::{LOCKS_PENDING, TLS_G, TLS_LOCKS};
+    // SAFETY: caller contract; the words are usize-aligned and live as
+    // long as the M, and an atomic view of them reads whole values.
+    unsafe {
+        let word = |i: usize| {
+            (*(core::ptr::addr_of!((*mp).tls[i]) as *const AtomicUsize)).load(Ordering::Relaxed)
+        };
+        let g = word(TLS_G) as *mut G;
+        let locks = word(TLS_LOCKS) as u32 & !LOCKS_PENDING;
+        !g.is_null() && g == (*mp).curg && locks == 0
+    }
+}
 
 /// Work that waits for a P other than `pp`'s running goroutine: Go's
 /// condition for taking a P from a system call early (its run queue is
@@ -281,7 +354,7 @@ impl Retake {
         // SAFETY: caller contract; Ms are never freed.
         unsafe {
             let mp = (*pp).m.load(Ordering::Acquire);
-            if mp.is_null() || (*mp).system || !work_waiting(pp) {
+            if mp.is_null() || (*mp).system || !work_waiting(pp) || !in_user_code(mp) {
                 self.still[id] = None;
                 return false;
             }
@@ -293,6 +366,12 @@ impl Retake {
                 return false;
             }
             self.still[id] = None;
+            // A thread that waits for a CPU (more runnable threads than
+            // cores) has a still clock too; probing it costs a signal and
+            // keeps sysmon at its fastest pace for nothing.
+            if !thread_sleeps((*mp).procid.load(Ordering::Relaxed)) {
+                return false;
+            }
             // The P it may give up is handed off from here: thread
             // creation goes through the creator from now on.
             crate::proc::start_creator();

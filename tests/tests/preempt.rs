@@ -121,17 +121,18 @@ fn allocation_and_channels_survive_frequent_preemption() {
     });
 }
 
-/// The last `SCHED` line's `key=N` counter in `err`.
+/// The highest `key=N` counter on the `SCHED` lines in `err` (counters
+/// only grow; the last line may be cut short by the exit).
 fn last_counter(err: &str, key: &str) -> u64 {
-    let line = err
-        .lines()
+    err.lines()
         .filter(|l| l.starts_with("SCHED "))
-        .last()
-        .unwrap_or_else(|| panic!("no SCHED line: {err}"));
-    line.split(' ')
-        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+        })
+        .max()
+        .unwrap_or_else(|| panic!("no SCHED line with {key}=: {err}"))
 }
 
 #[test]
