@@ -85,6 +85,11 @@ pub(crate) const REQ_PREEMPT: u8 = 1;
 /// `M::preempt_req`: give up the P if blocked in the kernel, else nothing
 /// (sysmon saw the thread's CPU clock stand still).
 pub(crate) const REQ_PROBE: u8 = 2;
+/// `M::preempt_req`: the goroutine ran the interval of user CPU time
+/// without a P; it waits for one. Ignored if it has taken one back since
+/// (and [`REQ_PREEMPT`], meant for a goroutine holding a P, is ignored by
+/// one running without).
+pub(crate) const REQ_PLESS: u8 = 3;
 
 /// How long a P may run one goroutine before it is preempted (Go's
 /// `forcePreemptNS`), unless `GODEBUG=preemptinterval` says otherwise.
@@ -391,6 +396,9 @@ impl Retake {
             return None;
         }
         self.last_pless = now;
+        // Cleared before the walk: a hand-off during it either shows its M
+        // to the walk or sets the flag again (it sets `detached` first).
+        ANY_PLESS.store(false, Ordering::SeqCst);
         let mut any = false;
         let mut asked = false;
         let mut mp = crate::runtime2::ALLM.load(Ordering::Acquire);
@@ -398,7 +406,7 @@ impl Retake {
             // SAFETY: Ms are never freed; the fields read are atomics or
             // set once.
             unsafe {
-                if (*mp).detached.load(Ordering::Acquire) {
+                if (*mp).detached.load(Ordering::SeqCst) {
                     any = true;
                     let id = (*mp).id as usize;
                     if self.pless.len() <= id {
@@ -411,15 +419,15 @@ impl Retake {
                             self.pless[id] = (gen, cpu);
                         } else if cpu - base >= force {
                             self.pless[id].1 = cpu;
-                            asked |= signal(mp, REQ_PREEMPT);
+                            asked |= signal(mp, REQ_PLESS);
                         }
                     }
                 }
                 mp = (*mp).alllink;
             }
         }
-        if !any {
-            ANY_PLESS.store(false, Ordering::Relaxed);
+        if any {
+            ANY_PLESS.store(true, Ordering::Relaxed);
         }
         asked.then_some(force / 2)
     }
@@ -500,7 +508,7 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64, ax: usize) {
         if (*mp).detached.load(Ordering::Relaxed) {
             // Running without a P since a blocking call: sysmon saw it use
             // the interval of CPU time. Back in the kernel, it needs none.
-            if req != REQ_PREEMPT
+            if req != REQ_PLESS
                 || (*gp).atomicstatus.load(Ordering::Relaxed) != GSYSCALL
                 || crate::arch::blocked_in_syscall(regs.pc, ax)
             {
@@ -513,7 +521,7 @@ pub fn on_signal(regs: rt_traceback::Regs, sigmask: u64, ax: usize) {
             wait_detached(mp, gp, &regs, sigmask);
             return;
         }
-        if !running_user_code(mp, gp) {
+        if req == REQ_PLESS || !running_user_code(mp, gp) {
             return;
         }
         if in_runtime {
@@ -604,8 +612,8 @@ unsafe fn handoff(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs) {
             Ordering::Relaxed,
         );
         (*mp).detachgen.fetch_add(1, Ordering::Relaxed);
-        (*mp).detached.store(true, Ordering::Release);
-        ANY_PLESS.store(true, Ordering::Relaxed);
+        (*mp).detached.store(true, Ordering::SeqCst);
+        ANY_PLESS.store(true, Ordering::SeqCst);
         let mut head = HANDOFF.load(Ordering::Acquire);
         loop {
             (*pp).handofflink.store(head, Ordering::Relaxed);
@@ -646,7 +654,9 @@ fn reacquire_at_entry(mp: *mut M) {
     // SAFETY: `mp` is ours and runs `gp`, P-less since the hand-off; the
     // locks held defer any preemption signal.
     unsafe {
-        (*mp).detached.store(false, Ordering::Relaxed);
+        if !(*mp).detached.swap(false, Ordering::Relaxed) {
+            return;
+        }
         let pp = idle_p();
         casgstatus(gp, GSYSCALL, GRUNNING);
         if !pp.is_null() {
@@ -680,7 +690,12 @@ pub(crate) fn reacquire(mp: *mut M) {
     let gp = getg();
     // SAFETY: `mp` is ours and runs `gp`, P-less since the hand-off.
     unsafe {
-        (*mp).detached.store(false, Ordering::Relaxed);
+        // Checked again inside the section: a signal between the caller's
+        // look and the section's start may have made the goroutine wait
+        // for a P in the handler and given it one.
+        if !(*mp).detached.swap(false, Ordering::Relaxed) {
+            return;
+        }
         let pp = idle_p();
         if !pp.is_null() {
             take_p(mp, pp);
@@ -837,6 +852,22 @@ unsafe fn take_p(mp: *mut M, next: *mut P) {
     }
 }
 
+/// A P-less M about to sleep in `schedule` after a park without a P
+/// ([`reacquire_at_entry`]) still allocates through the cache of the P it
+/// gave up in the kernel (that P has another since): the thread lets it go
+/// and it is set aside for the next P sysmon places, rather than dropped
+/// when the M is next handed a P.
+///
+/// # Safety
+/// `mp` is the calling thread's M, holding no P, outside any allocation.
+pub(crate) unsafe fn release_thread_cache(mp: *mut M) {
+    let c = rt_heap::unbind_thread_cache();
+    if !c.is_null() {
+        // SAFETY: caller contract; `c` is unbound and used by nobody.
+        unsafe { set_aside(mp, c) };
+    }
+}
+
 /// Caches set aside by Ms whose own spare slot was taken (see [`set_aside`]).
 static SPARES: [AtomicPtr<rt_heap::MCache>; 16] = [const { AtomicPtr::new(null_mut()) }; 16];
 
@@ -894,7 +925,17 @@ pub(crate) fn service() -> bool {
             let next = (*pp).handofflink.load(Ordering::Relaxed);
             (*pp).mcache = fresh_cache((*pp).handoffcache.swap(null_mut(), Ordering::Acquire));
             SchedStats::bump(&SCHED.stats.handoffs);
-            crate::proc::handoffp(pp);
+            // With work waiting, an idle M or a goroutine waiting for its
+            // locked M takes the P before a thread is asked for (Go's
+            // handoffp would start one; see `proc::mstart::CREATOR`).
+            let work = !crate::runq::runqempty(pp) || SCHED.runqsize.load(Ordering::Relaxed) > 0;
+            if !work
+                || SCHED.gcwaiting.load(Ordering::Acquire)
+                || !(crate::proc::startm_idle(pp, null_mut())
+                    || crate::proc::run_locked_waiter(pp, null_mut()))
+            {
+                crate::proc::handoffp(pp);
+            }
             pp = next;
         }
     }

@@ -159,3 +159,10 @@ fn a_goroutine_blocked_in_the_kernel_gives_up_its_p_and_takes_one_back() {
         }
     }
 }
+
+#[test]
+fn goroutines_back_from_the_kernel_park_on_channels_without_a_p() {
+    prints_at_1_and_2(&["blockchan", "500"], "", 3, RUN_BOUND_SECS, |_| {
+        "blockchan ok pairs=4 bytes=2000 wrote=true\n".to_string()
+    });
+}

@@ -20,7 +20,7 @@
 //!   feature, also pinned to one CPU (`taskset -c 0`);
 //! * `sched` — the scheduler torture scenarios of `demo/stress.rs`, the
 //!   network poller's `pollfd`, and preemption's `hog`, `stdoutlock`,
-//!   `stdmutex`, `blockcalls`, `setuid`, `handoff`, `hogresize` and `preemptstress` (the last
+//!   `stdmutex`, `blockcalls`, `setuid`, `handoff`, `blockchan`, `hogresize` and `preemptstress` (the last
 //!   under `GODEBUG=preemptinterval=1000`);
 //! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
 //!   `0..--seeds`, GOMAXPROCS rotating with the seed.
@@ -269,6 +269,11 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                         &format!("setuid ok calls=20 hogs={p}\n"),
                     ));
                     // A P given up in read(2), CPU without a P, the way back.
+                    jobs.push(Job::new(
+                        &["blockchan", "500"],
+                        p,
+                        "blockchan ok pairs=4 bytes=2000 wrote=true\n",
+                    ));
                     jobs.push(Job::new(
                         &["handoff"],
                         p,

@@ -263,12 +263,14 @@ pub(crate) unsafe fn blocked_in_syscall(pc: usize, ax: usize) -> bool {
         // same page; a `0x0f` at `pc` begins an instruction of two bytes.
         unsafe { core::ptr::read_volatile(a as *const u8) }
     };
+    // rax first: most interrupted code has neither value, and then no
+    // code byte is read at all.
     if ax as isize == -(libc::EINTR as isize) {
         return pc & 0xfff >= 2 && [at(pc - 2), at(pc - 1)] == SYSCALL_INSN;
     }
-    at(pc) == SYSCALL_INSN[0]
+    BLOCKING_SYSCALLS.contains(&(ax as i64))
+        && at(pc) == SYSCALL_INSN[0]
         && at(pc + 1) == SYSCALL_INSN[1]
-        && BLOCKING_SYSCALLS.contains(&(ax as i64))
 }
 
 /// Address a goroutine's entry function returns to (`goexit + PCQuantum`):

@@ -103,19 +103,22 @@ fn mget(s: &mut SchedLocked) -> *mut M {
 
 /// Hands `pp` to an idle M, if there is one, to run the preempted `gp`
 /// (queued on the global run queue, counted as waiting for its locked M
-/// like `stoplockedm`'s) and whatever else is runnable; false, with nothing
-/// changed, when no M is idle. Never creates a thread: see [`CREATOR`].
-/// When it took the last idle M, the creator makes a spare one.
+/// like `stoplockedm`'s; none when null) and whatever else is runnable;
+/// false, with nothing changed, when no M is idle. Never creates a thread:
+/// see [`CREATOR`]. When it took the last idle M, the creator makes a
+/// spare one.
 pub(crate) fn startm_idle(pp: *mut P, gp: *mut G) -> bool {
     let mut s = SCHED.lock();
     let nmp = mget(&mut s);
     if nmp.is_null() {
         return false;
     }
-    // Undone by `startlockedm` when it hands gp's M a P.
-    s.nmidlelocked += 1;
-    s.runq.push_back(gp);
-    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    if !gp.is_null() {
+        // Undone by `startlockedm` when it hands gp's M a P.
+        s.nmidlelocked += 1;
+        s.runq.push_back(gp);
+        SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    }
     let last = s.midle.is_null();
     drop(s);
     SchedStats::bump(&SCHED.stats.wakeups);
@@ -151,12 +154,13 @@ pub(crate) fn queue_for_locked_m(gp: *mut G) {
 /// `gp` in its stead, or back to `gp`'s own M when none waits. A
 /// goroutine suspended while it holds a lock the creator needs is such a
 /// waiter, so it gets a P even while no thread can be created. Asks the
-/// creator for a spare M for the next time.
+/// creator for a spare M for the next time. With `gp` null (a P given up
+/// in the kernel), returns false, with nothing changed, when none waits.
 ///
 /// # Safety
-/// `pp` is detached from every M and owned by the caller; `gp` is
+/// `pp` is detached from every M and owned by the caller; `gp` is null or
 /// suspended in place on its locked M, in no queue.
-pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) {
+pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) -> bool {
     want_spare_m();
     // SAFETY: the caller owns pp (no M holds it), so it is the local
     // queue's only owner; Gs in a run queue are live.
@@ -189,7 +193,13 @@ pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) {
         }
     }
     if x.is_null() {
+        if gp.is_null() {
+            return false;
+        }
         x = gp;
+    } else if gp.is_null() {
+        // x's wait for its M ends here, as in `startlockedm`.
+        s.nmidlelocked -= 1;
     } else {
         // gp waits for its M like x did (the count `stoplockedm` and
         // `service` keep for checkdead moves from x to gp).
@@ -204,6 +214,7 @@ pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) {
         (*lm).nextp.store(pp, Ordering::Release);
         (*lm).park.wakeup();
     }
+    true
 }
 
 /// Runs some M with `pp` (or any idle P), waking an idle M or creating one.

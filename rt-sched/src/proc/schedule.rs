@@ -97,6 +97,8 @@ pub(crate) fn schedule() -> ! {
         let pp = unsafe { (*mp).p.load(Ordering::Relaxed) };
         if pp.is_null() {
             // Only after a park without a P (`preempt::reacquire_at_entry`).
+            // SAFETY: mp is ours, on g0, without a P.
+            unsafe { crate::preempt::release_thread_cache(mp) };
             // SAFETY: mp is ours.
             let locked = unsafe { (*mp).lockedg.load(Ordering::Relaxed) };
             if !locked.is_null() {

@@ -151,6 +151,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "a goroutine blocked in read(2) gives up its P, then runs 30 ms of CPU without one, then spawns",
             ),
             (
+                "blockchan",
+                "[N]",
+                "4 pairs pass N bytes each over pipes with plain read/write; readers forward them over a channel",
+            ),
+            (
                 "setuid",
                 "",
                 "setuid/setgid (glibc's SIGSETXID to every thread) while hogs are suspended in their SIGURG handlers",
@@ -495,6 +500,7 @@ pub fn main() -> i32 {
         b"setuid" => preempt::setuid(),
         b"hogresize" => preempt::hogresize(),
         b"handoff" => preempt::handoff(),
+        b"blockchan" => preempt::blockchan(num(rest, 0, 2000)),
         b"preemptstress" => preempt::preemptstress(num(rest, 0, 20_000)),
         b"net" => net::checks(),
         b"echoserve" => net::echoserve(),

@@ -27,6 +27,11 @@
 //!   free), then enters the runtime (a spawn, a join, its exit), all on
 //!   one thread. Meant for `GODEBUG=schedtrace`, whose `handoffs=` and
 //!   `preemptions=` counters show both steps.
+//! * `blockchan`: pairs of goroutines pass bytes over blocking pipes with
+//!   plain `read(2)`/`write(2)`, and each reader forwards every byte over an
+//!   unbuffered channel to a collector: goroutines that gave up their P in
+//!   the kernel park on a channel (its lock held) without one, over and
+//!   over. Every byte arrives, in order per pair.
 //!
 //! Like Go programs under asynchronous preemption, code that calls raw libc
 //! must retry on `EINTR`: the preemption signal may interrupt a slow system
@@ -440,11 +445,6 @@ pub fn setuid() -> i32 {
 /// GOMAXPROCS changes `hogresize` makes while hogs spin.
 const RESIZES: u32 = 12;
 
-/// `hogresize`: one goroutine per P spins without entering the runtime
-/// while the main goroutine changes GOMAXPROCS back and forth. Each change
-/// stops the world, which only completes once every hog's P reaches the
-/// stopper through a preemption; then the world restarts and the hogs go
-/// on. Prints the changes made and the value restored.
 /// CPU time the calling thread has used.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -478,12 +478,11 @@ pub fn handoff() -> i32 {
                 x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
             }
         }
+        // Through the hand-off and the wait for a P, one thread; the join
+        // below parks, after which the goroutine may run on any.
+        let same = tid == gettid() && tls == tls_addr();
         let child = rt_sched::spawn(|| 7u32).join().unwrap_or(0);
-        (
-            n == 1 && b[0] == b'h',
-            child,
-            tid == gettid() && tls == tls_addr(),
-        )
+        (n == 1 && b[0] == b'h', child, same)
     });
     // The reader's P is needed here while it waits in read(2).
     let ping = rt_sched::Chan::<u64>::new(0);
@@ -516,6 +515,65 @@ pub fn handoff() -> i32 {
     0
 }
 
+/// Pairs and bytes per pair in `blockchan`.
+const BLOCKCHAN_PAIRS: usize = 4;
+
+pub fn blockchan(n: u64) -> i32 {
+    let out = rt_sched::Chan::<(usize, u8)>::new(0);
+    let mut fds = Vec::new();
+    let mut hs = Vec::new();
+    for pair in 0..BLOCKCHAN_PAIRS {
+        let (rd, wr) = pipe();
+        fds.push((rd, wr));
+        hs.push(rt_sched::spawn(move || {
+            let mut ok = true;
+            for i in 0..n {
+                ok &= write_all(wr, &[(i % 251) as u8]);
+            }
+            ok
+        }));
+        let o = out.clone();
+        rt_sched::go(move || {
+            let mut b = [0u8; 1];
+            for _ in 0..n {
+                if read_retry(rd, &mut b) != 1 {
+                    b[0] = 255;
+                }
+                o.send((pair, b[0]));
+            }
+        });
+    }
+    let mut next = [0u64; BLOCKCHAN_PAIRS];
+    let mut bad = 0u64;
+    for _ in 0..n * BLOCKCHAN_PAIRS as u64 {
+        let Some((pair, b)) = out.recv() else { break };
+        if b != (next[pair] % 251) as u8 {
+            bad += 1;
+        }
+        next[pair] += 1;
+    }
+    let wrote = hs.into_iter().all(|h| h.join().unwrap_or(false));
+    for (rd, wr) in fds {
+        close(rd);
+        close(wr);
+    }
+    let got: u64 = next.iter().sum();
+    println!(
+        "blockchan {} pairs={BLOCKCHAN_PAIRS} bytes={got} wrote={wrote}",
+        if bad == 0 && wrote && got == n * BLOCKCHAN_PAIRS as u64 {
+            "ok"
+        } else {
+            "FAILED"
+        }
+    );
+    i32::from(bad != 0 || !wrote)
+}
+
+/// `hogresize`: one goroutine per P spins without entering the runtime
+/// while the main goroutine changes GOMAXPROCS back and forth. Each change
+/// stops the world, which only completes once every hog's P reaches the
+/// stopper through a preemption; then the world restarts and the hogs go
+/// on. Prints the changes made and the value restored.
 pub fn hogresize() -> i32 {
     let orig = rt_sched::gomaxprocs().max(1);
     let (stop, hs) = spawn_hogs(orig as u64);
