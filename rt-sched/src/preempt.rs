@@ -614,16 +614,23 @@ unsafe fn handoff(mp: *mut M, gp: *mut G, regs: &rt_traceback::Regs) {
         (*mp).detachgen.fetch_add(1, Ordering::Relaxed);
         (*mp).detached.store(true, Ordering::SeqCst);
         ANY_PLESS.store(true, Ordering::SeqCst);
-        let mut head = HANDOFF.load(Ordering::Acquire);
-        loop {
-            (*pp).handofflink.store(head, Ordering::Relaxed);
-            match HANDOFF.compare_exchange(head, pp, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
-        crate::sysmon::wake();
+        push_for_sysmon(&HANDOFF, pp, &(*pp).handofflink);
     }
+}
+
+/// Pushes `node` on one of sysmon's lock-free lists (`head`, linked
+/// through `link`, the node's own link field) and wakes sysmon, which takes
+/// the whole list at once. Async-signal-safe.
+fn push_for_sysmon<T>(head: &AtomicPtr<T>, node: *mut T, link: &AtomicPtr<T>) {
+    let mut h = head.load(Ordering::Acquire);
+    loop {
+        link.store(h, Ordering::Relaxed);
+        match head.compare_exchange(h, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(now) => h = now,
+        }
+    }
+    crate::sysmon::wake();
 }
 
 /// The check at each runtime entry that needs a P (parking, spawning,
@@ -751,18 +758,8 @@ unsafe fn lock_to(mp: *mut M, gp: *mut G) {
 /// # Safety
 /// `mp` is the calling thread's M, not on the list.
 unsafe fn publish(mp: *mut M) {
-    // SAFETY: caller contract.
-    unsafe {
-        let mut head = SERVICE.load(Ordering::Acquire);
-        loop {
-            (*mp).preemptlink.store(head, Ordering::Relaxed);
-            match SERVICE.compare_exchange(head, mp, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
-    }
-    crate::sysmon::wake();
+    // SAFETY: caller contract: Ms are never freed.
+    push_for_sysmon(&SERVICE, mp, unsafe { &(*mp).preemptlink });
 }
 
 /// Suspends `gp` in place (steps 3 and 4 of the module docs); returns when
