@@ -268,6 +268,15 @@ unsafe fn in_user_code(mp: *mut M) -> bool {
     }
 }
 
+/// True when `pp`'s M (if any) runs a goroutine's own code right now.
+fn runs_user_code(pp: *mut P) -> bool {
+    // SAFETY: Ps and Ms are never freed; `m` is an atomic.
+    unsafe {
+        let mp = (*pp).m.load(Ordering::Acquire);
+        !mp.is_null() && !(*mp).system && in_user_code(mp)
+    }
+}
+
 /// Work that waits for a P other than `pp`'s running goroutine: Go's
 /// condition for taking a P from a system call early (its run queue is
 /// not empty, or no P is idle and no M looks for work).
@@ -330,9 +339,11 @@ impl Retake {
                 self.seen[id].1 = now;
                 crate::proc::start_creator();
                 asked |= preemptone(pp);
-            } else if now - since >= force / 2 {
+            } else if now - since >= force / 2 && runs_user_code(pp) {
                 // Likely to be preempted soon: have the creator (and a
-                // spare M) ready by then.
+                // spare M) ready by then. Not for a P whose M runs runtime
+                // code on g0 (the boot, before the main goroutine): that
+                // is never preempted.
                 crate::proc::start_creator();
             }
             let left = self.seen[id].1 + force - now;

@@ -252,14 +252,22 @@ fn a_thread_spawned_from_a_goroutine_is_not_an_m() {
     );
 }
 
+/// The numbers the `threads` scenario printed, in order.
+fn thread_counts(s: &str) -> Vec<usize> {
+    s.lines()
+        .map(|l| l.rsplit(": ").next().and_then(|n| n.parse().ok()).unwrap_or(0))
+        .collect()
+}
+
 #[test]
 fn sysmon_starts_with_the_first_goroutine_or_for_schedtrace() {
-    // GOMAXPROCS=1: no idle P, so the only M the goroutine can bring is
-    // sysmon's.
+    // GOMAXPROCS=1: no idle P, so the only Ms the goroutine can bring are
+    // sysmon's (sysmon, and its thread creator if a goroutine ran long).
     for bin in ENTRIES {
         let o = run(bin, ["threads"], &[("GOMAXPROCS", "1")]);
         assert_eq!(status(&o), 0, "{bin}: {}", err(&o));
-        assert_eq!(out(&o), "threads before: 1\nthreads after: 2\n", "{bin}");
+        let n = thread_counts(&out(&o));
+        assert!(n.len() == 2 && n[0] == 1 && n[1] >= 2, "{bin}: {}", out(&o));
         // schedtrace needs sysmon from the start.
         let o = run(
             bin,
@@ -267,8 +275,7 @@ fn sysmon_starts_with_the_first_goroutine_or_for_schedtrace() {
             &[("GOMAXPROCS", "1"), ("GODEBUG", "schedtrace=100000")],
         );
         assert_eq!(status(&o), 0, "{bin}: {}", err(&o));
-        let s = out(&o);
-        let first = s.lines().next().unwrap_or("");
-        assert_eq!(first, "threads before: 2", "{bin}: {s}");
+        let n = thread_counts(&out(&o));
+        assert!(n.first().is_some_and(|&b| b >= 2), "{bin}: {}", out(&o));
     }
 }
