@@ -9,6 +9,22 @@
 
 mod common;
 use common::*;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The tests here run side by side and most keep a core busy; the one that
+/// bounds a time (`hog`'s tick gaps) runs alone so that the other scenarios
+/// of this file do not take the CPU its ticker and sysmon wait for.
+static CPU: RwLock<()> = RwLock::new(());
+
+/// Held by a test that spins, beside the others that spin.
+fn shared_cpu() -> RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held by the test that bounds a time: none of the others runs meanwhile.
+fn whole_cpu() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs rt-demo `args` `times` times at GOMAXPROCS=1 and at 2, with
 /// `GODEBUG=godebug` unless it is empty, each run killed after `secs`
@@ -38,6 +54,7 @@ fn prints_at_1_and_2(
 
 #[test]
 fn a_spinning_goroutine_does_not_starve_the_ticker() {
+    let _cpu = whole_cpu();
     prints_at_1_and_2(&["hog"], "", 3, RUN_BOUND_SECS, |_| {
         "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n".into()
     });
@@ -45,6 +62,7 @@ fn a_spinning_goroutine_does_not_starve_the_ticker() {
 
 #[test]
 fn asyncpreemptoff_keeps_the_hog_on_its_p() {
+    let _cpu = shared_cpu();
     // With preemption off the ticker cannot run while the hog spins at
     // GOMAXPROCS=1: the scenario only ends because the test bounds it.
     let env = [("GOMAXPROCS", "1"), ("GODEBUG", "asyncpreemptoff=1")];
@@ -54,6 +72,7 @@ fn asyncpreemptoff_keeps_the_hog_on_its_p() {
 
 #[test]
 fn a_goroutine_holding_stdouts_lock_is_preempted_in_place() {
+    let _cpu = shared_cpu();
     for procs in ["1", "2"] {
         let o = run(RT0, ["stdoutlock"], &[("GOMAXPROCS", procs)]);
         assert_eq!(status(&o), 0, "GOMAXPROCS={procs}: {}", err(&o));
@@ -75,6 +94,7 @@ fn a_goroutine_holding_stdouts_lock_is_preempted_in_place() {
 
 #[test]
 fn goroutines_blocked_on_a_std_mutex_are_preempted_and_every_increment_counts() {
+    let _cpu = shared_cpu();
     // The holder's 1 and 1000 from each of the 4 waiters, all of which
     // found the mutex held.
     prints_at_1_and_2(&["stdmutex"], "", 3, RUN_BOUND_SECS, |_| {
@@ -84,6 +104,7 @@ fn goroutines_blocked_on_a_std_mutex_are_preempted_and_every_increment_counts() 
 
 #[test]
 fn blocking_calls_without_blocking_do_not_stop_the_program() {
+    let _cpu = shared_cpu();
     // 3 pipes of 5000 + 777·i bytes.
     let bytes: usize = (0..3).map(|i| 5000 + i * 777).sum();
     prints_at_1_and_2(&["blockcalls"], "", 3, RUN_BOUND_SECS, |_| {
@@ -93,6 +114,7 @@ fn blocking_calls_without_blocking_do_not_stop_the_program() {
 
 #[test]
 fn setuid_reaches_threads_suspended_by_preemption() {
+    let _cpu = shared_cpu();
     // glibc waits for every thread to take SIGSETXID: one that cannot
     // hangs the call, so each run is bounded well below the default.
     prints_at_1_and_2(&["setuid"], "", 5, 60, |procs| {
@@ -102,6 +124,7 @@ fn setuid_reaches_threads_suspended_by_preemption() {
 
 #[test]
 fn gomaxprocs_changes_complete_while_goroutines_spin() {
+    let _cpu = shared_cpu();
     // Each change stops the world, which waits for every hog's preemption:
     // a P that never reaches the stopper hangs the run.
     prints_at_1_and_2(&["hogresize"], "", 3, 60, |procs| {
@@ -111,6 +134,7 @@ fn gomaxprocs_changes_complete_while_goroutines_spin() {
 
 #[test]
 fn allocation_and_channels_survive_frequent_preemption() {
+    let _cpu = shared_cpu();
     let rounds = 1000u64;
     // 8 workers; every 8th allocation of each goes over the channel.
     let (allocs, sent) = (8 * rounds, 8 * rounds.div_ceil(8));
@@ -137,6 +161,7 @@ fn last_counter(err: &str, key: &str) -> u64 {
 
 #[test]
 fn a_goroutine_blocked_in_the_kernel_gives_up_its_p_and_takes_one_back() {
+    let _cpu = shared_cpu();
     for procs in ["1", "2"] {
         let env = [("GOMAXPROCS", procs), ("GODEBUG", "schedtrace=5")];
         for _ in 0..3 {
@@ -162,6 +187,7 @@ fn a_goroutine_blocked_in_the_kernel_gives_up_its_p_and_takes_one_back() {
 
 #[test]
 fn goroutines_back_from_the_kernel_park_on_channels_without_a_p() {
+    let _cpu = shared_cpu();
     prints_at_1_and_2(&["blockchan", "500"], "", 3, RUN_BOUND_SECS, |_| {
         "blockchan ok pairs=4 bytes=2000 wrote=true\n".to_string()
     });
