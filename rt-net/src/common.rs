@@ -152,6 +152,24 @@ macro_rules! stream_io {
         }
 
         impl $t {
+            /// Waits until a read may make progress (data, end of file or
+            /// an error is there) without holding a buffer meanwhile, so an
+            /// idle connection costs only its goroutine's stack: wait here,
+            /// then read with [`try_read`](Self::try_read) into a buffer
+            /// taken for the burst. It may return when a read would still
+            /// find nothing (`try_read` then says `WouldBlock`), never later
+            /// than data arrives. Read deadlines, timeouts and a close from
+            /// another goroutine end it as they end a read.
+            pub fn readable(&self) -> std::io::Result<()> {
+                crate::common::HasFd::net_fd(self).readable()
+            }
+
+            /// Reads what is there without waiting: an error of kind
+            /// `WouldBlock` when nothing is, `Ok(0)` at end of file.
+            pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                crate::common::HasFd::net_fd(self).try_read(buf)
+            }
+
             /// Shuts down the reading, writing or both halves: after
             /// `Shutdown::Write` the peer reads end-of-file.
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {

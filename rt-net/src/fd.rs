@@ -42,6 +42,11 @@ pub(crate) struct NetFd {
     wtimeout: AtomicI64,
     rbudget: AtomicU32,
     wbudget: AtomicU32,
+    /// The last read was a [`try_read`](NetFd::try_read) that found nothing
+    /// (`EAGAIN` after `prepare`): a readiness event since then is still in
+    /// the poll descriptor, so [`readable`](NetFd::readable) may wait at
+    /// once, without a syscall. Written under `rlock`.
+    rdry: AtomicBool,
 }
 
 /// Monotonic nanoseconds (`rt_sys::nanotime`'s clock) for an `Instant`.
@@ -108,6 +113,7 @@ impl NetFd {
             wtimeout: AtomicI64::new(0),
             rbudget: AtomicU32::new(0),
             wbudget: AtomicU32::new(0),
+            rdry: AtomicBool::new(false),
         })
     }
 
@@ -133,9 +139,16 @@ impl NetFd {
 
     /// Runs `op` in `mode` until it does not say `EAGAIN`: Go's
     /// `FD.Read`/`FD.Write` loop. `op` returns the syscall's result.
-    pub(crate) fn io<T>(
+    pub(crate) fn io<T>(&self, mode: Mode, op: impl FnMut(i32) -> io::Result<T>) -> io::Result<T> {
+        self.io_with(mode, true, op)
+    }
+
+    /// [`io`](Self::io), or with `wait` false the same without the wait:
+    /// `EAGAIN` is returned as a `WouldBlock` error.
+    fn io_with<T>(
         &self,
         mode: Mode,
+        wait: bool,
         mut op: impl FnMut(i32) -> io::Result<T>,
     ) -> io::Result<T> {
         self.check_open()?;
@@ -144,10 +157,10 @@ impl NetFd {
             Mode::Write => (&self.wlock, &self.wtimeout, &self.wbudget),
         };
         let guard = lock.lock();
-        let t = timeout.load(Ordering::Relaxed);
-        if t > 0 {
-            self.pfd
-                .set_deadline(mode, Some(rt_sys::nanotime().saturating_add(t)));
+        self.start_deadline(mode, timeout);
+        if mode == Mode::Read {
+            // `prepare` below drops the readiness a `try_read` left.
+            self.rdry.store(false, Ordering::Relaxed);
         }
         let r = loop {
             if let Err(e) = self.pfd.prepare(mode) {
@@ -157,6 +170,12 @@ impl NetFd {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_eagain(&e) => {
                     budget.store(0, Ordering::Relaxed);
+                    if !wait {
+                        if mode == Mode::Read {
+                            self.rdry.store(true, Ordering::Relaxed);
+                        }
+                        break Err(e);
+                    }
                     if let Err(e) = self.pfd.wait(mode) {
                         break Err(self.poll_error(e));
                     }
@@ -180,6 +199,68 @@ impl NetFd {
             // SAFETY: `buf` is live and writable for its length.
             cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
         })
+    }
+
+    /// One `recv` without waiting: `WouldBlock` when nothing is there to
+    /// read (tokio's `try_read`).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return self.check_open().map(|_| 0);
+        }
+        self.io_with(Mode::Read, false, |fd| {
+            // SAFETY: `buf` is live and writable for its length.
+            cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+        })
+    }
+
+    /// Waits until a read may make progress: data, end of file or an error
+    /// is there. It may return early (a read may still find nothing), but
+    /// never misses data that arrived. Deadlines, timeouts and a close from
+    /// another goroutine end it as they end a read. It holds no buffer, so
+    /// a connection that waits here costs only its goroutine's stack.
+    pub(crate) fn readable(&self) -> io::Result<()> {
+        self.check_open()?;
+        let _guard = self.rlock.lock();
+        self.start_deadline(Mode::Read, &self.rtimeout);
+        if !self.rdry.swap(false, Ordering::Relaxed) {
+            // Readiness may have been used up by reads that left data
+            // behind: ask the socket itself.
+            if let Err(e) = self.pfd.prepare(Mode::Read) {
+                return Err(self.poll_error(e));
+            }
+            let mut byte = 0u8;
+            // SAFETY: `byte` is a live one-byte buffer; MSG_PEEK leaves the
+            // data in the socket.
+            let r = cvt(unsafe {
+                libc::recv(
+                    self.sock.0,
+                    (&mut byte as *mut u8).cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            });
+            match r {
+                Err(e) if is_eagain(&e) => {}
+                // Data, end of file, an error, or a signal: the caller's
+                // read will tell.
+                _ => return Ok(()),
+            }
+        }
+        self.pfd.wait(Mode::Read).map_err(|e| self.poll_error(e))?;
+        // A close shuts the socket down after it wakes the waiter, and the
+        // poller may report that as readiness before the waiter looks:
+        // report the close instead.
+        self.check_open()
+    }
+
+    /// Arms `mode`'s deadline from a std-style per-operation timeout (0:
+    /// none).
+    fn start_deadline(&self, mode: Mode, timeout: &AtomicI64) {
+        let t = timeout.load(Ordering::Relaxed);
+        if t > 0 {
+            self.pfd
+                .set_deadline(mode, Some(rt_sys::nanotime().saturating_add(t)));
+        }
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

@@ -255,7 +255,12 @@ fn a_thread_spawned_from_a_goroutine_is_not_an_m() {
 /// The numbers the `threads` scenario printed, in order.
 fn thread_counts(s: &str) -> Vec<usize> {
     s.lines()
-        .map(|l| l.rsplit(": ").next().and_then(|n| n.parse().ok()).unwrap_or(0))
+        .map(|l| {
+            l.rsplit(": ")
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        })
         .collect()
 }
 

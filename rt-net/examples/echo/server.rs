@@ -1,7 +1,7 @@
 //! The echo server's logic, apart from `main` so that other programs (the
 //! rt-demo scenario the tests drive) can run the very same code.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use rt_net::{TcpListener, TcpStream};
 
@@ -16,15 +16,26 @@ pub fn serve(l: &TcpListener) -> io::Result<()> {
 /// Writes back everything the peer sends until it stops sending (end of
 /// file: the peer closed or shut down its writing half); returns the byte
 /// count. The stream is closed when it is dropped.
-pub fn echo(mut c: TcpStream) -> io::Result<u64> {
-    let mut buf = [0u8; 4096];
+///
+/// Between bursts the goroutine waits in `readable` with no buffer: the
+/// buffer is taken when data arrives and given back when the socket runs
+/// dry, so an idle connection costs its goroutine's stack and nothing
+/// more.
+pub fn echo(c: TcpStream) -> io::Result<u64> {
     let mut total = 0;
     loop {
-        let n = c.read(&mut buf)?;
-        if n == 0 {
-            return Ok(total);
+        c.readable()?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match c.try_read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    (&c).write_all(&buf[..n])?;
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
         }
-        c.write_all(&buf[..n])?;
-        total += n as u64;
     }
 }

@@ -658,6 +658,72 @@ pub fn checks() -> i32 {
         format!("{seen:?}"),
     );
 
+    // readable + try_read: nothing there is WouldBlock; readable then
+    // waits for the peer's write; data left behind by an earlier read makes
+    // it return at once; a timeout and a close from another goroutine end
+    // it; end of file is readable and reads as 0.
+    let (c, s) = tcp_pair();
+    let (c, s) = (Arc::new(c), Arc::new(s));
+    let mut b = [0u8; 4];
+    let dry = c.try_read(&mut b);
+    let s2 = s.clone();
+    let w = rt_sched::spawn(move || {
+        rt_sched::sleep(ms(50));
+        (&*s2).write_all(b"abcdef").expect("write");
+    });
+    let t0 = Instant::now();
+    let r = c.readable();
+    let took = t0.elapsed();
+    let _ = w.join();
+    let first = c.try_read(&mut b);
+    let again = c.readable();
+    let mut rest = [0u8; 8];
+    let second = c.try_read(&mut rest);
+    check(
+        "readable waits for data and try_read does not",
+        matches!(&dry, Err(e) if e.kind() == ErrorKind::WouldBlock)
+            && r.is_ok()
+            && took >= ms(50)
+            && took < PROMPT
+            && matches!(first, Ok(4))
+            && &b == b"abcd"
+            && again.is_ok()
+            && matches!(second, Ok(2))
+            && &rest[..2] == b"ef",
+        format!("{dry:?} {r:?} after {took:?}, {first:?} {again:?} {second:?}"),
+    );
+
+    c.set_read_timeout(Some(ms(50))).expect("timeout");
+    let t0 = Instant::now();
+    let r = c.readable();
+    let took = t0.elapsed();
+    c.set_read_timeout(None).expect("clear");
+    let c2 = c.clone();
+    let closer = rt_sched::spawn(move || {
+        rt_sched::sleep(ms(20));
+        c2.close()
+    });
+    let closed = c.readable();
+    let _ = closer.join();
+    check(
+        "readable ends at a timeout and at a close",
+        matches!(&r, Err(e) if is_timeout(e))
+            && took >= ms(50)
+            && took < PROMPT
+            && matches!(&closed, Err(e) if is_closed_error(e)),
+        format!("{r:?} after {took:?}, then {closed:?}"),
+    );
+
+    let (c, s) = tcp_pair();
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    let r = c.readable();
+    let eof = c.try_read(&mut b);
+    check(
+        "end of file is readable",
+        r.is_ok() && matches!(eof, Ok(0)),
+        format!("{r:?} then {eof:?}"),
+    );
+
     if failed == 0 {
         0
     } else {
