@@ -20,19 +20,28 @@
 //	fanout    one producer sends 0..n-1 over a channel of capacity cap to
 //	          workers goroutines, which send 2v+1 on to the collector (the
 //	          main goroutine) over a second one; wall time / n
-//	hog       one goroutine per P spins on an atomic flag while the main
-//	          goroutine sleeps 1 ms n times; p99 of the ticks' lateness
-//	blockcall pairs pairs of goroutines pass a byte back and forth n times
+//	preempt   one goroutine per P spins on an atomic flag while the main
+//	          goroutine sleeps 1 ms n times; p50 and p99 of the ticks'
+//	          lateness (wake time minus due time), one line each
+//	blockcall readers goroutines each block in syscall.Read on its own
+//	          empty pipe; once all have started, n round trips between two
+//	          goroutines over unbuffered channels; then one byte into each
+//	          pipe ends the readers; ping-pong wall time / n
+//	blockpipe pairs pairs of goroutines pass a byte back and forth n times
 //	          over two blocking pipes with syscall.Read and syscall.Write;
 //	          wall time / (pairs * n)
 //
 // Keys: n=<count>, gomaxprocs=<procs> (calls runtime.GOMAXPROCS before the
 // workload starts; the harness also sets GOMAXPROCS in the environment),
 // for fanout workers=<count> (default 4) and cap=<capacity> (default
-// 128), for blockcall pairs=<count> (default 4).
+// 128), for blockcall readers=<count> (default 8), for blockpipe
+// pairs=<count> (default 4).
 //
 // Output: exactly one line, `value=<number> unit=<unit>`, or
-// `value=none reason=<text>` for a workload this program does not run.
+// `value=none reason=<text>` for a workload this program does not run or
+// for bad input (exit status 2). preempt prints one value line per
+// statistic instead, tagged at the end: `value=<number> unit=ns stat=p50`
+// and `... stat=p99`.
 package main
 
 import (
@@ -103,17 +112,27 @@ func main() {
 			os.Exit(2)
 		}
 		report(float64(el.Nanoseconds())/float64(n), "ns")
-	case "hog":
+	case "preempt":
 		if n > 1000000 {
-			fail("hog n must be in 1..=1000000")
+			fail("preempt n must be in 1..=1000000")
 		}
-		report(float64(hog(n).Nanoseconds()), "ns")
+		late := preempt(n)
+		for _, pct := range []int{50, 99} {
+			ns := float64(late[rankIndex(n, pct)].Nanoseconds())
+			fmt.Printf("value=%.3f unit=ns stat=p%d\n", ns, pct)
+		}
 	case "blockcall":
+		readers := intKey(keys, "readers", 8)
+		if readers > 1024 {
+			fail("blockcall needs n >= 1 and readers in 1..=1024")
+		}
+		report(float64(blockcall(n, readers).Nanoseconds())/float64(n), "ns")
+	case "blockpipe":
 		pairs := intKey(keys, "pairs", 4)
 		if pairs > 1024 {
-			fail("blockcall needs n >= 1 and pairs in 1..=1024")
+			fail("blockpipe needs n >= 1 and pairs in 1..=1024")
 		}
-		report(float64(blockcall(n, pairs).Nanoseconds())/float64(n*pairs), "ns")
+		report(float64(blockpipe(n, pairs).Nanoseconds())/float64(n*pairs), "ns")
 	case "serve-echo":
 		serveEcho()
 	case "serve-http":
@@ -318,11 +337,17 @@ func fail(format string, a ...interface{}) {
 // spinSink keeps the spinners' arithmetic alive.
 var spinSink uint64
 
-// hog starts one goroutine per P that spins (arithmetic and an atomic
+// rankIndex is the index of the pct-th percentile in a sorted list of n
+// samples (nearest rank: the ceil(pct*n/100)-th smallest).
+func rankIndex(n, pct int) int {
+	return (pct*n+99)/100 - 1
+}
+
+// preempt starts one goroutine per P that spins (arithmetic and an atomic
 // load, no calls) until stopped, then sleeps 1 ms ticks times; a tick's
 // lateness is the time it woke minus the time it was due (monotonic
-// clock). Returns the p99 lateness (nearest rank).
-func hog(ticks int) time.Duration {
+// clock). Returns the lateness of every tick, sorted.
+func preempt(ticks int) []time.Duration {
 	procs := runtime.GOMAXPROCS(0)
 	var stop, started int32
 	var wg sync.WaitGroup
@@ -352,7 +377,7 @@ func hog(ticks int) time.Duration {
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
-	return late[(99*ticks+99)/100-1]
+	return late
 }
 
 // pipe2 makes a pipe with blocking ends (O_CLOEXEC only): read, write.
@@ -380,7 +405,7 @@ func sendByte(fd int, b byte) {
 	buf := [1]byte{b}
 	n, err := retryEINTR(func() (int, error) { return syscall.Write(fd, buf[:]) })
 	if err != nil || n != 1 {
-		fail("blockcall: write: %d %v", n, err)
+		fail("pipe write: %d %v", n, err)
 	}
 }
 
@@ -390,21 +415,87 @@ func expectByte(fd int, want byte) {
 	var buf [1]byte
 	n, err := retryEINTR(func() (int, error) { return syscall.Read(fd, buf[:]) })
 	if err != nil || n != 1 {
-		fail("blockcall: read: %d %v", n, err)
+		fail("pipe read: %d %v", n, err)
 	}
 	if buf[0] != want {
-		fail("blockcall: read byte %d, expected %d", buf[0], want)
+		fail("pipe read: byte %d, expected %d", buf[0], want)
 	}
 }
 
-// blockcall runs pairs pairs of goroutines; in each, one writes a byte to
+// pipe is the two ends of one pipe.
+type pipe struct{ r, w int }
+
+// closePipes closes both ends of every pipe.
+func closePipes(ps []pipe) {
+	for _, p := range ps {
+		syscall.Close(p.r)
+		syscall.Close(p.w)
+	}
+}
+
+// blockcall starts readers goroutines that each block in syscall.Read (a
+// plain system call, no netpoller) on the read end of its own empty pipe,
+// so each leaves its P to sysmon to take. Once all have started, the main
+// goroutine and an echo goroutine make n round trips over two unbuffered
+// channels. Then one byte goes into each pipe and the readers are waited
+// for. Every echoed value, the echo's round-trip count and every reader's
+// byte are checked. Returns the wall time of the round trips.
+func blockcall(n, readers int) time.Duration {
+	pipes := make([]pipe, readers)
+	for i := range pipes {
+		pipes[i].r, pipes[i].w = pipe2()
+	}
+	var started int32
+	var wg sync.WaitGroup
+	wg.Add(readers)
+	for i := range pipes {
+		go func(i int) {
+			defer wg.Done()
+			atomic.AddInt32(&started, 1)
+			expectByte(pipes[i].r, byte(i))
+		}(i)
+	}
+	for atomic.LoadInt32(&started) < int32(readers) {
+		runtime.Gosched()
+	}
+	ping := make(chan int)
+	pong := make(chan int)
+	trips := make(chan int)
+	go func() {
+		k := 0
+		for v := range ping {
+			pong <- v + 1
+			k++
+		}
+		trips <- k
+	}()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		ping <- i
+		if v := <-pong; v != i+1 {
+			fail("blockcall: echo sent %d, expected %d", v, i+1)
+		}
+	}
+	el := time.Since(start)
+	close(ping)
+	if k := <-trips; k != n {
+		fail("blockcall: %d round trips, expected %d", k, n)
+	}
+	for i := range pipes {
+		sendByte(pipes[i].w, byte(i))
+	}
+	wg.Wait()
+	closePipes(pipes)
+	return el
+}
+
+// blockpipe runs pairs pairs of goroutines; in each, one writes a byte to
 // its ping pipe and reads it back from its pong pipe n times while its
 // partner reads each byte from ping and writes it to pong. syscall.Read
 // and syscall.Write are plain blocking system calls (no netpoller): a
 // goroutine blocked in one leaves its P to sysmon to take. Returns the
 // wall time of all round trips.
-func blockcall(n, pairs int) time.Duration {
-	type pipe struct{ r, w int }
+func blockpipe(n, pairs int) time.Duration {
 	pings := make([]pipe, pairs)
 	pongs := make([]pipe, pairs)
 	for i := range pings {
@@ -434,10 +525,7 @@ func blockcall(n, pairs int) time.Duration {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	for i := range pings {
-		for _, fd := range []int{pings[i].r, pings[i].w, pongs[i].r, pongs[i].w} {
-			syscall.Close(fd)
-		}
-	}
+	closePipes(pings)
+	closePipes(pongs)
 	return el
 }

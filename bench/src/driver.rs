@@ -34,14 +34,68 @@ pub fn resolve(
     }
 }
 
-/// One impl's state in a variant: its program, its samples so far (a boot sample is
-/// `(wall µs, rss KiB)`, an in-process one `(value, 0)`) and its unit; or why it has none.
-pub type ImplState = Result<(PathBuf, Vec<(f64, f64)>, String), String>;
+/// One impl's state in a variant: its program, its samples so far (one per measured run, each
+/// with one number per [`measures`] entry) and the units of those numbers; or why it has none.
+pub type ImplState = Result<(PathBuf, Vec<Vec<f64>>, Vec<String>), String>;
+
+/// The numbers one run of `v` gives, in order, each as the field that labels its group (none
+/// where a run gives one number): boot's wall time and peak RSS, or the statistics a
+/// [`Kind::Stats`] program prints.
+pub fn measures(v: &Variant) -> Vec<Option<(&'static str, &'static str)>> {
+    match v.kind {
+        Kind::Boot => vec![Some(("measure", "wall")), Some(("measure", "rss"))],
+        Kind::Stats(names) => names.iter().map(|n| Some(("stat", *n))).collect(),
+        Kind::InProcess | Kind::Server => vec![None],
+    }
+}
+
+/// One run of impl `i` (its program at `path`) in variant `v`: a `(number, unit)` for each of
+/// the variant's [`measures`], or why the run gave none.
+fn sample(
+    v: &Variant,
+    i: &ImplRun,
+    path: &Path,
+    bindir: &Path,
+    timeout: Duration,
+) -> Result<Vec<(f64, String)>, String> {
+    match v.kind {
+        Kind::InProcess => runner::run(path, &i.args, &i.env, timeout)
+            .and_then(|o| runner::interpret(&o))
+            .map(|x| vec![x]),
+        Kind::Stats(names) => runner::run(path, &i.args, &i.env, timeout)
+            .and_then(|o| runner::interpret_stats(&o, names)),
+        Kind::Server => match &v.load {
+            Some(load) => {
+                crate::serve::run(path, &i.args, &i.env, load, bindir, timeout).map(|x| vec![x])
+            }
+            None => Err("server variant without a load".to_string()),
+        },
+        Kind::Boot => {
+            // Wall time: the mean of `spawns_per_run` plain runs. Peak RSS: one traced run
+            // (see runner::peak_rss for why not ru_maxrss).
+            let k = v.spawns_per_run.max(1);
+            let mut wall = Ok(0.0);
+            for _ in 0..k {
+                wall = wall.and_then(|w| {
+                    runner::run(path, &i.args, &i.env, timeout)
+                        .and_then(|o| runner::interpret_boot(&o))
+                        .map(|w1| w + w1)
+                });
+            }
+            wall.and_then(|w| {
+                runner::peak_rss(path, &i.args, &i.env, timeout)
+                    .and_then(runner::interpret_boot_rss)
+                    .map(|kib| vec![(w / k as f64, "us".into()), (kib, "KiB".into())])
+            })
+        }
+    }
+}
 
 /// Runs one variant: one warm-up round, then `runs` measured rounds; in every round each impl
 /// still in the running is run once, in plan order (rt first), so rt and its peers alternate.
 /// An impl whose program is missing, or whose run fails in any round, is dropped and reported
-/// with the reason. Returns the variant's groups (two for boot: wall and rss).
+/// with the reason. Returns the variant's groups, one per entry of [`measures`] (boot's wall
+/// time and peak RSS, each statistic of a [`Kind::Stats`] variant, else the one number).
 pub fn run_variant(
     v: &Variant,
     runs: usize,
@@ -52,7 +106,7 @@ pub fn run_variant(
     let mut state: Vec<ImplState> = v
         .impls
         .iter()
-        .map(|i| resolve(&i.program, bindir, go).map(|p| (p, Vec::new(), String::new())))
+        .map(|i| resolve(&i.program, bindir, go).map(|p| (p, Vec::new(), Vec::new())))
         .collect();
     let runs = v.load.as_ref().map_or(runs, |l| l.runs);
     if v.kind == Kind::Boot {
@@ -66,108 +120,66 @@ pub fn run_variant(
     }
     for round in 0..=runs {
         for (i, st) in v.impls.iter().zip(state.iter_mut()) {
-            let Ok((path, samples, unit)) = st else {
+            let Ok((path, samples, units)) = st else {
                 continue;
             };
-            let sample = match v.kind {
-                Kind::InProcess => runner::run(path, &i.args, &i.env, timeout)
-                    .and_then(|o| runner::interpret(&o))
-                    .and_then(|(x, u)| {
-                        if unit.is_empty() || *unit == u {
-                            *unit = u;
-                            Ok((x, 0.0))
-                        } else {
-                            Err(format!("unit changed from {unit} to {u}"))
-                        }
-                    }),
-                Kind::Server => match &v.load {
-                    Some(load) => crate::serve::run(path, &i.args, &i.env, load, bindir, timeout)
-                        .and_then(|(x, u)| {
-                            if unit.is_empty() || *unit == u {
-                                *unit = u;
-                                Ok((x, 0.0))
-                            } else {
-                                Err(format!("unit changed from {unit} to {u}"))
-                            }
-                        }),
-                    None => Err("server variant without a load".to_string()),
-                },
-                Kind::Boot => {
-                    // Wall time: the mean of `spawns_per_run` plain runs. Peak RSS: one traced
-                    // run (see runner::peak_rss for why not ru_maxrss).
-                    let k = v.spawns_per_run.max(1);
-                    let mut wall = Ok(0.0);
-                    for _ in 0..k {
-                        wall = wall.and_then(|w| {
-                            runner::run(path, &i.args, &i.env, timeout)
-                                .and_then(|o| runner::interpret_boot(&o))
-                                .map(|w1| w + w1)
-                        });
-                    }
-                    wall.and_then(|w| {
-                        runner::peak_rss(path, &i.args, &i.env, timeout)
-                            .and_then(runner::interpret_boot_rss)
-                            .map(|kib| (w / k as f64, kib))
-                    })
+            // Every run of an impl must give its numbers in the units of its first run.
+            let numbers = sample(v, i, path, bindir, timeout).and_then(|xs| {
+                if units.is_empty() {
+                    *units = xs.iter().map(|(_, u)| u.clone()).collect();
                 }
-            };
-            match sample {
-                Ok(s) if round > 0 => samples.push(s),
+                xs.into_iter()
+                    .zip(units.iter())
+                    .map(|((x, u), want)| {
+                        if u == *want {
+                            Ok(x)
+                        } else {
+                            Err(format!("unit changed from {want} to {u}"))
+                        }
+                    })
+                    .collect::<Result<Vec<f64>, String>>()
+            });
+            match numbers {
+                Ok(xs) if round > 0 => samples.push(xs),
                 Ok(_) => {}
                 Err(why) => *st = Err(why),
             }
         }
     }
-    let entry = |i: &ImplRun, st: &ImplState, pick: usize, unit: &str| Entry {
+    let entry = |i: &ImplRun, st: &ImplState, pick: usize| Entry {
         name: i.name.to_string(),
         result: match st {
             Err(why) => Err(why.clone()),
-            Ok((_, samples, u)) => {
-                let xs: Vec<f64> = samples
-                    .iter()
-                    .map(|s| if pick == 0 { s.0 } else { s.1 })
-                    .collect();
-                let unit = if unit.is_empty() {
-                    u.clone()
-                } else {
-                    unit.to_string()
-                };
-                summarize(&xs)
-                    .map(|s| (s, unit))
-                    .ok_or_else(|| "no samples".to_string())
+            Ok((_, samples, units)) => {
+                let xs: Vec<f64> = samples.iter().map(|s| s[pick]).collect();
+                match (summarize(&xs), units.get(pick)) {
+                    (Some(s), Some(unit)) => Ok((s, unit.clone())),
+                    _ => Err("no samples".to_string()),
+                }
             }
         },
         note: i.note.clone(),
     };
-    match v.kind {
-        Kind::InProcess | Kind::Server => vec![Group {
-            label: v.label(),
-            short: v.short_label(),
-            entries: v
-                .impls
-                .iter()
-                .zip(&state)
-                .map(|(i, st)| entry(i, st, 0, ""))
-                .collect(),
-        }],
-        Kind::Boot => [("wall", 0, "us"), ("rss", 1, "KiB")]
-            .iter()
-            .map(|(m, pick, unit)| {
-                let mut vv = v.clone();
-                vv.fields.insert(0, ("measure".into(), m.to_string()));
-                Group {
-                    label: vv.label(),
-                    short: vv.short_label(),
-                    entries: v
-                        .impls
-                        .iter()
-                        .zip(&state)
-                        .map(|(i, st)| entry(i, st, *pick, unit))
-                        .collect(),
-                }
-            })
-            .collect(),
-    }
+    measures(v)
+        .into_iter()
+        .enumerate()
+        .map(|(pick, field)| {
+            let mut labelled = v.clone();
+            if let Some((k, x)) = field {
+                labelled.fields.insert(0, (k.to_string(), x.to_string()));
+            }
+            Group {
+                label: labelled.label(),
+                short: labelled.short_label(),
+                entries: v
+                    .impls
+                    .iter()
+                    .zip(&state)
+                    .map(|(i, st)| entry(i, st, pick))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -227,6 +239,26 @@ mod tests {
         }
     }
 
+    /// rt, go and may as `fake-rt`, `fake-go` and `fake-may`.
+    fn rt_go_may() -> Vec<ImplRun> {
+        vec![
+            imp("rt", "fake-rt"),
+            imp("go", "fake-go"),
+            imp("may", "fake-may"),
+        ]
+    }
+
+    /// Runs `v` for `runs` rounds on the programs in `b`.
+    fn run_in(b: &FakeBins, v: &Variant, runs: usize) -> Vec<Group> {
+        run_variant(
+            v,
+            runs,
+            &b.dir,
+            &Err("unused".into()),
+            Duration::from_secs(30),
+        )
+    }
+
     fn variant(kind: Kind, impls: Vec<ImplRun>) -> Variant {
         Variant {
             workload: "spawn",
@@ -247,13 +279,7 @@ mod tests {
             Kind::InProcess,
             vec![imp("rt", "fake-rt"), imp("go", "fake-go")],
         );
-        let g = run_variant(
-            &v,
-            3,
-            &b.dir,
-            &Err("unused".into()),
-            Duration::from_secs(30),
-        );
+        let g = run_in(&b, &v, 3);
         assert_eq!(
             b.calls(),
             [
@@ -285,13 +311,7 @@ mod tests {
             Kind::InProcess,
             vec![imp("rt", "fake-rt"), imp("go", "fake-go")],
         );
-        let g = run_variant(
-            &v,
-            5,
-            &b.dir,
-            &Err("unused".into()),
-            Duration::from_secs(30),
-        );
+        let g = run_in(&b, &v, 5);
         let (s, _) = g[0].entries[0].result.clone().unwrap();
         assert_eq!((s.max, s.runs), (5.0, 5));
     }
@@ -301,21 +321,8 @@ mod tests {
         let b = FakeBins::new("fail");
         b.script("fake-go", "echo value=20 unit=ns");
         b.script("fake-may", "echo oops >&2; exit 7");
-        let v = variant(
-            Kind::InProcess,
-            vec![
-                imp("rt", "fake-rt"),
-                imp("go", "fake-go"),
-                imp("may", "fake-may"),
-            ],
-        );
-        let g = run_variant(
-            &v,
-            5,
-            &b.dir,
-            &Err("unused".into()),
-            Duration::from_secs(30),
-        );
+        let v = variant(Kind::InProcess, rt_go_may());
+        let g = run_in(&b, &v, 5);
         let e = &g[0].entries;
         assert_eq!(e[0].result, Err("binary fake-rt not built".to_string()));
         assert!(e[1].result.is_ok());
@@ -348,13 +355,7 @@ mod tests {
             Kind::InProcess,
             vec![imp("rt", "fake-rt"), imp("go", "fake-go")],
         );
-        let g = run_variant(
-            &v,
-            5,
-            &b.dir,
-            &Err("unused".into()),
-            Duration::from_secs(30),
-        );
+        let g = run_in(&b, &v, 5);
         assert!(g[0].entries[1].result.is_err());
         assert_eq!(g[0].entries[0].result.clone().unwrap().0.runs, 5);
     }
@@ -372,13 +373,7 @@ mod tests {
             load: None,
             impls: vec![imp("rt", "fake-rt"), imp("go", "fake-go")],
         };
-        let g = run_variant(
-            &v,
-            5,
-            &b.dir,
-            &Err("unused".into()),
-            Duration::from_secs(30),
-        );
+        let g = run_in(&b, &v, 5);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].label, "workload=boot measure=wall");
         assert_eq!(g[1].label, "workload=boot measure=rss");
@@ -391,6 +386,41 @@ mod tests {
         assert!(g[1].entries[1].result.is_err());
         // 1 warm-up + 5 runs, each 2 timed spawns + 1 traced spawn.
         assert_eq!(b.calls().iter().filter(|c| *c == "fake-rt").count(), 6 * 3);
+    }
+
+    #[test]
+    fn statistics_of_one_run_yield_one_group_each() {
+        let b = FakeBins::new("stats");
+        b.script(
+            "fake-rt",
+            "echo value=10 unit=ns stat=p50; echo value=30 unit=ns stat=p99",
+        );
+        b.script(
+            "fake-go",
+            "echo value=20 unit=ns stat=p50; echo value=60 unit=ns stat=p99",
+        );
+        b.script("fake-may", "echo value=20 unit=ns stat=p50");
+        let v = variant(Kind::Stats(&["p50", "p99"]), rt_go_may());
+        let g = run_in(&b, &v, 3);
+        // One process per impl and round gives both numbers.
+        assert_eq!(b.calls().iter().filter(|c| *c == "fake-rt").count(), 4);
+        let labels: Vec<&str> = g.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "workload=spawn stat=p50 gomaxprocs=1",
+                "workload=spawn stat=p99 gomaxprocs=1"
+            ]
+        );
+        let median = |g: &Group, k: usize| g.entries[k].result.clone().unwrap().0.median;
+        assert_eq!((median(&g[0], 0), median(&g[1], 0)), (10.0, 30.0));
+        assert_eq!((median(&g[0], 1), median(&g[1], 1)), (20.0, 60.0));
+        assert_eq!(g[1].ratios()[0].1, Ok(0.5));
+        // A run without one of the statistics has none of them.
+        for group in &g {
+            let why = group.entries[2].result.clone().unwrap_err();
+            assert!(why.contains("stat=p99"), "{why}");
+        }
     }
 
     #[test]

@@ -29,20 +29,25 @@
 //! | `bench-rt parked n=<N>` | `value=<RSS bytes per parked goroutine> unit=B` |
 //! | `bench-rt tree n=<leaves> gomaxprocs=<P>` | `value=<ns per goroutine created> unit=ns` |
 //! | `bench-rt fanout n=<N> workers=<W> cap=<C> gomaxprocs=<P>` | `value=<ns per message> unit=ns` |
-//! | `bench-rt hog n=<ticks> gomaxprocs=<P>` | `value=<p99 tick lateness in ns> unit=ns` |
-//! | `bench-rt blockcall n=<N per pair> pairs=<K> gomaxprocs=<P>` | `value=<ns per round trip> unit=ns` |
+//! | `bench-rt preempt n=<ticks> gomaxprocs=<P>` | `value=<p50 tick lateness in ns> unit=ns stat=p50` and `value=<p99 …> unit=ns stat=p99` |
+//! | `bench-rt blockcall n=<N> readers=<R> gomaxprocs=<P>` | `value=<ns per round trip> unit=ns` |
+//! | `bench-rt blockpipe n=<N per pair> pairs=<K> gomaxprocs=<P>` | `value=<ns per round trip> unit=ns` |
 //!
 //! `tree` is Skynet: `leaves` (a power of ten up to 10⁸) leaf goroutines under inner nodes of
 //! ten children, each node's children sending to it over one unbuffered channel; the root's sum
 //! must be `leaves·(leaves − 1)/2`, and the value is wall time over the `(10·leaves − 1)/9`
 //! goroutines created. `fanout` sends `0..N` from one producer over a channel of capacity `C` to
 //! `W` workers, which send `2v + 1` over a second channel of capacity `C` to the collector (the
-//! main goroutine); its sum must be `N²`. `hog` starts one goroutine per P spinning without a
-//! runtime call, then sleeps 1 ms `ticks` times; the value is the p99 (nearest rank) of each
-//! tick's lateness, wake time minus due time. `blockcall` runs `K` pairs of goroutines passing
-//! a byte back and forth `N` times over two blocking pipes with plain `read(2)`/`write(2)` (no
-//! `rt_sched::blocking`), checking every byte. A wrong sum or byte, or bad input, prints
-//! `value=none` and exits 2.
+//! main goroutine); its sum must be `N²`. `preempt` starts one goroutine per P spinning without
+//! a runtime call, then sleeps 1 ms `ticks` times; a tick's lateness is its wake time minus its
+//! due time, and the run prints the p50 and the p99 (nearest rank) of them, one line each.
+//! `blockcall` starts `R` goroutines that each block in a plain `read(2)` (no
+//! `rt_sched::blocking`) on its own empty pipe, waits until all have started, then times `N`
+//! round trips between two goroutines over two unbuffered channels; at the end it writes one
+//! byte into each pipe and joins the readers. `blockpipe` runs `K` pairs of goroutines passing a
+//! byte back and forth `N` times over two blocking pipes with plain `read(2)`/`write(2)`. Every
+//! byte read, sum and round trip is checked: a wrong one, or bad input, prints `value=none` and
+//! exits 2.
 //!
 //! `GOMAXPROCS=<P>` is also set in its environment for the variants that have `gomaxprocs=`.
 //! The `rt-apo` impl of the scheduler workloads ([`plan::APO_WORKLOADS`]) is the same

@@ -220,7 +220,7 @@ fn main() {
             "{}, {} measured runs per impl after one warm-up ({}: {})",
             if opts.quick { "--quick" } else { "full" },
             sizes.runs,
-            plan::SLOW_WORKLOADS.join(" and "),
+            plan::SLOW_WORKLOADS.join(", "),
             sizes.slow_runs
         ),
         date: utc_now(),

@@ -16,6 +16,10 @@
 pub enum Kind {
     /// The impl binary measures itself and prints `value=<n> unit=<u>`.
     InProcess,
+    /// The impl binary measures itself and prints several statistics of the same run, one
+    /// `value=<n> unit=<u> stat=<name>` line for each of these names; each statistic is
+    /// reported as a group of its own, labelled `stat=<name>`.
+    Stats(&'static [&'static str]),
     /// The harness times whole processes (wall µs) and reads their peak RSS (KiB) from `wait4`.
     Boot,
     /// The impl is a server: the harness starts it, reads its `listening=<addr>` line, drives
@@ -111,7 +115,7 @@ impl Variant {
 }
 
 /// Every workload name, in report order.
-pub const WORKLOADS: [&str; 21] = [
+pub const WORKLOADS: [&str; 22] = [
     "boot",
     "spawn",
     "pingpong",
@@ -127,8 +131,9 @@ pub const WORKLOADS: [&str; 21] = [
     "stack",
     "tree",
     "fanout",
-    "hog",
+    "preempt",
     "blockcall",
+    "blockpipe",
     "echo",
     "http",
     "accept",
@@ -141,10 +146,16 @@ pub const WORKLOADS: [&str; 21] = [
 pub const APO_WORKLOADS: [&str; 5] = ["spawn", "pingpong", "yield", "tree", "fanout"];
 
 /// The workloads whose every run lasts a second or more, measured [`Sizes::slow_runs`] times.
-pub const SLOW_WORKLOADS: [&str; 2] = ["hog", "blockcall"];
+pub const SLOW_WORKLOADS: [&str; 2] = ["preempt", "blockpipe"];
 
-/// Pairs of goroutines in `blockcall`.
-pub const BLOCKCALL_PAIRS: u64 = 4;
+/// The statistics of the ticks' lateness that one `preempt` run reports.
+pub const PREEMPT_STATS: [&str; 2] = ["p50", "p99"];
+
+/// Goroutines blocked in `read(2)` throughout a `blockcall` run.
+pub const BLOCKCALL_READERS: u64 = 8;
+
+/// Pairs of goroutines in `blockpipe`.
+pub const BLOCKPIPE_PAIRS: u64 = 4;
 
 /// The workloads the `malloc-*` binaries run (no Go program, no rt scheduler).
 pub const ALLOCATOR_WORKLOADS: [&str; 6] =
@@ -214,12 +225,14 @@ pub struct Sizes {
     pub tree_may: u64,
     /// Messages through `fanout`.
     pub fanout: u64,
-    /// 1 ms sleeps of the ticker in `hog`.
-    pub hog_ticks: u64,
-    /// Round trips per pair in `blockcall`, the same for rt and Go: enough that the first
+    /// 1 ms sleeps of the ticker in `preempt` (one run gives both [`PREEMPT_STATS`]).
+    pub preempt_ticks: u64,
+    /// Channel round trips in `blockcall`, timed once every reader has started.
+    pub blockcall: u64,
+    /// Round trips per pair in `blockpipe`, the same for rt and Go: enough that the first
     /// hand-offs (sysmon finds the first blocked goroutines within its 2 ms looks, in Go and
     /// in rt) are a small part of a run.
-    pub blockcall: u64,
+    pub blockpipe: u64,
     /// Measured runs of each [`SLOW_WORKLOADS`] variant.
     pub slow_runs: usize,
     /// Round trips per `echo` run, over all connections.
@@ -260,8 +273,9 @@ impl Sizes {
                 tree: 100_000,
                 tree_may: 10_000,
                 fanout: 1_000_000,
-                hog_ticks: 100,
-                blockcall: 500,
+                preempt_ticks: 100,
+                blockcall: 200_000,
+                blockpipe: 500,
                 slow_runs: 3,
                 echo_ops: 20_000,
                 wrk_secs: 1,
@@ -293,8 +307,9 @@ impl Sizes {
                 tree: 1_000_000,
                 tree_may: 10_000,
                 fanout: 10_000_000,
-                hog_ticks: 200,
-                blockcall: 2000,
+                preempt_ticks: 200,
+                blockcall: 1_000_000,
+                blockpipe: 2000,
                 slow_runs: 5,
                 echo_ops: 50_000,
                 wrk_secs: 3,
@@ -700,11 +715,10 @@ pub fn plan(sizes: &Sizes, stack_size: usize) -> Vec<Variant> {
     for p in [1u32, 2] {
         out.push(with_gomaxprocs(fanout(s, p), p));
     }
-    for p in [1u32, 2] {
-        out.push(hog(s, p));
-    }
-    for p in [1u32, 2] {
-        out.push(blockcall(s, p));
+    for make in [preempt, blockcall, blockpipe] {
+        for p in [1u32, 2] {
+            out.push(make(s, p));
+        }
     }
     out.extend(oversubscribed(s));
     out.extend(net_plan(s));
@@ -737,18 +751,23 @@ fn with_notes(mut v: Variant, notes: &[String]) -> Variant {
     v
 }
 
-/// `hog`: one goroutine per P spins without a runtime call while a ticker sleeps 1 ms
-/// [`Sizes::hog_ticks`] times; the value is the p99 of the ticks' lateness (wake time minus
-/// due time), which only preemption of the spinners keeps short. rt beside Go only: the Rust
-/// peers cannot preempt a task that never yields.
-fn hog(s: &Sizes, p: u32) -> Variant {
+/// `preempt`: one goroutine per P spins without a runtime call while a ticker sleeps 1 ms
+/// [`Sizes::preempt_ticks`] times; a tick's lateness is its wake time minus its due time, and
+/// one run reports the p50 and the p99 of them ([`PREEMPT_STATS`]), which only preemption of
+/// the spinners keeps short. rt beside Go only: the Rust peers cannot preempt a task that never
+/// yields.
+fn preempt(s: &Sizes, p: u32) -> Variant {
     let o = [
-        ("n", s.hog_ticks.to_string()),
+        ("n", s.preempt_ticks.to_string()),
         ("gomaxprocs", p.to_string()),
     ];
-    let ticks = format!("p99 of {} ticks' lateness", s.hog_ticks);
-    with_notes(
-        beside_go("hog", &o, p),
+    let ticks = format!(
+        "{} of {} ticks' lateness from one run",
+        PREEMPT_STATS.join(" and "),
+        s.preempt_ticks
+    );
+    let mut v = with_notes(
+        beside_go("preempt", &o, p),
         &[
             format!(
                 "{p} goroutine(s) spinning on black_box arithmetic and an AtomicBool load; \
@@ -759,29 +778,75 @@ fn hog(s: &Sizes, p: u32) -> Variant {
                  goroutine ticks with time.Sleep(time.Millisecond); {ticks}"
             ),
         ],
+    );
+    v.kind = Kind::Stats(&PREEMPT_STATS);
+    v
+}
+
+/// `blockcall`: [`BLOCKCALL_READERS`] goroutines each sit in a plain `read(2)` on its own
+/// empty pipe (no `rt_sched::blocking`: the runtime has to take their Ps back by itself) while
+/// two goroutines ping-pong [`Sizes::blockcall`] times over two unbuffered channels; ns per
+/// round trip, timed once every reader has started. rt beside Go only (the Rust peers have no
+/// such hand-off).
+fn blockcall(s: &Sizes, p: u32) -> Variant {
+    let shape = format!(
+        "{} round trips over two unbuffered channels while {BLOCKCALL_READERS} goroutines \
+         block reading empty pipe2(O_CLOEXEC) pipes",
+        s.blockcall
+    );
+    blocking_beside_go(
+        "blockcall",
+        [s.blockcall, BLOCKCALL_READERS],
+        "readers",
+        p,
+        [
+            "rt_sched::Chan::new(0); libc::read without rt_sched::blocking",
+            "chan int; syscall.Read (no netpoller)",
+        ],
+        &shape,
     )
 }
 
-/// `blockcall`: [`BLOCKCALL_PAIRS`] pairs of goroutines pass a byte back and forth
-/// [`Sizes::blockcall`] times each over two blocking pipes with plain `read(2)`/`write(2)`:
-/// a goroutine blocked in the kernel holds its P until the runtime hands the P on. ns per round
-/// trip over all pairs. rt beside Go only (the Rust peers have no such hand-off).
-fn blockcall(s: &Sizes, p: u32) -> Variant {
+/// `blockpipe`: [`BLOCKPIPE_PAIRS`] pairs of goroutines pass a byte back and forth
+/// [`Sizes::blockpipe`] times each over two blocking pipes with plain `read(2)`/`write(2)`:
+/// every goroutine blocks in the kernel over and over, and holds its P each time until the
+/// runtime hands the P on. ns per round trip over all pairs. rt beside Go only.
+fn blockpipe(s: &Sizes, p: u32) -> Variant {
+    let shape = format!(
+        "{BLOCKPIPE_PAIRS} pairs × {} round trips over pipe2(O_CLOEXEC) pipes",
+        s.blockpipe
+    );
+    blocking_beside_go(
+        "blockpipe",
+        [s.blockpipe, BLOCKPIPE_PAIRS],
+        "pairs",
+        p,
+        [
+            "libc::read/libc::write without rt_sched::blocking",
+            "syscall.Read/syscall.Write (no netpoller)",
+        ],
+        &shape,
+    )
+}
+
+/// A blocking-system-call workload at `gomaxprocs=p`, rt beside Go, with options `n=<n>` and
+/// `<key>=<count>` from `[n, count]`; each impl's note (rt's, then Go's) is followed by `shape`.
+fn blocking_beside_go(
+    workload: &'static str,
+    [n, count]: [u64; 2],
+    key: &str,
+    p: u32,
+    notes: [&str; 2],
+    shape: &str,
+) -> Variant {
     let o = [
-        ("n", s.blockcall.to_string()),
-        ("pairs", BLOCKCALL_PAIRS.to_string()),
+        ("n", n.to_string()),
+        (key, count.to_string()),
         ("gomaxprocs", p.to_string()),
     ];
-    let shape = format!(
-        "{BLOCKCALL_PAIRS} pairs × {} round trips over pipe2(O_CLOEXEC) pipes",
-        s.blockcall
-    );
     with_notes(
-        beside_go("blockcall", &o, p),
-        &[
-            format!("libc::read/libc::write without rt_sched::blocking; {shape}"),
-            format!("syscall.Read/syscall.Write (no netpoller); {shape}"),
-        ],
+        beside_go(workload, &o, p),
+        &notes.map(|note| format!("{note}; {shape}")),
     )
 }
 
@@ -1255,20 +1320,37 @@ mod tests {
         assert_eq!(f.malloc, 10_000_000);
         assert_eq!(f.parked, 100_000);
         assert_eq!(f.pingpong, 1_000_000);
-        assert_eq!(f.hog_ticks, 200);
-        assert!(q.hog_ticks < f.hog_ticks && q.blockcall < f.blockcall);
+        assert_eq!(f.preempt_ticks, 200);
+        assert!(q.preempt_ticks < f.preempt_ticks);
+        assert!(q.blockcall < f.blockcall && q.blockpipe < f.blockpipe);
         assert!(q.slow_runs >= 3 && f.slow_runs >= q.slow_runs && f.slow_runs <= f.runs);
-        assert_eq!(f.runs_for("hog"), f.slow_runs);
-        assert_eq!(f.runs_for("blockcall"), f.slow_runs);
+        for w in SLOW_WORKLOADS {
+            assert!(WORKLOADS.contains(&w), "{w}");
+        }
+        assert_eq!(f.runs_for("preempt"), f.slow_runs);
+        assert_eq!(f.runs_for("blockpipe"), f.slow_runs);
+        assert_eq!(f.runs_for("blockcall"), f.runs);
         assert_eq!(f.runs_for("spawn"), f.runs);
     }
 
     #[test]
-    fn hog_and_blockcall_run_rt_beside_go_at_one_and_two_procs() {
+    fn preempt_blockcall_and_blockpipe_run_rt_beside_go_at_one_and_two_procs() {
         for quick in [false, true] {
             let s = Sizes::new(quick);
             let p = plan(&s, 65536);
-            for w in SLOW_WORKLOADS {
+            for (w, n, shape) in [
+                ("preempt", s.preempt_ticks, None),
+                (
+                    "blockcall",
+                    s.blockcall,
+                    Some(format!("readers={BLOCKCALL_READERS}")),
+                ),
+                (
+                    "blockpipe",
+                    s.blockpipe,
+                    Some(format!("pairs={BLOCKPIPE_PAIRS}")),
+                ),
+            ] {
                 assert!(WORKLOADS.contains(&w));
                 let vs: Vec<&Variant> = p.iter().filter(|v| v.workload == w).collect();
                 let labels: Vec<String> = vs.iter().map(|v| v.label()).collect();
@@ -1284,15 +1366,17 @@ mod tests {
                     assert_eq!(names, ["rt", "go"], "{}", v.label());
                     assert_eq!(v.impls[0].program, RT);
                     assert_eq!(v.impls[1].program, Program::Go);
-                    assert_eq!(v.kind, Kind::InProcess);
+                    let kind = if w == "preempt" {
+                        Kind::Stats(&PREEMPT_STATS)
+                    } else {
+                        Kind::InProcess
+                    };
+                    assert_eq!(v.kind, kind, "{}", v.label());
                     // Both impls run the same sizes.
                     assert_eq!(v.impls[0].args, v.impls[1].args, "{}", v.label());
-                    let n = if w == "hog" { s.hog_ticks } else { s.blockcall };
                     assert!(v.impls[0].args.contains(&format!("n={n}")));
-                    if w == "blockcall" {
-                        assert!(v.impls[0]
-                            .args
-                            .contains(&format!("pairs={BLOCKCALL_PAIRS}")));
+                    if let Some(shape) = &shape {
+                        assert!(v.impls[0].args.contains(shape), "{}", v.label());
                     }
                     for i in &v.impls {
                         assert!(i.note.is_some(), "{} {}", v.label(), i.name);
@@ -1300,6 +1384,8 @@ mod tests {
                 }
             }
         }
+        assert_eq!(PREEMPT_STATS, ["p50", "p99"]);
+        assert_eq!(BLOCKCALL_READERS, 8);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! `value=<number> unit=<unit>` when it measured something, or `value=none reason=<text>` when
 //! the workload does not apply to it or cannot run here. Bad arguments print a `value=none`
 //! line too and exit with status 2, so the harness always has a reason to show.
+//!
+//! A workload that reports several statistics of one run (`preempt`'s p50 and p99) prints one
+//! value line per statistic instead, each tagged at its end: `value=<number> unit=<unit>
+//! stat=<name>` ([`Line::parse_stat`]); a `value=none` line stands for all of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -139,6 +143,17 @@ impl Line {
             unit: unit.to_string(),
         })
     }
+
+    /// Parses statistic `stat` from an impl's stdout: the last line that is either a
+    /// `value=none` line or a value line ending in ` stat=<stat>`, parsed without that tag.
+    /// Returns `None` when there is no such line or it is malformed.
+    pub fn parse_stat(out: &str, stat: &str) -> Option<Line> {
+        let tag = format!(" stat={stat}");
+        let line = out.lines().rev().find(|l| {
+            l.starts_with("value=none") || (l.starts_with("value=") && l.ends_with(&tag))
+        })?;
+        Line::parse_output(line.strip_suffix(tag.as_str()).unwrap_or(line))
+    }
 }
 
 /// Prints a measurement line.
@@ -247,6 +262,35 @@ mod tests {
                 unit: "B".into()
             })
         );
+    }
+
+    #[test]
+    fn tagged_lines_give_one_statistic_each() {
+        let out = "value=10.000 unit=ns stat=p50\nvalue=90.000 unit=ns stat=p99\n";
+        let v = |value: f64| {
+            Some(Line::Value {
+                value,
+                unit: "ns".into(),
+            })
+        };
+        assert_eq!(Line::parse_stat(out, "p50"), v(10.0));
+        assert_eq!(Line::parse_stat(out, "p99"), v(90.0));
+        assert_eq!(Line::parse_stat(out, "p9"), None);
+        assert_eq!(Line::parse_stat(out, "p90"), None);
+        // An untagged line is no statistic, and a tagged one no plain value.
+        assert_eq!(Line::parse_stat("value=1.000 unit=ns\n", "p50"), None);
+        assert_eq!(Line::parse_output("value=1.000 unit=ns stat=p50"), None);
+        assert_eq!(Line::parse_stat("value=x unit=ns stat=p50", "p50"), None);
+        // A none line answers for every statistic.
+        let none = "value=10.000 unit=ns stat=p50\nvalue=none reason=tick lost\n";
+        for stat in ["p50", "p99"] {
+            assert_eq!(
+                Line::parse_stat(none, stat),
+                Some(Line::None {
+                    reason: "tick lost".into()
+                })
+            );
+        }
     }
 
     proptest! {

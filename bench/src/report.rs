@@ -146,16 +146,20 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
          per alloc+free per thread; parked `B` of RSS per parked goroutine; stack `ns` per \
          alloc+free pair; tree `ns` per goroutine created (Skynet: 1 + 10 + … + leaves \
          goroutines, ten children per node); fanout `ns` per message (one producer, {} workers, \
-         one collector, both channels of capacity {}); hog `ns`, the p99 lateness of a ticker's \
-         1 ms sleeps beside one spinning goroutine per P; blockcall `ns` per round trip ({} \
-         pairs of goroutines passing a byte over blocking pipes with plain read/write \
+         one collector, both channels of capacity {}); preempt `ns`, the lateness of a \
+         ticker's 1 ms sleeps beside one spinning goroutine per P, its {} from the same runs \
+         (`stat=`); blockcall `ns` per round trip of a ping-pong over unbuffered channels while \
+         {} goroutines sit in plain read system calls on empty pipes; blockpipe `ns` per round \
+         trip ({} pairs of goroutines passing a byte over blocking pipes with plain read/write \
          system calls); echo `ns/op` per {}-byte round trip \
          over all connections (`net-client`); http and accept `ns/req` (wrk's Requests/sec \
          inverted; accept with `Connection: close`, one connection per request); idle `B/conn` \
          of server RSS per open connection.\n",
         crate::plan::FANOUT_WORKERS,
         crate::plan::FANOUT_CAP,
-        crate::plan::BLOCKCALL_PAIRS,
+        crate::plan::PREEMPT_STATS.join(" and "),
+        crate::plan::BLOCKCALL_READERS,
+        crate::plan::BLOCKPIPE_PAIRS,
         crate::plan::ECHO_SIZE
     );
     let _ = writeln!(
@@ -330,7 +334,10 @@ mod tests {
             "ratio workload=spawn gomaxprocs=1 rt/go=0.500",
             "fanout `ns` per message (one producer, 4 workers, one collector, both channels of \
              capacity 128)",
-            "blockcall `ns` per round trip (4 pairs",
+            "preempt `ns`, the lateness of a ticker's 1 ms sleeps beside one spinning \
+             goroutine per P, its p50 and p99 from the same runs",
+            "while 8 goroutines sit in plain read system calls",
+            "blockpipe `ns` per round trip (4 pairs",
             "`rt-apo`",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");

@@ -340,12 +340,33 @@ fn failure(o: &Outcome) -> String {
 
 /// The number of an in-process run: `Ok((value, unit))`, or why there is none.
 pub fn interpret(o: &Outcome) -> Result<(f64, String), String> {
-    let line = Line::parse_output(&o.stdout);
+    judge(o, Line::parse_output(&o.stdout), "")
+}
+
+/// The numbers of an in-process run that prints the statistics `stats` (see
+/// [`Line::parse_stat`]): `(value, unit)` for each, in order, or why there are none. A run
+/// missing any of them has none.
+pub fn interpret_stats(o: &Outcome, stats: &[&str]) -> Result<Vec<(f64, String)>, String> {
+    stats
+        .iter()
+        .map(|s| {
+            judge(
+                o,
+                Line::parse_stat(&o.stdout, s),
+                &format!(" with stat={s}"),
+            )
+        })
+        .collect()
+}
+
+/// A run's number from its exit and its parsed `line`; `what` completes "no value= line" when
+/// the line is missing.
+fn judge(o: &Outcome, line: Option<Line>, what: &str) -> Result<(f64, String), String> {
     match (o.exit, line) {
         (_, Some(Line::None { reason })) => Err(reason),
         (Exit::Code(0), Some(Line::Value { value, unit })) => Ok((value, unit)),
         (Exit::Code(0), None) => Err(format!(
-            "no value= line in output: {:?}",
+            "no value= line{what} in output: {:?}",
             o.stdout.chars().take(120).collect::<String>()
         )),
         _ => Err(failure(o)),
@@ -437,6 +458,27 @@ mod tests {
         assert_eq!(o.exit, Exit::Code(3));
         let e = interpret(&o).unwrap_err();
         assert!(e.contains("exit status 3") && e.contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn every_statistic_comes_from_the_same_run() {
+        let o = sh(
+            "echo value=3 unit=ns stat=p50; echo value=$RTB_X unit=ns stat=p99",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            interpret_stats(&o, &["p50", "p99"]),
+            Ok(vec![(3.0, "ns".to_string()), (42.0, "ns".to_string())])
+        );
+        let e = interpret_stats(&o, &["p50", "p90"]).unwrap_err();
+        assert!(e.contains("no value= line with stat=p90"), "{e}");
+        let o = sh(
+            "echo value=3 unit=ns stat=p50; exit 2",
+            Duration::from_secs(30),
+        );
+        assert!(interpret_stats(&o, &["p50"])
+            .unwrap_err()
+            .contains("exit status 2"));
     }
 
     #[test]

@@ -173,19 +173,25 @@ fn go_program_when_go_is_installed() {
         value(b, &["fanout", "n=10000", "workers=4", "cap=128", p], "ns");
     }
     for p in ["gomaxprocs=1", "gomaxprocs=2"] {
-        // A tick's lateness may round to 0 ns; every other value is positive.
-        let (code, out) = run(b, &["hog", "n=3", p]);
-        assert_eq!(code, Some(0), "hog {p}: {out}");
-        assert!(
-            matches!(Line::parse_output(&out), Some(Line::Value { value, unit })
-                if value >= 0.0 && unit == "ns"),
-            "hog {p}: {out}"
-        );
-        value(b, &["blockcall", "n=20", "pairs=4", p], "ns");
+        // Two tagged lines; a tick's lateness may round to 0 ns, every other value is positive.
+        let (code, out) = run(b, &["preempt", "n=3", p]);
+        assert_eq!(code, Some(0), "preempt {p}: {out}");
+        assert_eq!(out.lines().count(), 2, "preempt {p}: {out}");
+        for stat in ["p50", "p99"] {
+            assert!(
+                matches!(Line::parse_stat(&out, stat), Some(Line::Value { value, unit })
+                    if value >= 0.0 && unit == "ns"),
+                "preempt {p}: {out}"
+            );
+        }
+        value(b, &["blockcall", "n=1000", "readers=8", p], "ns");
+        value(b, &["blockpipe", "n=20", "pairs=4", p], "ns");
     }
     not_applicable(b, "malloc");
-    bad_args(b, &["hog", "n=2000000"]);
-    bad_args(b, &["blockcall", "n=10", "pairs=2000"]);
+    bad_args(b, &["preempt", "n=2000000"]);
+    bad_args(b, &["blockcall", "n=10", "readers=2000"]);
+    bad_args(b, &["blockcall", "n=10", "readers=x"]);
+    bad_args(b, &["blockpipe", "n=10", "pairs=2000"]);
     bad_args(b, &["spawn", "n=abc"]);
     bad_args(b, &["tree", "n=30"]);
     bad_args(b, &["fanout", "n=10", "workers=5000"]);

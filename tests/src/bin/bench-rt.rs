@@ -1,9 +1,11 @@
 //! `bench-rt`: rt's side of the scheduler workloads for `cargo xtask bench`.
 //!
-//! `bench-rt <workload> [n=N] [gomaxprocs=P] [workers=W] [cap=C] [pairs=K]`
-//! does the work once and prints `value=<x> unit=<u>` (the harness sets
-//! GOMAXPROCS in the environment; `workers` and `cap` are `fanout`'s,
-//! `pairs` is `blockcall`'s).
+//! `bench-rt <workload> [n=N] [gomaxprocs=P] [workers=W] [cap=C]
+//! [readers=R] [pairs=K]` does the work once and prints `value=<x> unit=<u>`
+//! (the harness sets GOMAXPROCS in the environment; `workers` and `cap` are
+//! `fanout`'s, `readers` is `blockcall`'s, `pairs` is `blockpipe`'s);
+//! `preempt` prints one such line per statistic, tagged `stat=p50` and
+//! `stat=p99`.
 //! `serve-echo` and `serve-http` are the network workloads' servers: the
 //! rt-net examples' own code, on a free loopback port printed as
 //! `listening=<addr>`, serving until killed.
@@ -258,20 +260,20 @@ fn fanout(n: u64, workers: u64, cap: u64) -> i32 {
     report(el / n as f64, "ns")
 }
 
-/// Index of the p99 in a sorted list of `n` samples (nearest rank:
-/// the `ceil(0.99·n)`-th smallest), as the Go program computes it.
-fn p99_index(n: usize) -> usize {
-    (99 * n).div_ceil(100).saturating_sub(1)
+/// Index of the `pct`th percentile in a sorted list of `n` samples (nearest
+/// rank: the `ceil(pct·n/100)`-th smallest), as the Go program computes it.
+fn rank_index(n: usize, pct: usize) -> usize {
+    (pct * n).div_ceil(100).saturating_sub(1)
 }
 
 /// One goroutine per P spins in [`rt_tests::spin`] (arithmetic and an
 /// atomic load, no runtime call) while the main goroutine sleeps 1 ms
 /// `ticks` times with `rt_sched::sleep`; a tick's lateness is the time it
-/// woke minus the time it was due (monotonic clock). Prints the p99
-/// lateness in ns.
-fn hog(ticks: u64) -> i32 {
+/// woke minus the time it was due (monotonic clock). Prints the p50 and the
+/// p99 lateness in ns, one tagged line each.
+fn preempt(ticks: u64) -> i32 {
     if ticks == 0 || ticks > 1_000_000 {
-        return bad("hog n must be in 1..=1000000");
+        return bad("preempt n must be in 1..=1000000");
     }
     let (stop, hogs) = rt_tests::spawn_hogs(rt_sched::gomaxprocs().max(1) as u64);
     let tick = Duration::from_millis(1);
@@ -286,7 +288,11 @@ fn hog(ticks: u64) -> i32 {
         let _ = h.join();
     }
     late.sort_unstable();
-    report(late[p99_index(late.len())] as f64, "ns")
+    for pct in [50, 99] {
+        let ns = late[rank_index(late.len(), pct)] as f64;
+        println!("value={ns:.2} unit=ns stat=p{pct}");
+    }
+    0
 }
 
 /// Prints a `value=none` line and ends the process at once with status 2:
@@ -301,7 +307,7 @@ fn die(reason: &str) -> ! {
 /// Writes byte `b` to `fd` (plain `write(2)`, retried on `EINTR`).
 fn send_byte(fd: RawFd, b: u8) {
     if !rt_tests::write_all(fd, &[b]) {
-        die(&format!("blockcall: write: errno {}", rt_tests::errno()));
+        die(&format!("pipe write: errno {}", rt_tests::errno()));
     }
 }
 
@@ -311,9 +317,9 @@ fn expect_byte(fd: RawFd, want: u8) {
     let mut b = [0u8; 1];
     match rt_tests::read_retry(fd, &mut b) {
         1 if b[0] == want => {}
-        1 => die(&format!("blockcall: read byte {}, expected {want}", b[0])),
-        0 => die("blockcall: read: end of file"),
-        _ => die(&format!("blockcall: read: errno {}", rt_tests::errno())),
+        1 => die(&format!("pipe read: byte {}, expected {want}", b[0])),
+        0 => die("pipe read: end of file"),
+        _ => die(&format!("pipe read: errno {}", rt_tests::errno())),
     }
 }
 
@@ -327,27 +333,106 @@ fn pipe() -> Result<(RawFd, RawFd), String> {
     Ok((fds[0], fds[1]))
 }
 
+/// `count` pipes, or why one could not be made.
+fn pipes(count: u64) -> Result<Vec<(RawFd, RawFd)>, String> {
+    (0..count).map(|_| pipe()).collect()
+}
+
+/// Closes every descriptor of `pipes`.
+fn close_pipes(pipes: &[(RawFd, RawFd)]) {
+    for &(rd, wr) in pipes {
+        for fd in [rd, wr] {
+            // SAFETY: `fd` was opened by `pipe`, every goroutine that used
+            // it is done, and it is closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// `readers` goroutines each block in a plain `read(2)` (no
+/// `rt_sched::blocking`) on the read end of its own empty pipe, so each
+/// holds its P in the kernel until the runtime takes the P back. Once all
+/// have started, the main goroutine and an echo goroutine make `n` round
+/// trips over two unbuffered channels. Then one byte goes into each pipe and
+/// the readers are joined. Checks every echoed value, the echo's round-trip
+/// count and every reader's byte; prints the ping-pong's ns per round trip.
+fn blockcall(n: u64, readers: u64) -> i32 {
+    if n == 0 || readers == 0 || readers > 1024 {
+        return bad("blockcall needs n >= 1 and readers in 1..=1024");
+    }
+    let pipes = match pipes(readers) {
+        Ok(p) => p,
+        Err(e) => return bad(&e),
+    };
+    let started = Arc::new(AtomicU64::new(0));
+    let reading: Vec<_> = pipes
+        .iter()
+        .enumerate()
+        .map(|(i, &(rd, _))| {
+            let started = started.clone();
+            rt_sched::spawn(move || {
+                started.fetch_add(1, Ordering::Release);
+                expect_byte(rd, i as u8);
+            })
+        })
+        .collect();
+    while started.load(Ordering::Acquire) < readers {
+        rt_sched::gosched();
+    }
+    let ping = rt_sched::Chan::<u64>::new(0);
+    let pong = rt_sched::Chan::<u64>::new(0);
+    let (pi, po) = (ping.clone(), pong.clone());
+    let echo = rt_sched::spawn(move || {
+        let mut trips = 0u64;
+        while let Some(v) = pi.recv() {
+            po.send(v + 1);
+            trips += 1;
+        }
+        trips
+    });
+    let t0 = Instant::now();
+    for i in 0..n {
+        ping.send(i);
+        let got = pong.recv();
+        if got != Some(i + 1) {
+            return bad(&format!("blockcall: echo sent {got:?}, expected {}", i + 1));
+        }
+    }
+    let el = t0.elapsed().as_nanos() as f64;
+    ping.close();
+    match echo.join() {
+        Ok(trips) if trips == n => {}
+        Ok(trips) => return bad(&format!("blockcall: {trips} round trips, expected {n}")),
+        Err(_) => return bad("blockcall: the echo goroutine panicked"),
+    }
+    for (i, &(_, wr)) in pipes.iter().enumerate() {
+        send_byte(wr, i as u8);
+    }
+    if reading.into_iter().any(|h| h.join().is_err()) {
+        return bad("blockcall: a reader panicked");
+    }
+    close_pipes(&pipes);
+    report(el / n as f64, "ns")
+}
+
 /// `pairs` pairs of goroutines; in each, one writes a byte into its ping
 /// pipe and reads it back from its pong pipe `n` times while its partner
 /// reads each byte from ping and writes it to pong. Plain blocking
 /// `read(2)`/`write(2)` without `rt_sched::blocking`: a goroutine blocked in
 /// the kernel holds its P until the runtime takes the P from it. Every byte
 /// is checked; prints wall time over the `pairs·n` round trips, in ns.
-fn blockcall(n: u64, pairs: u64) -> i32 {
+fn blockpipe(n: u64, pairs: u64) -> i32 {
     if n == 0 || pairs == 0 || pairs > 1024 {
-        return bad("blockcall needs n >= 1 and pairs in 1..=1024");
+        return bad("blockpipe needs n >= 1 and pairs in 1..=1024");
     }
-    let mut pipes = Vec::new();
-    for _ in 0..pairs {
-        match (pipe(), pipe()) {
-            (Ok(ping), Ok(pong)) => pipes.push((ping, pong)),
-            (Err(e), _) | (_, Err(e)) => return bad(&e),
-        }
-    }
+    let (pings, pongs) = match (pipes(pairs), pipes(pairs)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return bad(&e),
+    };
     let wg = rt_sched::WaitGroup::new();
     wg.add(2 * pairs as i64);
     let t0 = Instant::now();
-    for &((ping_rd, ping_wr), (pong_rd, pong_wr)) in &pipes {
+    for (&(ping_rd, ping_wr), &(pong_rd, pong_wr)) in pings.iter().zip(&pongs) {
         // The first side writes each byte to ping and reads it back from
         // pong; its partner reads it from ping and writes it to pong.
         for (first, rd, wr) in [(true, pong_rd, ping_wr), (false, ping_rd, pong_wr)] {
@@ -368,13 +453,8 @@ fn blockcall(n: u64, pairs: u64) -> i32 {
     }
     wg.wait();
     let el = t0.elapsed().as_nanos() as f64;
-    for ((a, b), (c, d)) in pipes {
-        for fd in [a, b, c, d] {
-            // SAFETY: `fd` is one of the descriptors opened above; both
-            // goroutines that used it are done, and it is closed once.
-            unsafe { libc::close(fd) };
-        }
-    }
+    close_pipes(&pings);
+    close_pipes(&pongs);
     report(el / (n * pairs) as f64, "ns")
 }
 
@@ -410,8 +490,9 @@ fn main() -> i32 {
         b"parked" => parked(arg("n", 100_000)),
         b"tree" => tree(arg("n", 1_000_000)),
         b"fanout" => fanout(arg("n", 10_000_000), arg("workers", 4), arg("cap", 128)),
-        b"hog" => hog(arg("n", 200)),
-        b"blockcall" => blockcall(arg("n", 100), arg("pairs", 4)),
+        b"preempt" => preempt(arg("n", 200)),
+        b"blockcall" => blockcall(arg("n", 1_000_000), arg("readers", 8)),
+        b"blockpipe" => blockpipe(arg("n", 100), arg("pairs", 4)),
         b"serve-echo" => serve(echo_server::serve),
         b"serve-http" => serve(http_server::serve),
         _ => {
