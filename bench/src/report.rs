@@ -115,7 +115,8 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
     let _ = writeln!(
         s,
         "Every number below was measured in this one run, on this machine, with the impls of a \
-         workload interleaved (rt, peer, peer, …, rt, …) after one warm-up each. Values are \
+         workload interleaved after one warm-up round, each round starting one impl later \
+         than the last (rt, go, …; go, …, rt; …). Values are \
          medians over the runs; `rt/peer` is the ratio of medians (below 1: rt is faster or \
          smaller). `none` means no number could be measured, with the reason.\n"
     );

@@ -88,6 +88,8 @@ fn bad_sizes_print_value_none_and_exit_2() {
         &["blockcall", "n=3", "readers=2000"],
         &["blockpipe", "n=0"],
         &["blockpipe", "n=3", "pairs=2000"],
+        &["blockcall", "n=abc"],
+        &["spawn", "n=-1"],
     ] {
         let o = run(BENCH_RT, args, &[]);
         let text = out(&o);

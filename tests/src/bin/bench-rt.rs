@@ -31,8 +31,13 @@ fn arg(name: &str, default: u64) -> u64 {
             .strip_prefix(name.as_bytes())
             .and_then(|r| r.strip_prefix(b"="))
         {
-            if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
-                return n;
+            match std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                Some(n) => return n,
+                None => {
+                    // Not a number: the run would measure something else.
+                    bad(&format!("{name} must be a whole number"));
+                    std::process::exit(2);
+                }
             }
         }
     }
