@@ -655,6 +655,26 @@ pub(crate) fn reacquire_if_detached(mp: *mut M) {
     }
 }
 
+/// [`reacquire_if_detached`] for an entry that goes on with a P: all but a
+/// park. With runtime locks held [`reacquire_at_entry`] may leave the M
+/// without one, which only a park handles (see [`park_ok_pless`]); the
+/// self-checks stop any other entry that would go on P-less.
+pub(crate) fn reacquire_for_p(mp: *mut M) {
+    reacquire_if_detached(mp);
+    // SAFETY: a non-null `mp` is the calling thread's M.
+    if CHECKS && !mp.is_null() && unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
+        rt_sys::throw("runtime: a runtime entry without a P after a hand-off");
+    }
+}
+
+/// True when an `mcall` of `f` may run on an M left P-less by
+/// [`reacquire_at_entry`]: only a park, whose unlock runs on g0 and whose
+/// `schedule` stops the M until it is handed a P.
+pub(crate) fn park_ok_pless(mp: *mut M, is_park: bool) -> bool {
+    // SAFETY: `mp` is the calling thread's M.
+    is_park || unsafe { !(*mp).p.load(Ordering::Relaxed).is_null() }
+}
+
 #[cold]
 #[inline(never)]
 fn reacquire_at_entry(mp: *mut M) {

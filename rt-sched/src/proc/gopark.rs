@@ -12,6 +12,14 @@ pub(crate) fn mcall(f: extern "C" fn(*mut G) -> !) {
         let mp = (*gp).m;
         // The scheduler needs a P (one given up in the kernel comes back).
         crate::preempt::reacquire_if_detached(mp);
+        if CHECKS
+            && !crate::preempt::park_ok_pless(
+                mp,
+                core::ptr::fn_addr_eq(f, park_m as extern "C" fn(*mut G) -> !),
+            )
+        {
+            rt_sys::throw("runtime: mcall without a P after a hand-off");
+        }
         let g0 = (*mp).g0;
         if gp == g0 {
             rt_sys::throw("runtime: mcall called on m->g0 stack");
@@ -144,7 +152,7 @@ pub unsafe fn yield_to(next: *mut G) {
     // SAFETY: gp runs on this M (caller contract for next).
     unsafe {
         let mp = (*gp).m;
-        crate::preempt::reacquire_if_detached(mp);
+        crate::preempt::reacquire_for_p(mp);
         if (*next).sched.sp == 0 {
             // The P's stack cache: no preemption in between.
             let _in = crate::preempt::InRuntime::enter();
