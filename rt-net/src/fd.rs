@@ -42,10 +42,14 @@ pub(crate) struct NetFd {
     wtimeout: AtomicI64,
     rbudget: AtomicU32,
     wbudget: AtomicU32,
-    /// The last read was a [`try_read`](NetFd::try_read) that found nothing
-    /// (`EAGAIN` after `prepare`): a readiness event since then is still in
-    /// the poll descriptor, so [`readable`](NetFd::readable) may wait at
-    /// once, without a syscall. Written under `rlock`.
+    /// The last read drained the socket: a [`try_read`](NetFd::try_read)
+    /// said `EAGAIN`, or a stream read returned less than it asked for (the
+    /// socket held less). No `prepare` ran since, so every readiness event
+    /// since is still in the poll descriptor: the next read or
+    /// [`readable`](NetFd::readable) waits for it at once instead of
+    /// spending a syscall on the `EAGAIN` it would get (tokio clears its
+    /// readiness on a short read for the same reason). Written under
+    /// `rlock`.
     rdry: AtomicBool,
 }
 
@@ -140,16 +144,18 @@ impl NetFd {
     /// Runs `op` in `mode` until it does not say `EAGAIN`: Go's
     /// `FD.Read`/`FD.Write` loop. `op` returns the syscall's result.
     pub(crate) fn io<T>(&self, mode: Mode, op: impl FnMut(i32) -> io::Result<T>) -> io::Result<T> {
-        self.io_with(mode, true, op)
+        self.io_with(mode, true, op, |_| false)
     }
 
     /// [`io`](Self::io), or with `wait` false the same without the wait:
-    /// `EAGAIN` is returned as a `WouldBlock` error.
+    /// `EAGAIN` is returned as a `WouldBlock` error. `drained(&result)`
+    /// says whether a successful read left the socket empty.
     fn io_with<T>(
         &self,
         mode: Mode,
         wait: bool,
         mut op: impl FnMut(i32) -> io::Result<T>,
+        drained: impl Fn(&T) -> bool,
     ) -> io::Result<T> {
         self.check_open()?;
         let (lock, timeout, budget) = match mode {
@@ -158,9 +164,18 @@ impl NetFd {
         };
         let guard = lock.lock();
         self.start_deadline(mode, timeout);
-        if mode == Mode::Read {
-            // `prepare` below drops the readiness a `try_read` left.
-            self.rdry.store(false, Ordering::Relaxed);
+        if mode == Mode::Read && self.rdry.swap(false, Ordering::Relaxed) && !self.pfd.ready(mode) {
+            // The socket was empty after the last read and nothing came
+            // since: wait for what comes (`prepare` below would drop it).
+            let early = if wait {
+                self.pfd.wait(mode).err().map(|e| self.poll_error(e))
+            } else {
+                self.rdry.store(true, Ordering::Relaxed);
+                Some(io::Error::from_raw_os_error(libc::EAGAIN))
+            };
+            if let Some(e) = early {
+                return Err(e);
+            }
         }
         let r = loop {
             if let Err(e) = self.pfd.prepare(mode) {
@@ -180,6 +195,12 @@ impl NetFd {
                         break Err(self.poll_error(e));
                     }
                 }
+                Ok(v) => {
+                    if mode == Mode::Read && drained(&v) {
+                        self.rdry.store(true, Ordering::Relaxed);
+                    }
+                    break Ok(v);
+                }
                 r => break r,
             }
         };
@@ -191,26 +212,34 @@ impl NetFd {
         r
     }
 
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// A read of a stream socket into `buf`, waiting (`wait`) or not.
+    fn read_stream(&self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
         if buf.is_empty() {
             return self.check_open().map(|_| 0);
         }
-        self.io(Mode::Read, |fd| {
-            // SAFETY: `buf` is live and writable for its length.
-            cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
-        })
+        let len = buf.len();
+        self.io_with(
+            Mode::Read,
+            wait,
+            |fd| {
+                // SAFETY: `buf` is live and writable for its length.
+                cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), len, 0) })
+            },
+            |&n| n > 0 && n < len,
+        )
+    }
+
+    /// A read of a stream socket (TCP, Unix stream): a short read means the
+    /// socket is empty, which the next read uses.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_stream(buf, true)
     }
 
     /// One `recv` without waiting: `WouldBlock` when nothing is there to
-    /// read (tokio's `try_read`).
+    /// read (tokio's `try_read`); after a read that drained the socket, no
+    /// syscall unless the poller reported data since.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return self.check_open().map(|_| 0);
-        }
-        self.io_with(Mode::Read, false, |fd| {
-            // SAFETY: `buf` is live and writable for its length.
-            cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
-        })
+        self.read_stream(buf, false)
     }
 
     /// Waits until a read may make progress: data, end of file or an error
@@ -222,7 +251,11 @@ impl NetFd {
         self.check_open()?;
         let _guard = self.rlock.lock();
         self.start_deadline(Mode::Read, &self.rtimeout);
-        if !self.rdry.swap(false, Ordering::Relaxed) {
+        if self.rdry.swap(false, Ordering::Relaxed) {
+            if self.pfd.ready(Mode::Read) {
+                return self.check_open();
+            }
+        } else {
             // Readiness may have been used up by reads that left data
             // behind: ask the socket itself.
             if let Err(e) = self.pfd.prepare(Mode::Read) {
@@ -268,11 +301,17 @@ impl NetFd {
             return self.check_open().map(|_| 0);
         }
         let n = bufs.len().min(1024);
-        self.io(Mode::Read, |fd| {
-            // SAFETY: IoSliceMut is ABI-compatible with iovec; `n` of them
-            // are live and writable.
-            cvt(unsafe { libc::readv(fd, bufs.as_ptr().cast(), n as i32) })
-        })
+        let len: usize = bufs[..n].iter().map(|b| b.len()).sum();
+        self.io_with(
+            Mode::Read,
+            true,
+            |fd| {
+                // SAFETY: IoSliceMut is ABI-compatible with iovec; `n` of
+                // them are live and writable.
+                cvt(unsafe { libc::readv(fd, bufs.as_ptr().cast(), n as i32) })
+            },
+            |&got| got > 0 && got < len,
+        )
     }
 
     /// Writes all of `buf` under the write lock, as Go's `FD.Write` does,

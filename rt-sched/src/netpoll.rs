@@ -73,6 +73,12 @@ pub(crate) struct PollDesc {
     closing: AtomicBool,
     rg: AtomicUsize,
     wg: AtomicUsize,
+    /// The poller saw the peer's end of the stream, a hang-up or an error
+    /// (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`): a read returns without
+    /// waiting from then on, whatever the semaphore says. Unlike readiness,
+    /// `prepare` never clears it, so it survives a read that took the data
+    /// in front of the end of file.
+    rclosed: AtomicBool,
     /// Deadlines: 0 none, -1 passed, else monotonic ns.
     rd: AtomicI64,
     wd: AtomicI64,
@@ -95,6 +101,7 @@ impl PollDesc {
             fdseq: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             rg: AtomicUsize::new(NIL),
+            rclosed: AtomicBool::new(false),
             wg: AtomicUsize::new(NIL),
             rd: AtomicI64::new(0),
             wd: AtomicI64::new(0),
@@ -256,6 +263,7 @@ impl PollFd {
         p.closing.store(false, Ordering::Relaxed);
         p.rg.store(NIL, Ordering::Relaxed);
         p.wg.store(NIL, Ordering::Relaxed);
+        p.rclosed.store(false, Ordering::Relaxed);
         p.rd.store(0, Ordering::Relaxed);
         p.wd.store(0, Ordering::Relaxed);
         p.rgen.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +294,17 @@ impl PollFd {
             .sem(mode)
             .compare_exchange(READY, NIL, Ordering::AcqRel, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// True when readiness for `mode` arrived since the last
+    /// [`prepare`](Self::prepare) and nobody has taken it yet, or (reading)
+    /// the stream's end, a hang-up or an error was seen: a caller
+    /// whose last syscall drained the descriptor (and that has not prepared
+    /// since) knows from a false here that the next one would say `EAGAIN`.
+    pub fn ready(&self, mode: Mode) -> bool {
+        let pd = self.pd();
+        (mode == Mode::Read && pd.rclosed.load(Ordering::Acquire))
+            || pd.sem(mode).load(Ordering::Acquire) == READY
     }
 
     /// Waits until `mode` may make progress (after the syscall said
@@ -566,7 +585,7 @@ pub(crate) fn poll(until: i64, out: &mut Vec<*mut G>) {
             ((left + 999_999) / 1_000_000).min(i32::MAX as i64) as i32
         }
     };
-    sys::wait(timeout_ms, &mut |data, readable, writable| {
+    sys::wait(timeout_ms, &mut |data, readable, writable, closed| {
         let pd_addr = (data & ((1 << 48) - 1)) as usize;
         let tag = (data >> 48) as u16;
         // SAFETY: the address registered with this event is a never-freed
@@ -574,6 +593,11 @@ pub(crate) fn poll(until: i64, out: &mut Vec<*mut G>) {
         let pd = unsafe { &*(pd_addr as *const PollDesc) };
         if pd.tag() != tag {
             return;
+        }
+        if closed {
+            // Before the readiness below, so a reader that takes that
+            // readiness sees this too.
+            pd.rclosed.store(true, Ordering::Release);
         }
         if readable {
             let g = unblock(pd, Mode::Read, true);

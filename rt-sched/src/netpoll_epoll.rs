@@ -123,9 +123,10 @@ pub(crate) fn interrupt() {
 }
 
 /// Waits up to `timeout_ms` (-1: no limit) and calls `f(data, readable,
-/// writable)` for every descriptor event. A break or a signal ends the
+/// writable, closed)` for every descriptor event (`closed`: the peer's end
+/// of the stream, a hang-up or an error). A break or a signal ends the
 /// wait early.
-pub(crate) fn wait(timeout_ms: i32, f: &mut dyn FnMut(u64, bool, bool)) {
+pub(crate) fn wait(timeout_ms: i32, f: &mut dyn FnMut(u64, bool, bool, bool)) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
     // SAFETY: the buffer holds BATCH events.
     let n = unsafe {
@@ -157,8 +158,9 @@ pub(crate) fn wait(timeout_ms: i32, f: &mut dyn FnMut(u64, bool, bool)) {
         let r =
             bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
         let w = bits & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
+        let closed = bits & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
         if r || w {
-            f(data, r, w);
+            f(data, r, w, closed);
         }
     }
 }

@@ -647,12 +647,16 @@ fn push_for_sysmon<T>(head: &AtomicPtr<T>, node: *mut T, link: &AtomicPtr<T>) {
 /// The check at each runtime entry that needs a P (parking, spawning,
 /// switching, resizing): a goroutine that gave up its P in the kernel
 /// takes one again first ([`reacquire`]). One load on the common path.
+/// True when the M was detached (it may still be P-less, see
+/// [`reacquire_for_p`]).
 #[inline(always)]
-pub(crate) fn reacquire_if_detached(mp: *mut M) {
+pub(crate) fn reacquire_if_detached(mp: *mut M) -> bool {
     // SAFETY: a non-null `mp` is the calling thread's M.
-    if !mp.is_null() && unsafe { (*mp).detached.load(Ordering::Relaxed) } {
+    let detached = !mp.is_null() && unsafe { (*mp).detached.load(Ordering::Relaxed) };
+    if detached {
         reacquire_at_entry(mp);
     }
+    detached
 }
 
 /// [`reacquire_if_detached`] for an entry that goes on with a P: all but a
@@ -660,16 +664,17 @@ pub(crate) fn reacquire_if_detached(mp: *mut M) {
 /// without one, which only a park handles (see [`park_ok_pless`]); the
 /// self-checks stop any other entry that would go on P-less.
 pub(crate) fn reacquire_for_p(mp: *mut M) {
-    reacquire_if_detached(mp);
-    // SAFETY: a non-null `mp` is the calling thread's M.
-    if CHECKS && !mp.is_null() && unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
+    // SAFETY: a detached `mp` is the calling thread's M.
+    if reacquire_if_detached(mp) && CHECKS && unsafe { (*mp).p.load(Ordering::Relaxed) }.is_null() {
         rt_sys::throw("runtime: a runtime entry without a P after a hand-off");
     }
 }
 
-/// True when an `mcall` of `f` may run on an M left P-less by
-/// [`reacquire_at_entry`]: only a park, whose unlock runs on g0 and whose
-/// `schedule` stops the M until it is handed a P.
+/// True when an `mcall` of `f` may run on an M that was detached and may
+/// have been left P-less by [`reacquire_at_entry`]: only a park, whose
+/// unlock runs on g0 and whose `schedule` stops the M until it is handed a
+/// P. (An M in a blocking call, `exitsyscall`, is P-less by design and was
+/// never detached.)
 pub(crate) fn park_ok_pless(mp: *mut M, is_park: bool) -> bool {
     // SAFETY: `mp` is the calling thread's M.
     is_park || unsafe { !(*mp).p.load(Ordering::Relaxed).is_null() }

@@ -62,7 +62,9 @@ impl Lock {
                 for _ in 0..30 {
                     core::hint::spin_loop();
                 }
-                if self.try_take(wait) {
+                // Look before trying: a failed compare-exchange takes the
+                // line from the holder, whose unlock then waits for it.
+                if self.key.load(Ordering::Relaxed) == UNLOCKED && self.try_take(wait) {
                     return;
                 }
             }

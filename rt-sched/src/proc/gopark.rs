@@ -11,8 +11,8 @@ pub(crate) fn mcall(f: extern "C" fn(*mut G) -> !) {
     unsafe {
         let mp = (*gp).m;
         // The scheduler needs a P (one given up in the kernel comes back).
-        crate::preempt::reacquire_if_detached(mp);
-        if CHECKS
+        if crate::preempt::reacquire_if_detached(mp)
+            && CHECKS
             && !crate::preempt::park_ok_pless(
                 mp,
                 core::ptr::fn_addr_eq(f, park_m as extern "C" fn(*mut G) -> !),
