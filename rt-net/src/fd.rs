@@ -50,7 +50,7 @@ pub(crate) struct NetFd {
     /// spending a syscall on the `EAGAIN` it would get (tokio clears its
     /// readiness on a short read for the same reason). Written under
     /// `rlock`.
-    rdry: AtomicBool,
+    rdrained: AtomicBool,
 }
 
 /// Monotonic nanoseconds (`rt_sys::nanotime`'s clock) for an `Instant`.
@@ -117,7 +117,7 @@ impl NetFd {
             wtimeout: AtomicI64::new(0),
             rbudget: AtomicU32::new(0),
             wbudget: AtomicU32::new(0),
-            rdry: AtomicBool::new(false),
+            rdrained: AtomicBool::new(false),
         })
     }
 
@@ -164,17 +164,18 @@ impl NetFd {
         };
         let guard = lock.lock();
         self.start_deadline(mode, timeout);
-        if mode == Mode::Read && self.rdry.swap(false, Ordering::Relaxed) && !self.pfd.ready(mode) {
+        if mode == Mode::Read
+            && self.rdrained.swap(false, Ordering::Relaxed)
+            && !self.pfd.ready(mode)
+        {
             // The socket was empty after the last read and nothing came
             // since: wait for what comes (`prepare` below would drop it).
-            let early = if wait {
-                self.pfd.wait(mode).err().map(|e| self.poll_error(e))
-            } else {
-                self.rdry.store(true, Ordering::Relaxed);
-                Some(io::Error::from_raw_os_error(libc::EAGAIN))
-            };
-            if let Some(e) = early {
-                return Err(e);
+            if !wait {
+                self.rdrained.store(true, Ordering::Relaxed);
+                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            }
+            if let Err(e) = self.pfd.wait(mode) {
+                return Err(self.poll_error(e));
             }
         }
         let r = loop {
@@ -187,7 +188,7 @@ impl NetFd {
                     budget.store(0, Ordering::Relaxed);
                     if !wait {
                         if mode == Mode::Read {
-                            self.rdry.store(true, Ordering::Relaxed);
+                            self.rdrained.store(true, Ordering::Relaxed);
                         }
                         break Err(e);
                     }
@@ -197,7 +198,7 @@ impl NetFd {
                 }
                 Ok(v) => {
                     if mode == Mode::Read && drained(&v) {
-                        self.rdry.store(true, Ordering::Relaxed);
+                        self.rdrained.store(true, Ordering::Relaxed);
                     }
                     break Ok(v);
                 }
@@ -251,7 +252,7 @@ impl NetFd {
         self.check_open()?;
         let _guard = self.rlock.lock();
         self.start_deadline(Mode::Read, &self.rtimeout);
-        if self.rdry.swap(false, Ordering::Relaxed) {
+        if self.rdrained.swap(false, Ordering::Relaxed) {
             if self.pfd.ready(Mode::Read) {
                 return self.check_open();
             }
