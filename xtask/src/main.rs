@@ -17,6 +17,9 @@
 //!   — the torture suites, many times, under the runtime's self-checks
 //!   (`stress.rs`); `stress stacks [N]` — N (default 1,000,000) live
 //!   goroutine stacks.
+//! * `boot-order` — trace `bench-rt boot` and rewrite
+//!   `xtask/boot-order.txt`, the functions the static build packs together
+//!   (`layout.rs`).
 //! * `lint-fences` — assembly only in `*/src/arch/`.
 //!
 //! Built programs are found where cargo says it put them (its JSON
@@ -25,6 +28,7 @@
 
 mod codegen;
 mod json;
+mod layout;
 mod messages;
 mod stress;
 
@@ -65,6 +69,7 @@ fn usage() -> ExitCode {
          \x20 stress [chan|sched|torture|all] [--runs N] [--procs 1,2,4] [--seeds N]\n\
          \x20                                    the torture suites under the self-checks\n\
          \x20 stress stacks [N]                   N live goroutine stacks (default 1000000)\n\
+         \x20 boot-order                          re-trace the boot path the static build packs\n\
          \x20 lint-fences                         assembly only in */src/arch/"
     );
     ExitCode::from(2)
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         },
         "bench" => bench(rest),
         "stress" => stress(rest),
+        "boot-order" => boot_order(),
         "lint-fences" => lint_fences(),
         _ => return usage(),
     };
@@ -116,10 +122,18 @@ fn main() -> ExitCode {
 /// reports for the executable named `bin`: wherever `CARGO_TARGET_DIR`,
 /// `build.target-dir` or a target triple put it.
 pub(crate) fn built_executable(mut c: Command, bin: &str) -> Result<PathBuf, String> {
-    // The messages come on stdout; the compiler's diagnostics, rendered as
-    // usual, go to the terminal.
-    c.args(["--message-format=json-render-diagnostics"])
-        .stdout(std::process::Stdio::piped())
+    c.arg(MESSAGE_FORMAT);
+    executable_of(c, bin)
+}
+
+/// Cargo's JSON messages on stdout; the compiler's diagnostics, rendered as
+/// usual, go to the terminal.
+const MESSAGE_FORMAT: &str = "--message-format=json-render-diagnostics";
+
+/// [`built_executable`] for a command that already asks for
+/// [`MESSAGE_FORMAT`] (a `cargo rustc` whose last arguments go to rustc).
+fn executable_of(mut c: Command, bin: &str) -> Result<PathBuf, String> {
+    c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
     eprintln!("xtask: running {c:?}");
     let out = c.output().map_err(|e| format!("cannot run {c:?}: {e}"))?;
@@ -295,24 +309,98 @@ const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-mode
 /// dynamic); the artifacts land in `target/<triple>/release/`.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds `bin` of `rt-tests` with [`STATIC_RUSTFLAGS`] and returns its path.
-pub(crate) fn static_bin(bin: &str) -> Result<PathBuf, String> {
+/// `cargo <sub> --release -p rt-tests --bin <bin>` for the static target,
+/// with [`STATIC_RUSTFLAGS`].
+fn static_cargo(sub: &str, bin: &str) -> Command {
     let mut c = cargo();
     c.env(
         "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
         STATIC_RUSTFLAGS,
     )
-    .args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "rt-tests",
-        "--bin",
-        bin,
-    ])
+    .args([sub, "--release", "--quiet", "-p", "rt-tests", "--bin", bin])
     .args(["--target", STATIC_TARGET]);
-    built_executable(c, bin)
+    c
+}
+
+/// Builds `bin` of `rt-tests` with [`STATIC_RUSTFLAGS`] and returns its
+/// path. When lld links it, the build is linked a second time with the
+/// boot path's functions packed at the start of the text (`layout.rs`):
+/// the committed list, resolved against this build's own symbols.
+pub(crate) fn static_bin(bin: &str) -> Result<PathBuf, String> {
+    let plain = built_executable(static_cargo("build", bin), bin)?;
+    let data =
+        std::fs::read(&plain).map_err(|e| format!("cannot read {}: {e}", plain.display()))?;
+    if !layout::comment(&data)?.contains("LLD") {
+        eprintln!("xtask: {bin} is not linked by lld: its boot path is not packed");
+        return Ok(plain);
+    }
+    let list_path = root().join(layout::ORDER_FILE);
+    let list = std::fs::read_to_string(&list_path)
+        .map_err(|e| format!("cannot read {}: {e}", list_path.display()))?;
+    let list = layout::entries(&list);
+    let (order, found) = layout::resolve(&list, &layout::functions(&data)?);
+    eprintln!(
+        "xtask: boot order: {found} of the {} functions in {} are in {bin}",
+        list.len(),
+        layout::ORDER_FILE
+    );
+    if found * 10 < list.len() * 9 {
+        eprintln!("xtask: the boot order is stale: `cargo xtask boot-order` traces it again");
+    }
+    let order_path = plain.with_extension("boot-order");
+    std::fs::write(&order_path, order)
+        .map_err(|e| format!("cannot write {}: {e}", order_path.display()))?;
+    // `cargo rustc` gives the extra flags to this binary's link only, so the
+    // dependencies are not rebuilt; they differ from the plain build's, so
+    // cargo links again.
+    let mut c = static_cargo("rustc", bin);
+    c.args([MESSAGE_FORMAT, "--", "-C"])
+        .arg(format!(
+            "link-arg=-Wl,--symbol-ordering-file={}",
+            order_path.display()
+        ))
+        .args(["-C", "link-arg=-Wl,--no-warn-symbol-ordering"]);
+    executable_of(c, bin)
+}
+
+/// `cargo xtask boot-order`: single-steps the plain static `bench-rt boot`
+/// and writes the functions it ran, in first-run order, to
+/// [`layout::ORDER_FILE`].
+fn boot_order() -> Result<(), String> {
+    let bin = built_executable(static_cargo("build", "bench-rt"), "bench-rt")?;
+    let data = std::fs::read(&bin).map_err(|e| format!("cannot read {}: {e}", bin.display()))?;
+    let funcs = layout::functions(&data)?;
+    eprintln!(
+        "xtask: single-stepping {} boot (some seconds)",
+        bin.display()
+    );
+    let addrs = layout::trace(&bin, &["boot"])?;
+    let keys = layout::first_touch(&addrs, &funcs);
+    let size: u64 = funcs
+        .iter()
+        .filter(|f| keys.iter().any(|k| k == layout::key(&f.name)))
+        .map(|f| f.size)
+        .sum();
+    let mut out = String::from(
+        "# The functions `bench-rt boot` runs, in the order it first runs them\n\
+         # (every thread single-stepped), names without their build hash.\n\
+         # The static build links them side by side (xtask/src/layout.rs).\n\
+         # Written by `cargo xtask boot-order`; do not edit.\n",
+    );
+    for k in &keys {
+        out.push_str(k);
+        out.push('\n');
+    }
+    let path = root().join(layout::ORDER_FILE);
+    std::fs::write(&path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!(
+        "xtask: {} distinct instructions, {} functions ({} KiB) written to {}",
+        addrs.len(),
+        keys.len(),
+        size / 1024,
+        layout::ORDER_FILE
+    );
+    Ok(())
 }
 
 fn bench(rest: &[String]) -> Result<(), String> {
