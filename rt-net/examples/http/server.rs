@@ -137,6 +137,13 @@ pub fn handle(mut c: TcpStream) -> io::Result<()> {
         }
         buf.drain(..a.used);
         if a.close {
+            if buf.is_empty() {
+                // Every byte read so far was a request, read to its end
+                // and answered: a plain close sends the answers, then end
+                // of file (Go's net/http closes so after a request read
+                // in full, and lingers only when input may be left).
+                return Ok(());
+            }
             return linger_close(c);
         }
     }
