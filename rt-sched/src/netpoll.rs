@@ -667,6 +667,7 @@ pub(crate) fn inject(list: &mut Vec<*mut G>) {
         // `unblock`.
         unsafe {
             crate::runtime2::casgstatus(gp, crate::runtime2::GWAITING, crate::runtime2::GRUNNABLE);
+            (*gp).polled.store(true, Ordering::Relaxed);
             if pp.is_null() {
                 crate::runq::globrunqput(gp);
             } else {

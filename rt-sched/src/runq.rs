@@ -184,15 +184,25 @@ impl Local<'_> {
                 .compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed)
                 .is_ok()
             {
-                if t.wrapping_sub(h) > 1 {
-                    // The G after this one runs next unless it is stolen:
-                    // start loading it while this one runs (a stale slot
-                    // only costs a useless prefetch).
-                    crate::arch::prefetch_write(
-                        q.buf[h.wrapping_add(1) as usize % RUNQ_SIZE]
-                            .load(Ordering::Relaxed)
-                            .cast(),
-                    );
+                // The Gs after this one run next unless they are stolen:
+                // start loading them while this one runs (a stale slot only
+                // costs a useless prefetch). Two deep: the G after next is
+                // fetched now, so that at the next pop its fields are at
+                // hand, and the top of its stack is fetched in turn if the
+                // poller woke it (a goroutine back from I/O among many
+                // others; one woken by a channel is usually still cached).
+                let queued = t.wrapping_sub(h);
+                if queued > 2 {
+                    let g2 = q.buf[h.wrapping_add(2) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+                    crate::arch::prefetch_write(g2.cast());
+                }
+                if queued > 1 {
+                    let next =
+                        q.buf[h.wrapping_add(1) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+                    // SAFETY: a G of our queue (Gs are never freed).
+                    if unsafe { (*next).polled.load(Ordering::Relaxed) } {
+                        crate::arch::prefetch_stack(next);
+                    }
                 }
                 return gp;
             }

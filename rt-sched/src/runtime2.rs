@@ -199,6 +199,11 @@ pub struct G {
     pub m: *mut M,
     /// One of the `G*` status values.
     pub atomicstatus: AtomicU32,
+    /// Made runnable by the network poller and not run since: its stack
+    /// has likely left the caches, so the run queue fetches it ahead
+    /// (`runq::Local::pop`). Next to `sched` and `stack`, whose words that
+    /// fetch reads.
+    pub(crate) polled: AtomicBool,
     /// Goroutine id; 0 for g0 and gsignal.
     pub goid: i64,
     /// Link in a run queue, free list or wait queue.
@@ -273,6 +278,7 @@ impl G {
             },
             m: null_mut(),
             atomicstatus: AtomicU32::new(GIDLE),
+            polled: AtomicBool::new(false),
             goid: 0,
             schedlink: null_mut(),
             waitreason: "",

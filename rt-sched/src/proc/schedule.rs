@@ -254,6 +254,7 @@ pub(crate) fn execute(gp: *mut G, inherit: bool) -> ! {
         (*mp).curg = gp;
         (*gp).m = mp;
         casgstatus(gp, GRUNNABLE, GRUNNING);
+        (*gp).polled.store(false, Ordering::Relaxed);
         if !inherit {
             let pp = (*mp).p.load(Ordering::Relaxed);
             (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
