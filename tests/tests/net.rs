@@ -15,7 +15,7 @@ fn net_checks_at_gomaxprocs_1_2_4() {
         let o = run(RT0, ["net"], &[("GOMAXPROCS", procs)]);
         let out = out(&o);
         assert_eq!(status(&o), 0, "GOMAXPROCS={procs}:\n{out}\n{}", err(&o));
-        assert_eq!(out.matches(": ok\n").count(), 28, "{out}");
+        assert_eq!(out.matches(": ok\n").count(), 29, "{out}");
         assert!(!out.contains("FAILED"), "{out}");
     }
 }

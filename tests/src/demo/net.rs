@@ -748,6 +748,108 @@ pub fn checks() -> i32 {
         format!("{r:?} then {eof:?}; {short:?} {after:?}; {short2:?} {ready2:?} {after2:?}"),
     );
 
+    // Two handles of one socket (`try_clone`: a descriptor each, each
+    // registered with the poller on its own) read in turn, one byte at a
+    // time: every read is short, so the handle that read last is drained
+    // while the other takes the next byte. Neither may miss a byte meant
+    // for it, nor wait for one the other took. Every other round goes
+    // through `readable` and `try_read` (which may find nothing after a
+    // readiness the other handle used up, and then waits again); every
+    // other four rounds the poller has seen the byte before the read.
+    let (c, s) = tcp_pair();
+    let c2 = c.try_clone().expect("try_clone");
+    // A goroutine parked in a read of another connection keeps the poller
+    // looking whenever the P is idle, so the bytes' readiness does reach
+    // both handles during the sleeps below.
+    let (idle, idle_peer) = tcp_pair();
+    let parked = rt_sched::spawn(move || {
+        let mut b = [0u8; 1];
+        let _ = (&idle).read(&mut b);
+    });
+    let until = Instant::now() + PROMPT;
+    for h in [&c, &c2] {
+        h.set_read_deadline(Some(until)).expect("deadline");
+    }
+    let mut got = Vec::new();
+    let mut bad = None;
+    let mut b = [0u8; 8];
+    'rounds: for i in 0..100u8 {
+        let h = if i % 2 == 0 { &c } else { &c2 };
+        (&s).write_all(&[i]).expect("write");
+        if i % 8 >= 4 {
+            // Let the poller see the byte first: both handles then hold a
+            // readiness, and only one of them finds the byte.
+            rt_sched::sleep(ms(1));
+        }
+        if i % 4 < 2 {
+            match (&*h).read(&mut b) {
+                Ok(1) => got.push(b[0]),
+                r => {
+                    bad = Some(format!("read {i}: {r:?}"));
+                    break;
+                }
+            }
+            continue;
+        }
+        loop {
+            if let Err(e) = h.readable() {
+                bad = Some(format!("readable {i}: {e:?}"));
+                break 'rounds;
+            }
+            match h.try_read(&mut b) {
+                Ok(1) => {
+                    got.push(b[0]);
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                r => {
+                    bad = Some(format!("try_read {i}: {r:?}"));
+                    break 'rounds;
+                }
+            }
+        }
+    }
+    // The other handle takes a byte: this one finds nothing, then waits in
+    // `readable` until the next byte comes.
+    (&s).write_all(b"y").expect("write");
+    let took = (&c2).read(&mut b);
+    let none = c.try_read(&mut b);
+    let s = Arc::new(s);
+    let s2 = s.clone();
+    let late = rt_sched::spawn(move || {
+        rt_sched::sleep(ms(20));
+        (&*s2).write_all(b"z").expect("write");
+    });
+    let mut woke = Err(ErrorKind::Other.into());
+    while Instant::now() < until {
+        if let Err(e) = c.readable() {
+            woke = Err(e);
+            break;
+        }
+        match c.try_read(&mut b) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            r => {
+                woke = r.map(|n| if n == 1 && b[0] == b'z' { 1 } else { 0 });
+                break;
+            }
+        }
+    }
+    let _ = late.join();
+    drop(idle_peer);
+    let _ = parked.join();
+    check(
+        "cloned handles read in turn",
+        bad.is_none()
+            && got == (0..100).collect::<Vec<u8>>()
+            && matches!(took, Ok(1))
+            && matches!(&none, Err(e) if e.kind() == ErrorKind::WouldBlock)
+            && matches!(woke, Ok(1)),
+        format!(
+            "{bad:?}, {} of 100 in order; {took:?} {none:?} {woke:?}",
+            got.iter().zip(0..).take_while(|(a, b)| **a == *b).count()
+        ),
+    );
+
     if failed == 0 {
         0
     } else {
