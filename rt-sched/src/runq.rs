@@ -167,6 +167,18 @@ impl Local<'_> {
         true
     }
 
+    /// The G at the head, left in the queue (null when empty); a thief may
+    /// take it at any time.
+    #[inline]
+    pub(crate) fn peek(&self) -> *mut G {
+        let q = self.q;
+        let h = q.head.load(Ordering::Acquire);
+        if q.tail.load(Ordering::Relaxed) == h {
+            return null_mut();
+        }
+        q.buf[h as usize % RUNQ_SIZE].load(Ordering::Relaxed)
+    }
+
     /// Takes the G at the head, or null.
     #[inline]
     pub(crate) fn pop(&mut self) -> *mut G {
@@ -185,24 +197,16 @@ impl Local<'_> {
                 .is_ok()
             {
                 // The Gs after this one run next unless they are stolen:
-                // start loading them while this one runs (a stale slot only
-                // costs a useless prefetch). Two deep: the G after next is
-                // fetched now, so that at the next pop its fields are at
-                // hand, and the top of its stack is fetched in turn if the
-                // poller woke it (a goroutine back from I/O among many
-                // others; one woken by a channel is usually still cached).
-                let queued = t.wrapping_sub(h);
-                if queued > 2 {
-                    let g2 = q.buf[h.wrapping_add(2) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
-                    crate::arch::prefetch_write(g2.cast());
-                }
-                if queued > 1 {
-                    let next =
-                        q.buf[h.wrapping_add(1) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
-                    // SAFETY: a G of our queue (Gs are never freed).
-                    if unsafe { (*next).polled.load(Ordering::Relaxed) } {
-                        crate::arch::prefetch_stack(next);
-                    }
+                // start loading the one after next while this one runs (a
+                // stale slot only costs a useless prefetch). Two ahead: by
+                // the next pop its fields are cached, and `runqget` can
+                // read them to fetch its stack in turn.
+                if t.wrapping_sub(h) > 2 {
+                    crate::arch::prefetch_write(
+                        q.buf[h.wrapping_add(2) as usize % RUNQ_SIZE]
+                            .load(Ordering::Relaxed)
+                            .cast(),
+                    );
                 }
                 return gp;
             }
@@ -340,7 +344,19 @@ pub(crate) unsafe fn runqget(pp: *mut P) -> (*mut G, bool) {
         return (next, true);
     }
     // SAFETY: the calling M holds pp (caller contract).
-    (unsafe { p.runq.local() }.pop(), false)
+    let mut q = unsafe { p.runq.local() };
+    let gp = q.pop();
+    let next = q.peek();
+    // The G that runs next, if the poller woke it: a goroutine back from
+    // I/O among many others has usually left the caches, so fetch the top
+    // of its stack while this one runs. `pop` fetched its fields one pop
+    // ago. One woken by a channel is usually still cached: left alone.
+    // SAFETY: a G of our queue (Gs are never freed; a thief may have taken
+    // it since, which only makes the hint useless).
+    if !next.is_null() && unsafe { (*next).polled.load(Ordering::Relaxed) } {
+        crate::arch::prefetch_stack(next);
+    }
+    (gp, false)
 }
 
 /// True when `pp` has neither a queued G nor a `runnext` (a snapshot when
