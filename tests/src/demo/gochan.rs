@@ -2464,18 +2464,38 @@ fn perpetuum_mobile(stop: Chan<()>, links: Arc<AtomicU64>, ended: Chan<u64>) {
     }
 }
 
+/// Waits, yielding, until the chain has made a link past `past`; panics
+/// when it makes none within 10 s.
+fn chain_advances(links: &AtomicU64, past: u64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while links.load(SeqCst) <= past {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stop_the_world_deadlock: the chain never advanced {what}"
+        );
+        gosched();
+    }
+}
+
 /// Go: TestStopTheWorldDeadlock. Two goroutines stop the world over and
 /// over at the same time (one resizing GOMAXPROCS between 2 and 3, standing
 /// in for Go's `runtime.GC`, the other setting 3), while a chain of
 /// goroutines keeps starting its successor and exiting. Nothing deadlocks,
-/// both loops finish all their rounds, the chain advanced and stops when
-/// told, and GOMAXPROCS ends at 3.
+/// both loops finish all their rounds, the chain runs before and after the
+/// storm (how many links fall inside it is up to the OS: on a loaded
+/// machine both loops may end before the chain's thread gets a timeslice),
+/// it stops when told, and GOMAXPROCS ends at 3.
 fn test_stop_the_world_deadlock() {
     const ROUNDS: u32 = 100;
     let _procs = Procs::set(3);
     let stop = Chan::<()>::new(1);
     let ended = Chan::<u64>::new(1);
     let links = Arc::new(AtomicU64::new(0));
+    {
+        let (stop, links, ended) = (stop.clone(), links.clone(), ended.clone());
+        go(move || perpetuum_mobile(stop, links, ended));
+    }
+    chain_advances(&links, 0, "before the stops");
     let resizer = spawn(|| {
         let mut n = 0;
         for i in 0..ROUNDS {
@@ -2493,15 +2513,12 @@ fn test_stop_the_world_deadlock() {
         }
         n
     });
-    {
-        let (stop, links, ended) = (stop.clone(), links.clone(), ended.clone());
-        go(move || perpetuum_mobile(stop, links, ended));
-    }
     assert_eq!(join(resizer, "resizer"), ROUNDS);
     assert_eq!(join(setter, "setter"), ROUNDS);
+    chain_advances(&links, links.load(SeqCst), "after the stops");
     stop.send(());
     let n = must_recv(&ended, "stop_the_world_deadlock");
-    assert!(n >= 1, "stop_the_world_deadlock: the chain never advanced");
+    assert!(n >= 2, "stop_the_world_deadlock: {n} links reported");
     assert_eq!(
         links.load(SeqCst),
         n,
