@@ -1,14 +1,18 @@
 //! Channels (Go's `hchan`): unbuffered and buffered, with close and select.
 //!
-//! A channel is a lock, a ring buffer of `cap` elements, and two FIFO wait
-//! queues of blocked senders and receivers (`sudog`s). A send to a channel
-//! with a waiting receiver hands the value straight to it and readies it
-//! (the receiver runs next on this P, inheriting the time slice — Go's
-//! behaviour, and what makes ping-pong cheap); otherwise it fills the buffer
-//! or parks. A receive takes from a waiting sender first (for a full buffer:
-//! the head of the buffer, and the sender's value goes to the tail), then from
-//! the buffer, then parks. Closing wakes everybody: receivers get `None` once
-//! the buffer is drained, blocked senders panic (`send on closed channel`).
+//! A channel is a lock and two FIFO wait queues of blocked senders and
+//! receivers (`sudog`s), plus, when buffered, a ring of `cap` elements
+//! ([`crate::chan_ring`]) that sends and receives use without the lock.
+//!
+//! Unbuffered, a send to a channel with a waiting receiver hands the value
+//! straight to it and readies it (the receiver runs next on this P,
+//! inheriting the time slice — Go's behaviour, and what makes ping-pong
+//! cheap); otherwise it parks with its value until a receiver takes it.
+//! Buffered, a send fills the ring and wakes a queued receiver if the ring
+//! says one may wait; with the ring full it queues and sleeps until a
+//! receive makes room (and wakes it), then tries again; receives mirror
+//! that. Closing wakes everybody: receivers get `None` once the buffer is
+//! drained, blocked senders panic (`send on closed channel`).
 //!
 //! ## select
 //! [`Select`] follows Go's `selectgo`: the cases are polled in a random order
@@ -29,6 +33,7 @@
 //! deterministic there, as loom needs: the select poll order and the
 //! channel lock order. `loom_tests` at the end holds the models.
 
+use crate::chan_ring::{Pop, Push, Ring};
 use crate::lock::Lock;
 use crate::park::Waiter;
 #[cfg(not(loom))]
@@ -113,8 +118,6 @@ impl<T> Sudog<T> {
 }
 
 struct Inner<T> {
-    buf: VecDeque<T>,
-    cap: usize,
     closed: bool,
     recvq: VecDeque<*const Sudog<T>>,
     sendq: VecDeque<*const Sudog<T>>,
@@ -155,6 +158,9 @@ unsafe fn wake<T>(sg: *const Sudog<T>, success: bool) {
 struct HChan<T> {
     lock: Lock,
     inner: UnsafeCell<Inner<T>>,
+    /// The buffer; `None` for an unbuffered channel.
+    ring: Option<Ring<T>>,
+    cap: usize,
     /// The model's lock order: channels in creation order (addresses may
     /// differ from one explored execution to the next).
     #[cfg(loom)]
@@ -204,12 +210,12 @@ impl<T: Send> Chan<T> {
             h: Arc::new(HChan {
                 lock: Lock::new(),
                 inner: UnsafeCell::new(Inner {
-                    buf: VecDeque::with_capacity(cap),
-                    cap,
                     closed: false,
                     recvq: VecDeque::new(),
                     sendq: VecDeque::new(),
                 }),
+                ring: (cap > 0).then(|| Ring::new(cap)),
+                cap,
                 #[cfg(loom)]
                 serial: {
                     static NEXT: std::sync::atomic::AtomicUsize =
@@ -244,8 +250,8 @@ impl<T: Send> Chan<T> {
         self.h.serial
     }
 
-    /// With the lock held: send `v` now if a receiver waits or the buffer has
-    /// room. Wakes the receiver after `unlock_first` (the caller's unlock).
+    /// Unbuffered, with the lock held: send `v` now if a receiver waits. The
+    /// caller wakes the receiver it is handed in `woken`.
     ///
     /// # Safety
     /// The lock must be held.
@@ -261,15 +267,11 @@ impl<T: Send> Chan<T> {
             *woken = Some(sg);
             return Now::Done(None);
         }
-        if c.buf.len() < c.cap {
-            c.buf.push_back(v);
-            return Now::Done(None);
-        }
         Now::Block(Some(v))
     }
 
-    /// With the lock held: receive now if a sender waits, the buffer has a
-    /// value, or the channel is closed.
+    /// Unbuffered, with the lock held: receive now if a sender waits or the
+    /// channel is closed.
     ///
     /// # Safety
     /// The lock must be held.
@@ -280,16 +282,7 @@ impl<T: Send> Chan<T> {
             // SAFETY: we won sg; its value is ours to take.
             let sv = unsafe { (*(*sg).elem.get()).take() }.expect("sender without value");
             *woken = Some(sg);
-            if c.cap == 0 {
-                return Now::Done(Some(sv));
-            }
-            // Full buffer: take the head; the sender's value joins the tail.
-            let head = c.buf.pop_front().expect("full buffer");
-            c.buf.push_back(sv);
-            return Now::Done(Some(head));
-        }
-        if let Some(v) = c.buf.pop_front() {
-            return Now::Done(Some(v));
+            return Now::Done(Some(sv));
         }
         if c.closed {
             return Now::Done(None);
@@ -313,6 +306,9 @@ impl<T: Send> Chan<T> {
     }
 
     fn send_impl(&self, v: T, block: bool) -> Result<(), TrySendError<T>> {
+        if let Some(ring) = &self.h.ring {
+            return self.send_ring(ring, v, block);
+        }
         let mut woken = None;
         self.h.lock.lock();
         // SAFETY: lock held.
@@ -358,6 +354,9 @@ impl<T: Send> Chan<T> {
     }
 
     fn recv_impl(&self, block: bool) -> Result<Option<T>, ()> {
+        if let Some(ring) = &self.h.ring {
+            return self.recv_ring(ring, block);
+        }
         let mut woken = None;
         self.h.lock.lock();
         // SAFETY: lock held.
@@ -383,6 +382,116 @@ impl<T: Send> Chan<T> {
         Ok(unsafe { (*sg.elem.get()).take() })
     }
 
+    /// Buffered send: into the ring, or queue and sleep until a receive
+    /// makes room, then try again.
+    fn send_ring(&self, ring: &Ring<T>, mut v: T, block: bool) -> Result<(), TrySendError<T>> {
+        loop {
+            match ring.push(v) {
+                Push::Sent(wake) => {
+                    if wake {
+                        self.lock_and_wake(true);
+                    }
+                    return Ok(());
+                }
+                Push::Closed(back) => return Err(TrySendError::Closed(back)),
+                Push::Full(back) if !block => return Err(TrySendError::Full(back)),
+                Push::Full(back) => v = back,
+            }
+            self.wait_ring(ring, true);
+        }
+    }
+
+    /// Buffered receive: from the ring, or queue and sleep until a send
+    /// fills it, then try again.
+    fn recv_ring(&self, ring: &Ring<T>, block: bool) -> Result<Option<T>, ()> {
+        loop {
+            match ring.pop() {
+                Pop::Got(v, wake) => {
+                    if wake {
+                        self.lock_and_wake(false);
+                    }
+                    return Ok(Some(v));
+                }
+                Pop::Closed => return Ok(None),
+                Pop::Empty if !block => return Err(()),
+                Pop::Empty => {}
+            }
+            self.wait_ring(ring, false);
+        }
+    }
+
+    /// Buffered: queues a sender (or a receiver) and sleeps until a
+    /// receive makes room (a send fills the ring) or the close, unless that
+    /// happened between the caller's try and the queueing. Either way the
+    /// caller tries again.
+    fn wait_ring(&self, ring: &Ring<T>, sender: bool) {
+        self.h.lock.lock();
+        let w = Waiter::new();
+        let sg = Sudog::new(&w, core::ptr::null(), 0, None);
+        // SAFETY: lock held.
+        let c = unsafe { self.inner() };
+        let q = if sender { &mut c.sendq } else { &mut c.recvq };
+        q.push_back(&sg);
+        let may_sleep = if sender {
+            ring.send_may_sleep()
+        } else {
+            ring.recv_may_sleep()
+        };
+        if !may_sleep {
+            remove(q, &sg);
+            if q.is_empty() {
+                if sender {
+                    ring.clear_send_waiting();
+                } else {
+                    ring.clear_recv_waiting();
+                }
+            }
+            self.h.lock.unlock();
+            return;
+        }
+        let reason = if sender { "chan send" } else { "chan receive" };
+        // SAFETY: lock held; sg and w stay on this stack until we are woken.
+        unsafe { w.park(&self.h.lock, reason) };
+    }
+
+    /// Buffered: wakes one queued receiver (`receivers`) or sender, which
+    /// tries its operation again.
+    #[cold]
+    fn lock_and_wake(&self, receivers: bool) {
+        self.h.lock.lock();
+        // SAFETY: lock held.
+        let sg = unsafe { self.wake_one_locked(receivers) };
+        self.h.lock.unlock();
+        if let Some(sg) = sg {
+            // SAFETY: dequeued and won under the lock.
+            unsafe { wake(sg, true) };
+        }
+    }
+
+    /// Buffered, lock held: takes one queued receiver (or sender) to wake,
+    /// clearing the ring's flag when its queue ends empty.
+    ///
+    /// # Safety
+    /// The lock must be held.
+    unsafe fn wake_one_locked(&self, receivers: bool) -> Option<*const Sudog<T>> {
+        let ring = self.h.ring.as_ref().expect("buffered channel");
+        // SAFETY: lock held (caller).
+        let c = unsafe { self.inner() };
+        if receivers {
+            let sg = dequeue(&mut c.recvq);
+            if c.recvq.is_empty() {
+                ring.clear_recv_waiting();
+            }
+            sg
+        } else {
+            let sg = dequeue(&mut c.sendq);
+            if c.sendq.is_empty() {
+                ring.clear_send_waiting();
+            }
+            sg
+        }
+    }
+
     /// Closes the channel (Go's `close`).
     ///
     /// # Panics
@@ -403,6 +512,12 @@ impl<T: Send> Chan<T> {
         while let Some(sg) = dequeue(&mut c.sendq) {
             waiters.push(sg);
         }
+        if let Some(ring) = &self.h.ring {
+            // Both queues are empty now: no waiter flags stay behind.
+            ring.close();
+            ring.clear_recv_waiting();
+            ring.clear_send_waiting();
+        }
         self.h.lock.unlock();
         for sg in waiters {
             // SAFETY: dequeued and won under the lock; success = false.
@@ -412,11 +527,7 @@ impl<T: Send> Chan<T> {
 
     /// Elements in the buffer.
     pub fn len(&self) -> usize {
-        self.h.lock.lock();
-        // SAFETY: lock held.
-        let n = unsafe { self.inner() }.buf.len();
-        self.h.lock.unlock();
-        n
+        self.h.ring.as_ref().map_or(0, Ring::len)
     }
 
     /// True when the buffer is empty.
@@ -426,11 +537,7 @@ impl<T: Send> Chan<T> {
 
     /// Buffer capacity.
     pub fn cap(&self) -> usize {
-        self.h.lock.lock();
-        // SAFETY: lock held.
-        let n = unsafe { self.inner() }.cap;
-        self.h.lock.unlock();
-        n
+        self.h.cap
     }
 
     /// Receives until the channel is closed and drained (`for v := range ch`).
@@ -456,12 +563,15 @@ trait SelCase {
     fn lock(&self) -> &Lock;
     /// Lock held: fire now if ready. Returns false when it would block.
     fn try_fire(&mut self) -> bool;
-    /// Lock held: queue a sudog for the parked select.
-    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize);
+    /// Lock held: queue a sudog for the parked select. False when the
+    /// select must not sleep after all: a buffered channel became ready
+    /// between the poll and the queueing.
+    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) -> bool;
     /// Lock held: take our sudog back off the queue (select fired elsewhere).
     fn dequeue_self(&mut self);
-    /// After waking with this case fired: settle the result.
-    fn complete(&mut self);
+    /// After waking with this case fired: settle the result. False for a
+    /// buffered channel, whose waker only says "try again".
+    fn complete(&mut self) -> bool;
     /// Send case whose channel turned out closed.
     fn closed_send(&self) -> bool;
     /// For a receive case, the element type (checked by `received`).
@@ -495,6 +605,22 @@ impl<T: Send + 'static> SelCase for RecvCase<'_, T> {
         &self.ch.h.lock
     }
     fn try_fire(&mut self) -> bool {
+        if let Some(ring) = &self.ch.h.ring {
+            let (got, wake_sender) = match ring.pop() {
+                Pop::Got(v, wake) => (Some(v), wake),
+                Pop::Closed => (None, false),
+                Pop::Empty => return false,
+            };
+            self.got = Some(got);
+            if wake_sender {
+                // SAFETY: the select holds the lock.
+                if let Some(sg) = unsafe { self.ch.wake_one_locked(false) } {
+                    // SAFETY: dequeued and won under the lock.
+                    unsafe { wake(sg, true) };
+                }
+            }
+            return true;
+        }
         let mut woken = None;
         // SAFETY: the select holds every case's lock.
         match unsafe { self.ch.recv_now(&mut woken) } {
@@ -511,22 +637,31 @@ impl<T: Send + 'static> SelCase for RecvCase<'_, T> {
             _ => false,
         }
     }
-    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) {
+    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) -> bool {
         let sg = Box::new(Sudog::new(w, sel, idx, None));
         // SAFETY: lock held by the select.
         unsafe { self.ch.inner().recvq.push_back(&*sg) };
         self.sg = Some(sg);
+        self.ch.h.ring.as_ref().is_none_or(Ring::recv_may_sleep)
     }
     fn dequeue_self(&mut self) {
-        if let Some(sg) = &self.sg {
+        if let Some(sg) = self.sg.take() {
             // SAFETY: lock held by the select.
-            remove(unsafe { &mut self.ch.inner().recvq }, &**sg);
+            let q = unsafe { &mut self.ch.inner().recvq };
+            remove(q, &*sg);
+            if let (Some(ring), true) = (&self.ch.h.ring, q.is_empty()) {
+                ring.clear_recv_waiting();
+            }
         }
     }
-    fn complete(&mut self) {
+    fn complete(&mut self) -> bool {
         let sg = self.sg.take().expect("fired case has a sudog");
+        if self.ch.h.ring.is_some() {
+            return false;
+        }
         // SAFETY: woken: nobody else touches the sudog.
         self.got = Some(unsafe { (*sg.elem.get()).take() });
+        true
     }
     fn closed_send(&self) -> bool {
         false
@@ -545,6 +680,29 @@ impl<T: Send + 'static> SelCase for SendCase<'_, T> {
     }
     fn try_fire(&mut self) -> bool {
         let Some(v) = self.v.take() else { return false };
+        if let Some(ring) = &self.ch.h.ring {
+            match ring.push(v) {
+                Push::Sent(wake_receiver) => {
+                    if wake_receiver {
+                        // SAFETY: the select holds the lock.
+                        if let Some(sg) = unsafe { self.ch.wake_one_locked(true) } {
+                            // SAFETY: dequeued and won under the lock.
+                            unsafe { wake(sg, true) };
+                        }
+                    }
+                    return true;
+                }
+                Push::Closed(v) => {
+                    self.v = Some(v);
+                    self.closed = true;
+                    return true;
+                }
+                Push::Full(v) => {
+                    self.v = Some(v);
+                    return false;
+                }
+            }
+        }
         let mut woken = None;
         // SAFETY: the select holds every case's lock.
         match unsafe { self.ch.send_now(v, &mut woken) } {
@@ -566,28 +724,47 @@ impl<T: Send + 'static> SelCase for SendCase<'_, T> {
             }
         }
     }
-    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) {
-        let sg = Box::new(Sudog::new(w, sel, idx, self.v.take()));
+    fn enqueue(&mut self, w: *const Waiter, sel: *const AtomicU32, idx: usize) -> bool {
+        // Unbuffered, the sudog carries the value to the receiver;
+        // buffered, the value stays here for the next try.
+        let elem = if self.ch.h.ring.is_some() {
+            None
+        } else {
+            self.v.take()
+        };
+        let sg = Box::new(Sudog::new(w, sel, idx, elem));
         // SAFETY: lock held by the select.
         unsafe { self.ch.inner().sendq.push_back(&*sg) };
         self.sg = Some(sg);
+        self.ch.h.ring.as_ref().is_none_or(Ring::send_may_sleep)
     }
     fn dequeue_self(&mut self) {
         if let Some(sg) = self.sg.take() {
             // SAFETY: lock held by the select.
-            remove(unsafe { &mut self.ch.inner().sendq }, &*sg);
-            // The value was not sent: keep it.
+            let q = unsafe { &mut self.ch.inner().sendq };
+            remove(q, &*sg);
+            if let (Some(ring), true) = (&self.ch.h.ring, q.is_empty()) {
+                ring.clear_send_waiting();
+            }
+            // The value was not sent: keep it (a buffered case kept it all
+            // along).
             // SAFETY: off the queue: the sudog is ours again.
-            self.v = unsafe { (*sg.elem.get()).take() };
+            if let Some(v) = unsafe { (*sg.elem.get()).take() } {
+                self.v = Some(v);
+            }
         }
     }
-    fn complete(&mut self) {
+    fn complete(&mut self) -> bool {
         let sg = self.sg.take().expect("fired case has a sudog");
+        if self.ch.h.ring.is_some() {
+            return false;
+        }
         if !sg.success.get() {
             self.closed = true;
             // SAFETY: woken: nobody else touches the sudog.
             self.v = unsafe { (*sg.elem.get()).take() };
         }
+        true
     }
     fn closed_send(&self) -> bool {
         self.closed
@@ -787,38 +964,52 @@ impl<'a> Select<'a> {
             unsafe { w.park(&l, "select (no cases)") };
             unreachable!("empty select woke up");
         }
-        let order = self.lock_all();
-        let pollorder = match self.poll() {
-            Ok(i) => {
+        loop {
+            let order = self.lock_all();
+            let pollorder = match self.poll() {
+                Ok(i) => {
+                    self.unlock_all(&order);
+                    return self.finish(i);
+                }
+                Err(p) => p,
+            };
+            let w = Waiter::new();
+            let done = AtomicU32::new(0);
+            // Queue in the poll order: when several cases wait on one
+            // channel, the counterpart that comes later takes whichever was
+            // queued first, so a fixed order would always fire the same case
+            // (Go's TestPseudoRandomSend).
+            let mut may_sleep = true;
+            for &i in &pollorder {
+                may_sleep &= self.cases[i].enqueue(&w, &done, i);
+            }
+            if !may_sleep {
+                // A buffered case became ready after the poll. Nobody can
+                // have fired a sudog yet (every lock is still held).
+                for c in self.cases.iter_mut() {
+                    c.dequeue_self();
+                }
                 self.unlock_all(&order);
-                return self.finish(i);
+                continue;
             }
-            Err(p) => p,
-        };
-        let w = Waiter::new();
-        let done = AtomicU32::new(0);
-        // Queue in the poll order: when several cases wait on one channel,
-        // the counterpart that comes later takes whichever was queued
-        // first, so a fixed order would always fire the same case (Go's
-        // TestPseudoRandomSend).
-        for &i in &pollorder {
-            self.cases[i].enqueue(&w, &done, i);
-        }
-        let locks: Vec<&Lock> = order.iter().map(|&i| self.cases[i].lock()).collect();
-        // SAFETY: every lock is held; w and done live on this stack until
-        // we are woken and have taken our sudogs back.
-        unsafe { w.park_all(&locks, "select") };
-        drop(locks);
-        let fired = w.fired.load(Ordering::Relaxed);
-        let order = self.lock_all();
-        for (i, c) in self.cases.iter_mut().enumerate() {
-            if i != fired {
-                c.dequeue_self();
+            let locks: Vec<&Lock> = order.iter().map(|&i| self.cases[i].lock()).collect();
+            // SAFETY: every lock is held; w and done live on this stack
+            // until we are woken and have taken our sudogs back.
+            unsafe { w.park_all(&locks, "select") };
+            drop(locks);
+            let fired = w.fired.load(Ordering::Relaxed);
+            let order = self.lock_all();
+            for (i, c) in self.cases.iter_mut().enumerate() {
+                if i != fired {
+                    c.dequeue_self();
+                }
             }
+            self.unlock_all(&order);
+            if self.cases[fired].complete() {
+                return self.finish(fired);
+            }
+            // A buffered case was woken: poll again.
         }
-        self.unlock_all(&order);
-        self.cases[fired].complete();
-        self.finish(fired)
     }
 }
 
@@ -964,7 +1155,14 @@ mod loom_tests {
             self.h.lock.lock();
             // SAFETY: lock held; the reference ends before the unlock.
             let c = unsafe { self.inner() };
-            let r = (c.buf.len(), c.recvq.len(), c.sendq.len());
+            let r = (self.len(), c.recvq.len(), c.sendq.len());
+            if let Some(ring) = &self.h.ring {
+                assert_eq!(
+                    ring.waiting_flags(),
+                    (!c.recvq.is_empty(), !c.sendq.is_empty()),
+                    "a waiter flag disagrees with its queue"
+                );
+            }
             self.h.lock.unlock();
             r
         }
@@ -1004,7 +1202,9 @@ mod loom_tests {
     /// hands over to a parked receiver); the receiver gets 1 then 2.
     #[test]
     fn buffered_two_in_order() {
-        check(None, || {
+        // Bounded: every spin on an operation in flight is a yield, and
+        // with unbounded preemptions the model does not end in minutes.
+        check(Some(3), || {
             let c = Chan::<u32>::new(1);
             let c2 = c.clone();
             let t = thread::spawn(move || {
@@ -1020,6 +1220,60 @@ mod loom_tests {
                 "value delivered twice"
             );
             assert_eq!(c.queue_lens(), (0, 0, 0));
+        });
+    }
+
+    /// (2b) Capacity 1, two receivers that may both sleep on the empty
+    /// ring and two sends: each receiver gets one value, whichever order
+    /// the wake-ups and the retries take; the flags end with the queues.
+    #[test]
+    fn buffered_two_receivers_two_sends() {
+        // One preemption: three threads, two wake-ups and their retries
+        // (two already take longer than the whole suite).
+        check(Some(1), || {
+            let c = Chan::<u32>::new(1);
+            let (c1, c2) = (c.clone(), c.clone());
+            let r1 = thread::spawn(move || c1.recv());
+            let r2 = thread::spawn(move || c2.recv());
+            c.send(1);
+            c.send(2);
+            let mut got = [r1.join().unwrap(), r2.join().unwrap()];
+            got.sort();
+            assert_eq!(got, [Some(1), Some(2)]);
+            assert_eq!(c.queue_lens(), (0, 0, 0));
+        });
+    }
+
+    /// (2d) A select sending on a full buffered channel and receiving on an
+    /// empty one, against a receive on the first and a send on the second:
+    /// whichever case fires, every value ends in exactly one place.
+    #[test]
+    fn select_buffered_send_and_recv() {
+        check(Some(3), || {
+            let full = Chan::<u32>::new(1);
+            full.send(10);
+            let empty = Chan::<u32>::new(1);
+            let (f2, e2) = (full.clone(), empty.clone());
+            let r = thread::spawn(move || f2.recv());
+            let w = thread::spawn(move || e2.send(20));
+            let mut s = Select::new();
+            let i_send = s.send(&full, 11);
+            let t_recv = s.recv(&empty);
+            let i = s.select();
+            let first = r.join().unwrap();
+            assert_eq!(first, Some(10));
+            w.join().unwrap();
+            if i == i_send {
+                drop(s);
+                assert_eq!(full.try_recv(), Ok(11));
+                assert_eq!(empty.try_recv(), Ok(20));
+            } else {
+                assert_eq!(s.received(t_recv), Some(20));
+                drop(s);
+                assert_eq!(full.try_recv(), Err(TryRecvError::Empty));
+            }
+            assert_eq!(full.queue_lens(), (0, 0, 0));
+            assert_eq!(empty.queue_lens(), (0, 0, 0));
         });
     }
 
@@ -1059,7 +1313,7 @@ mod loom_tests {
     #[test]
     fn blocking_send_recv_close() {
         for cap in [0, 1] {
-            check(Some(5), move || {
+            check(Some(if cap == 0 { 5 } else { 3 }), move || {
                 let c = Chan::<u32>::new(cap);
                 let (cs, cc) = (c.clone(), c.clone());
                 let s = thread::spawn(move || cs.send_impl(5, true));
@@ -1093,17 +1347,18 @@ mod loom_tests {
         });
     }
 
-    /// (4) A select receiving on `a` and `b` (unbuffered) against a blocking
-    /// sender on each: the select gets one value, from the channel it names;
-    /// the other sender, which may have found (and skipped) the select's
-    /// stale sudog, is then served by a plain receive. Every queue ends
-    /// empty. Run once per poll order.
+    /// (4) A select receiving on `a` and `b` against a blocking sender on
+    /// each: the select gets one value, from the channel it names; the
+    /// other sender, which may have found (and skipped) the select's stale
+    /// sudog, is then served by a plain receive. Every queue (and, buffered,
+    /// every waiter flag) ends empty. Run once per poll order, unbuffered
+    /// and with capacity 1 (where a woken select polls again).
     #[test]
     fn select_two_recvs_two_senders() {
-        for first in [0, 1] {
+        for (first, cap) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
             check(Some(3), move || {
-                let a = Chan::<u32>::new(0);
-                let b = Chan::<u32>::new(0);
+                let a = Chan::<u32>::new(cap);
+                let b = Chan::<u32>::new(cap);
                 let (a2, b2) = (a.clone(), b.clone());
                 let sa = thread::spawn(move || a2.send(1));
                 let sb = thread::spawn(move || b2.send(2));
@@ -1250,10 +1505,13 @@ impl<T> Chan<T> {
     pub(crate) fn snapshot(&self) -> (usize, usize, bool) {
         self.h.lock.lock();
         // SAFETY: lock held; the reference ends before the unlock.
-        let c = unsafe { &*self.h.inner.get() };
-        let r = (c.buf.len(), c.cap, c.closed);
+        let closed = unsafe { &*self.h.inner.get() }.closed;
         self.h.lock.unlock();
-        r
+        (
+            self.h.ring.as_ref().map_or(0, Ring::len),
+            self.h.cap,
+            closed,
+        )
     }
 
     /// Handles to this channel (its clones, this one included).

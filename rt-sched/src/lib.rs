@@ -41,6 +41,7 @@ mod arch;
 pub mod boot;
 mod chan;
 mod chan_ext;
+mod chan_ring;
 mod dump;
 mod lock;
 pub mod netpoll;
