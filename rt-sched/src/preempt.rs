@@ -881,7 +881,7 @@ unsafe fn take_p(mp: *mut M, next: *mut P) {
         if unused != (*next).mcache {
             set_aside(mp, unused);
         }
-        (*next).schedtick.fetch_add(1, Ordering::Relaxed);
+        (*next).bump_schedtick();
     }
 }
 

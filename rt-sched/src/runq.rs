@@ -291,9 +291,7 @@ impl Overflow for SchedLocked {
         // The batch's Gs were just taken out of a local queue, so they are
         // runnable, live and in no other queue.
         self.runq.push_slice(batch);
-        SCHED
-            .runqsize
-            .fetch_add(batch.len() as i32, Ordering::Relaxed);
+        self.runqsize_add(batch.len() as i32);
         SchedStats::bump(&SCHED.stats.overflows);
     }
 }
@@ -378,7 +376,7 @@ pub(crate) unsafe fn globrunqput(gp: *mut G) {
     let mut s = SCHED.lock();
     // gp is runnable and in no queue (caller contract).
     s.runq.push_back(gp);
-    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    s.runqsize_add(1);
 }
 
 /// Takes a batch from the global queue (Go's `globrunqget`): its fair share
@@ -398,7 +396,7 @@ pub(crate) unsafe fn globrunqget(s: &mut SchedLocked, pp: *mut P, max: i32) -> *
         n = n.min(max);
     }
     n = n.min(RUNQ_SIZE as i32 / 2);
-    SCHED.runqsize.fetch_sub(n, Ordering::Relaxed);
+    s.runqsize_add(-n);
     let gp = s.runq.pop();
     // SAFETY: pp is held by the calling M (caller contract).
     let mut local = unsafe { (*pp).runq.local() };

@@ -117,7 +117,7 @@ pub(crate) fn startm_idle(pp: *mut P, gp: *mut G) -> bool {
         // Undone by `startlockedm` when it hands gp's M a P.
         s.nmidlelocked += 1;
         s.runq.push_back(gp);
-        SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+        s.runqsize_add(1);
     }
     let last = s.midle.is_null();
     drop(s);
@@ -143,7 +143,7 @@ pub(crate) fn queue_for_locked_m(gp: *mut G) {
         // Undone by `startlockedm` when it hands gp's M a P.
         s.nmidlelocked += 1;
         s.runq.push_back(gp);
-        SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+        s.runqsize_add(1);
     }
     wakep();
 }
@@ -189,7 +189,7 @@ pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) -> bool {
         // SAFETY: Gs in the global queue are live.
         x = s.runq.take_first(|g| unsafe { !(*g).lockedm.is_null() });
         if !x.is_null() {
-            SCHED.runqsize.fetch_sub(1, Ordering::Relaxed);
+            s.runqsize_add(-1);
         }
     }
     if x.is_null() {
@@ -204,7 +204,7 @@ pub(crate) unsafe fn run_locked_waiter(pp: *mut P, gp: *mut G) -> bool {
         // gp waits for its M like x did (the count `stoplockedm` and
         // `service` keep for checkdead moves from x to gp).
         s.runq.push_back(gp);
-        SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+        s.runqsize_add(1);
     }
     drop(s);
     // The hand-over wakes x's M, as `startlockedm` does.

@@ -249,7 +249,7 @@ pub(crate) unsafe fn gcstop_preempted(pp: *mut P, gp: *mut G) -> bool {
     // Undone by `startlockedm` when it hands gp's M a P.
     s.nmidlelocked += 1;
     s.runq.push_back(gp);
-    SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+    s.runqsize_add(1);
     // SAFETY: caller contract: pp is idle and ours.
     unsafe { set_pstatus(pp, PIDLE, PGCSTOP) };
     if SCHED.stopwait.fetch_sub(1, Ordering::AcqRel) == 1 {

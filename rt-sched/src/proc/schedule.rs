@@ -225,7 +225,7 @@ unsafe fn end_slice(pp: *mut P, gp: *mut G) -> (*mut G, bool) {
     // SAFETY: caller contract.
     unsafe {
         (*pp).inheritstreak = 0;
-        (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+        (*pp).bump_schedtick();
         runqput(pp, gp, false);
         if SCHED.ntimers.load(Ordering::Relaxed) > 0 {
             check_timers(pp);
@@ -257,7 +257,7 @@ pub(crate) fn execute(gp: *mut G, inherit: bool) -> ! {
         (*gp).polled.store(false, Ordering::Relaxed);
         if !inherit {
             let pp = (*mp).p.load(Ordering::Relaxed);
-            (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+            (*pp).bump_schedtick();
         }
         setg(gp);
         arch::gogo(&(*gp).sched)

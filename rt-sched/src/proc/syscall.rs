@@ -110,7 +110,7 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
             // Under the lock, so an M going idle sees it (findrunnable
             // re-checks the global queue under this lock before parking).
             s.runq.push_back(gp);
-            SCHED.runqsize.fetch_add(1, Ordering::Relaxed);
+            s.runqsize_add(1);
         }
         drop(s);
         if !pp.is_null() {
