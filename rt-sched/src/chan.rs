@@ -123,6 +123,17 @@ struct Inner<T> {
     sendq: VecDeque<*const Sudog<T>>,
 }
 
+impl<T> Inner<T> {
+    /// The queue of waiting senders (or receivers).
+    fn queue(&mut self, senders: bool) -> &mut VecDeque<*const Sudog<T>> {
+        if senders {
+            &mut self.sendq
+        } else {
+            &mut self.recvq
+        }
+    }
+}
+
 /// Pops the first sudog that may still be woken: plain ones always, select
 /// ones only if this dequeue wins their select (Go's `dequeue` +
 /// `selectDone`).
@@ -160,7 +171,6 @@ struct HChan<T> {
     inner: UnsafeCell<Inner<T>>,
     /// The buffer; `None` for an unbuffered channel.
     ring: Option<Ring<T>>,
-    cap: usize,
     /// The model's lock order: channels in creation order (addresses may
     /// differ from one explored execution to the next).
     #[cfg(loom)]
@@ -215,7 +225,6 @@ impl<T: Send> Chan<T> {
                     sendq: VecDeque::new(),
                 }),
                 ring: (cap > 0).then(|| Ring::new(cap)),
-                cap,
                 #[cfg(loom)]
                 serial: {
                     static NEXT: std::sync::atomic::AtomicUsize =
@@ -430,7 +439,7 @@ impl<T: Send> Chan<T> {
         let sg = Sudog::new(&w, core::ptr::null(), 0, None);
         // SAFETY: lock held.
         let c = unsafe { self.inner() };
-        let q = if sender { &mut c.sendq } else { &mut c.recvq };
+        let q = c.queue(sender);
         q.push_back(&sg);
         let may_sleep = if sender {
             ring.send_may_sleep()
@@ -440,11 +449,7 @@ impl<T: Send> Chan<T> {
         if !may_sleep {
             remove(q, &sg);
             if q.is_empty() {
-                if sender {
-                    ring.clear_send_waiting();
-                } else {
-                    ring.clear_recv_waiting();
-                }
+                ring.clear_waiting(sender);
             }
             self.h.lock.unlock();
             return;
@@ -476,19 +481,26 @@ impl<T: Send> Chan<T> {
     unsafe fn wake_one_locked(&self, receivers: bool) -> Option<*const Sudog<T>> {
         let ring = self.h.ring.as_ref().expect("buffered channel");
         // SAFETY: lock held (caller).
-        let c = unsafe { self.inner() };
-        if receivers {
-            let sg = dequeue(&mut c.recvq);
-            if c.recvq.is_empty() {
-                ring.clear_recv_waiting();
-            }
-            sg
-        } else {
-            let sg = dequeue(&mut c.sendq);
-            if c.sendq.is_empty() {
-                ring.clear_send_waiting();
-            }
-            sg
+        let q = unsafe { self.inner() }.queue(!receivers);
+        let sg = dequeue(q);
+        if q.is_empty() {
+            ring.clear_waiting(!receivers);
+        }
+        sg
+    }
+
+    /// Buffered, lock held (a select's): wakes one queued receiver (or
+    /// sender), which tries its operation again.
+    ///
+    /// # Safety
+    /// The lock must be held.
+    unsafe fn wake_locked(&self, receivers: bool) {
+        // SAFETY: lock held (caller).
+        if let Some(sg) = unsafe { self.wake_one_locked(receivers) } {
+            // Waking with the lock held is fine: wake only queues the
+            // goroutine (or bumps a futex); it takes no channel lock.
+            // SAFETY: dequeued and won under the lock.
+            unsafe { wake(sg, true) };
         }
     }
 
@@ -515,8 +527,8 @@ impl<T: Send> Chan<T> {
         if let Some(ring) = &self.h.ring {
             // Both queues are empty now: no waiter flags stay behind.
             ring.close();
-            ring.clear_recv_waiting();
-            ring.clear_send_waiting();
+            ring.clear_waiting(false);
+            ring.clear_waiting(true);
         }
         self.h.lock.unlock();
         for sg in waiters {
@@ -537,7 +549,7 @@ impl<T: Send> Chan<T> {
 
     /// Buffer capacity.
     pub fn cap(&self) -> usize {
-        self.h.cap
+        self.h.ring.as_ref().map_or(0, Ring::capacity)
     }
 
     /// Receives until the channel is closed and drained (`for v := range ch`).
@@ -614,10 +626,7 @@ impl<T: Send + 'static> SelCase for RecvCase<'_, T> {
             self.got = Some(got);
             if wake_sender {
                 // SAFETY: the select holds the lock.
-                if let Some(sg) = unsafe { self.ch.wake_one_locked(false) } {
-                    // SAFETY: dequeued and won under the lock.
-                    unsafe { wake(sg, true) };
-                }
+                unsafe { self.ch.wake_locked(false) };
             }
             return true;
         }
@@ -650,7 +659,7 @@ impl<T: Send + 'static> SelCase for RecvCase<'_, T> {
             let q = unsafe { &mut self.ch.inner().recvq };
             remove(q, &*sg);
             if let (Some(ring), true) = (&self.ch.h.ring, q.is_empty()) {
-                ring.clear_recv_waiting();
+                ring.clear_waiting(false);
             }
         }
     }
@@ -685,10 +694,7 @@ impl<T: Send + 'static> SelCase for SendCase<'_, T> {
                 Push::Sent(wake_receiver) => {
                     if wake_receiver {
                         // SAFETY: the select holds the lock.
-                        if let Some(sg) = unsafe { self.ch.wake_one_locked(true) } {
-                            // SAFETY: dequeued and won under the lock.
-                            unsafe { wake(sg, true) };
-                        }
+                        unsafe { self.ch.wake_locked(true) };
                     }
                     return true;
                 }
@@ -744,7 +750,7 @@ impl<T: Send + 'static> SelCase for SendCase<'_, T> {
             let q = unsafe { &mut self.ch.inner().sendq };
             remove(q, &*sg);
             if let (Some(ring), true) = (&self.ch.h.ring, q.is_empty()) {
-                ring.clear_send_waiting();
+                ring.clear_waiting(true);
             }
             // The value was not sent: keep it (a buffered case kept it all
             // along).
@@ -1509,7 +1515,7 @@ impl<T> Chan<T> {
         self.h.lock.unlock();
         (
             self.h.ring.as_ref().map_or(0, Ring::len),
-            self.h.cap,
+            self.h.ring.as_ref().map_or(0, Ring::capacity),
             closed,
         )
     }

@@ -209,15 +209,18 @@ impl<T> Ring<T> {
                 rt_sys::tls::runtime_enter();
                 match tail.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Relaxed) {
                     Ok(_) => {
-                        // SAFETY: the reservation makes the empty slot ours
-                        // until the stamp below hands it to receivers.
+                        // The reservation makes the empty slot ours until
+                        // the stamp below hands it to receivers.
                         #[cfg(not(loom))]
-                        unsafe {
-                            (*slot.value.get()).write(v)
-                        };
+                        {
+                            // SAFETY: the slot is ours (reserved above).
+                            unsafe { (*slot.value.get()).write(v) };
+                        }
                         #[cfg(loom)]
-                        // SAFETY: as above.
-                        slot.value.with_mut(|p| unsafe { (*p).write(v) });
+                        {
+                            // SAFETY: the slot is ours (reserved above).
+                            slot.value.with_mut(|p| unsafe { (*p).write(v) });
+                        }
                         slot.stamp.store(pos + 1, Ordering::Release);
                         rt_sys::tls::runtime_exit();
                         return Push::Sent(w & RECV_WAITING != 0);
@@ -259,12 +262,13 @@ impl<T> Ring<T> {
                 rt_sys::tls::runtime_enter();
                 match head.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Relaxed) {
                     Ok(_) => {
-                        // SAFETY: the reservation makes the full slot ours
-                        // until the stamp below hands it back to senders.
+                        // The reservation makes the full slot ours until the
+                        // stamp below hands it back to senders.
                         #[cfg(not(loom))]
+                        // SAFETY: the slot is ours and holds an element.
                         let v = unsafe { (*slot.value.get()).assume_init_read() };
                         #[cfg(loom)]
-                        // SAFETY: as above.
+                        // SAFETY: the slot is ours and holds an element.
                         let v = slot.value.with(|p| unsafe { (*p).assume_init_read() });
                         slot.stamp
                             .store(pos.wrapping_add(self.one_lap) & POS_MASK, Ordering::Release);
@@ -315,14 +319,19 @@ impl<T> Ring<T> {
         t & CLOSED == 0 && self.count(h >> FLAG_BITS, t >> FLAG_BITS) == self.cap
     }
 
-    /// Channel lock held, the receive queue empty: no receiver waits.
-    pub(crate) fn clear_recv_waiting(&self) {
-        self.ends.tail.fetch_and(!RECV_WAITING, Ordering::Relaxed);
+    /// Channel lock held, the send (`senders`) or receive queue empty: no
+    /// sender (receiver) waits.
+    pub(crate) fn clear_waiting(&self, senders: bool) {
+        if senders {
+            self.ends.head.fetch_and(!SEND_WAITING, Ordering::Relaxed);
+        } else {
+            self.ends.tail.fetch_and(!RECV_WAITING, Ordering::Relaxed);
+        }
     }
 
-    /// Channel lock held, the send queue empty: no sender waits.
-    pub(crate) fn clear_send_waiting(&self) {
-        self.ends.head.fetch_and(!SEND_WAITING, Ordering::Relaxed);
+    /// The number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap
     }
 
     /// Channel lock held: marks the ring closed.
@@ -416,19 +425,19 @@ mod tests {
         // An empty ring: a receiver may sleep, and the next send is told.
         assert!(r.recv_may_sleep());
         assert!(matches!(r.push(1), Push::Sent(true)));
-        r.clear_recv_waiting();
+        r.clear_waiting(false);
         // A full ring: a sender may sleep, and the next receive is told.
         assert!(r.send_may_sleep());
         assert!(matches!(r.pop(), Pop::Got(1, true)));
-        r.clear_send_waiting();
+        r.clear_waiting(true);
         assert!(!r.send_may_sleep(), "room: the sender must not sleep");
-        r.clear_send_waiting();
+        r.clear_waiting(true);
         assert!(matches!(r.push(2), Push::Sent(false)));
         assert!(
             !r.recv_may_sleep(),
             "an element: the receiver must not sleep"
         );
-        r.clear_recv_waiting();
+        r.clear_waiting(false);
         r.close();
         assert!(!r.send_may_sleep() && !r.recv_may_sleep());
     }

@@ -183,11 +183,11 @@ pub(crate) fn prefetch_write(p: *const u8) {
 #[inline(always)]
 pub(crate) fn prefetch_stack(gp: *const crate::runtime2::G) {
     use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-    // SAFETY: `gp` points at a G (caller contract; Gs are never freed).
     // `sched.sp` and `stack.hi` are aligned words that other threads only
     // write whole (the switch assembly's single stores, or plain stores by
     // the code that owns the G): reading them atomically makes the racing
     // reads defined.
+    // SAFETY: `gp` points at a G (caller contract; Gs are never freed).
     let (sp, hi) = unsafe {
         (
             AtomicUsize::from_ptr(core::ptr::addr_of!((*gp).sched.sp).cast_mut()).load(Relaxed),
