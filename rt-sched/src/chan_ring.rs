@@ -147,18 +147,23 @@ impl<T> Ring<T> {
             "makechan: size out of range"
         );
         let one_lap = (cap + 1).next_power_of_two();
-        let slots = (0..cap)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
+        // A buffer the machine cannot hold ends the program as Go's
+        // `make(chan T, n)` does (`fatal error: out of memory`), not with
+        // std's allocation-failure abort.
+        let mut slots = Vec::new();
+        if slots.try_reserve_exact(cap).is_err() {
+            rt_sys::throw("out of memory");
+        }
+        slots.extend((0..cap).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
         Ring {
             ends: Box::new(Ends {
                 head: CachePadded::new(AtomicUsize::new(0)),
                 tail: CachePadded::new(AtomicUsize::new(0)),
             }),
-            slots,
+            slots: slots.into_boxed_slice(),
             cap,
             one_lap,
         }
