@@ -588,6 +588,10 @@ trait SelCase {
     fn closed_send(&self) -> bool;
     /// For a receive case, the element type (checked by `received`).
     fn recv_type(&self) -> Option<core::any::TypeId>;
+    /// Lock held, a buffered case whose wake-up this select took and then
+    /// did not use (another case fired): wakes the next waiter of the same
+    /// side, which tries again in its stead.
+    fn pass_wake(&self);
 }
 
 struct RecvCase<'a, T> {
@@ -677,6 +681,10 @@ impl<T: Send + 'static> SelCase for RecvCase<'_, T> {
     }
     fn recv_type(&self) -> Option<core::any::TypeId> {
         Some(core::any::TypeId::of::<T>())
+    }
+    fn pass_wake(&self) {
+        // SAFETY: the select holds the lock.
+        unsafe { self.ch.wake_locked(true) };
     }
 }
 
@@ -777,6 +785,10 @@ impl<T: Send + 'static> SelCase for SendCase<'_, T> {
     }
     fn recv_type(&self) -> Option<core::any::TypeId> {
         None
+    }
+    fn pass_wake(&self) {
+        // SAFETY: the select holds the lock.
+        unsafe { self.ch.wake_locked(false) };
     }
 }
 
@@ -970,10 +982,22 @@ impl<'a> Select<'a> {
             unsafe { w.park(&l, "select (no cases)") };
             unreachable!("empty select woke up");
         }
+        // The buffered case whose wake-up sent this select round again: a
+        // sender (receiver) woke it because the ring had room (an
+        // element), and woke only this one of the waiters. If another case
+        // fires instead, that room (element) is still there and the other
+        // waiters sleep on: the wake-up is handed to the next of them.
+        let mut woken_for: Option<usize> = None;
         loop {
             let order = self.lock_all();
             let pollorder = match self.poll() {
                 Ok(i) => {
+                    // (Another case on the same channel may be a send
+                    // where the wake-up was for a receive: only the case
+                    // itself surely used it; an extra wake-up is harmless.)
+                    if let Some(j) = woken_for.filter(|&j| j != i) {
+                        self.cases[j].pass_wake();
+                    }
                     self.unlock_all(&order);
                     return self.finish(i);
                 }
@@ -1015,6 +1039,7 @@ impl<'a> Select<'a> {
                 return self.finish(fired);
             }
             // A buffered case was woken: poll again.
+            woken_for = Some(fired);
         }
     }
 }
@@ -1047,6 +1072,159 @@ mod tests {
             c.send(i);
         }
         assert_eq!(t.join().unwrap(), 499_500);
+    }
+
+    /// Senders queued on `c` (the lock taken for the look).
+    fn senders_queued<T: Send>(c: &Chan<T>) -> usize {
+        c.h.lock.lock();
+        // SAFETY: lock held; the reference ends before the unlock.
+        let n = unsafe { c.inner() }.sendq.len();
+        c.h.lock.unlock();
+        n
+    }
+
+    /// A select queued for room on a full channel ahead of a plain sender
+    /// is woken by a receive, and finds its other case ready too. When that
+    /// other case fires, the room must reach the plain sender: before the
+    /// select handed such a wake-up on, the sender slept for ever beside
+    /// an empty ring (the deadlock the torture suite found). Each round
+    /// ends, or the watchdog fails the test after 20 s.
+    #[test]
+    fn select_hands_an_unused_wake_on_to_the_next_sender() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let watchdog = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while !d2.load(Ordering::Acquire) {
+                if t0.elapsed() > std::time::Duration::from_secs(20) {
+                    eprintln!("select_hands_an_unused_wake_on: a sender never woke");
+                    std::process::abort();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+        let mut other_case = 0;
+        for _ in 0..300 {
+            let a = Chan::<u32>::new(1);
+            a.send(1);
+            let b = Chan::<u32>::new(1);
+            let (a2, b2) = (a.clone(), b.clone());
+            let x = std::thread::spawn(move || {
+                let mut s = Select::new();
+                let i_send = s.send(&a2, 2);
+                let t_recv = s.recv(&b2);
+                if s.select() == i_send {
+                    None
+                } else {
+                    s.received(t_recv)
+                }
+            });
+            while senders_queued(&a) < 1 {
+                std::thread::yield_now();
+            }
+            let a3 = a.clone();
+            let plain = std::thread::spawn(move || a3.send(3));
+            while senders_queued(&a) < 2 {
+                std::thread::yield_now();
+            }
+            // The room wakes the select; the element for its other case
+            // follows at once, most often before it polls again.
+            let mut got = vec![a.recv().unwrap()];
+            b.send(9);
+            let took = x.join().unwrap();
+            if took.is_some() {
+                other_case += 1;
+            }
+            for _ in 0..if took.is_some() { 1 } else { 2 } {
+                got.push(a.recv().unwrap());
+            }
+            plain.join().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, if took.is_some() { vec![1, 3] } else { vec![1, 2, 3] });
+        }
+        done.store(true, Ordering::Release);
+        watchdog.join().unwrap();
+        // The rounds that matter happened (the poll order is random).
+        assert!(other_case > 0, "the select never fired its other case");
+    }
+
+    /// Receivers queued on `c` (the lock taken for the look).
+    fn receivers_queued<T: Send>(c: &Chan<T>) -> usize {
+        c.h.lock.lock();
+        // SAFETY: lock held; the reference ends before the unlock.
+        let n = unsafe { c.inner() }.recvq.len();
+        c.h.lock.unlock();
+        n
+    }
+
+    /// The same for an element: a select queued to receive from an empty
+    /// channel ahead of a plain receiver is woken by a send and fires its
+    /// other case (a send that found room meanwhile); the element must
+    /// reach the plain receiver.
+    #[test]
+    fn select_hands_an_unused_element_on_to_the_next_receiver() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let watchdog = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while !d2.load(Ordering::Acquire) {
+                if t0.elapsed() > std::time::Duration::from_secs(20) {
+                    eprintln!("select_hands_an_unused_element_on: a receiver never woke");
+                    std::process::abort();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+        let mut other_case = 0;
+        for _ in 0..300 {
+            let a = Chan::<u32>::new(1);
+            let b = Chan::<u32>::new(1);
+            b.send(1);
+            let (a2, b2) = (a.clone(), b.clone());
+            let x = std::thread::spawn(move || {
+                let mut s = Select::new();
+                let t_recv = s.recv(&a2);
+                let i_send = s.send(&b2, 2);
+                if s.select() == i_send {
+                    None
+                } else {
+                    s.received(t_recv)
+                }
+            });
+            while receivers_queued(&a) < 1 {
+                std::thread::yield_now();
+            }
+            let a3 = a.clone();
+            let plain = std::thread::spawn(move || a3.recv());
+            while receivers_queued(&a) < 2 {
+                std::thread::yield_now();
+            }
+            a.send(5);
+            assert_eq!(b.recv(), Some(1));
+            let took = x.join().unwrap();
+            match took {
+                Some(v) => {
+                    // The select took the element; the plain receiver gets
+                    // the next one.
+                    assert_eq!(v, 5);
+                    a.send(6);
+                    assert_eq!(plain.join().unwrap(), Some(6));
+                }
+                None => {
+                    let theirs = plain.join().unwrap();
+                    other_case += 1;
+                    assert_eq!(theirs, Some(5));
+                    assert_eq!(b.recv(), Some(2));
+                }
+            }
+        }
+        done.store(true, Ordering::Release);
+        watchdog.join().unwrap();
+        assert!(other_case > 0, "the select never fired its other case");
     }
 
     #[test]

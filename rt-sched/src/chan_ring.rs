@@ -39,7 +39,10 @@
 //! same way. The flags are set and cleared under the channel lock only, so
 //! a flag is set exactly while its queue may hold a waiter. A woken waiter
 //! tries again: the element or the room it was woken for may be taken by a
-//! goroutine that did not sleep, in which case it queues again.
+//! goroutine that did not sleep, in which case it queues again. A select
+//! woken so may fire another of its cases instead and leave the element
+//! (room) where it is: it then wakes the next waiter of that side in its
+//! stead (`Select::select`), or that waiter would sleep beside it for ever.
 //!
 //! The close sets [`CLOSED`] in `tail`: sends reserve nothing after it,
 //! receives drain what was sent before it, then see it.
