@@ -1074,13 +1074,41 @@ mod tests {
         assert_eq!(t.join().unwrap(), 499_500);
     }
 
-    /// Senders queued on `c` (the lock taken for the look).
-    fn senders_queued<T: Send>(c: &Chan<T>) -> usize {
-        c.h.lock.lock();
-        // SAFETY: lock held; the reference ends before the unlock.
-        let n = unsafe { c.inner() }.sendq.len();
-        c.h.lock.unlock();
-        n
+    /// Senders (`senders`) or receivers queued on `c`, waited for until
+    /// there are `n` (the lock taken for each look).
+    fn wait_queued<T: Send>(c: &Chan<T>, senders: bool, n: usize) {
+        loop {
+            c.h.lock.lock();
+            // SAFETY: lock held; the reference ends before the unlock.
+            let have = unsafe { c.inner() }.queue(senders).len();
+            c.h.lock.unlock();
+            if have >= n {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Runs `rounds` and aborts the test binary with `what` if they take
+    /// more than 20 s: a lost wake-up hangs a round instead of failing it.
+    fn with_watchdog(what: &'static str, rounds: impl FnOnce()) {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let watchdog = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while !d2.load(Ordering::Acquire) {
+                if t0.elapsed() > std::time::Duration::from_secs(20) {
+                    eprintln!("{what}");
+                    std::process::abort();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+        rounds();
+        done.store(true, Ordering::Release);
+        watchdog.join().unwrap();
     }
 
     /// A select queued for room on a full channel ahead of a plain sender
@@ -1091,72 +1119,55 @@ mod tests {
     /// ends, or the watchdog fails the test after 20 s.
     #[test]
     fn select_hands_an_unused_wake_on_to_the_next_sender() {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::Arc;
-        let done = Arc::new(AtomicBool::new(false));
-        let d2 = done.clone();
-        let watchdog = std::thread::spawn(move || {
-            let t0 = std::time::Instant::now();
-            while !d2.load(Ordering::Acquire) {
-                if t0.elapsed() > std::time::Duration::from_secs(20) {
-                    eprintln!("select_hands_an_unused_wake_on: a sender never woke");
-                    std::process::abort();
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        });
         let mut other_case = 0;
-        for _ in 0..300 {
-            let a = Chan::<u32>::new(1);
-            a.send(1);
-            let b = Chan::<u32>::new(1);
-            let (a2, b2) = (a.clone(), b.clone());
-            let x = std::thread::spawn(move || {
-                let mut s = Select::new();
-                let i_send = s.send(&a2, 2);
-                let t_recv = s.recv(&b2);
-                if s.select() == i_send {
-                    None
-                } else {
-                    s.received(t_recv)
+        with_watchdog(
+            "select_hands_an_unused_wake_on: a sender never woke",
+            || {
+                for _ in 0..300 {
+                    let a = Chan::<u32>::new(1);
+                    a.send(1);
+                    let b = Chan::<u32>::new(1);
+                    let (a2, b2) = (a.clone(), b.clone());
+                    let x = std::thread::spawn(move || {
+                        let mut s = Select::new();
+                        let i_send = s.send(&a2, 2);
+                        let t_recv = s.recv(&b2);
+                        if s.select() == i_send {
+                            None
+                        } else {
+                            s.received(t_recv)
+                        }
+                    });
+                    wait_queued(&a, true, 1);
+                    let a3 = a.clone();
+                    let plain = std::thread::spawn(move || a3.send(3));
+                    wait_queued(&a, true, 2);
+                    // The room wakes the select; the element for its other case
+                    // follows at once, most often before it polls again.
+                    let mut got = vec![a.recv().unwrap()];
+                    b.send(9);
+                    let took = x.join().unwrap();
+                    if took.is_some() {
+                        other_case += 1;
+                    }
+                    for _ in 0..if took.is_some() { 1 } else { 2 } {
+                        got.push(a.recv().unwrap());
+                    }
+                    plain.join().unwrap();
+                    got.sort_unstable();
+                    assert_eq!(
+                        got,
+                        if took.is_some() {
+                            vec![1, 3]
+                        } else {
+                            vec![1, 2, 3]
+                        }
+                    );
                 }
-            });
-            while senders_queued(&a) < 1 {
-                std::thread::yield_now();
-            }
-            let a3 = a.clone();
-            let plain = std::thread::spawn(move || a3.send(3));
-            while senders_queued(&a) < 2 {
-                std::thread::yield_now();
-            }
-            // The room wakes the select; the element for its other case
-            // follows at once, most often before it polls again.
-            let mut got = vec![a.recv().unwrap()];
-            b.send(9);
-            let took = x.join().unwrap();
-            if took.is_some() {
-                other_case += 1;
-            }
-            for _ in 0..if took.is_some() { 1 } else { 2 } {
-                got.push(a.recv().unwrap());
-            }
-            plain.join().unwrap();
-            got.sort_unstable();
-            assert_eq!(got, if took.is_some() { vec![1, 3] } else { vec![1, 2, 3] });
-        }
-        done.store(true, Ordering::Release);
-        watchdog.join().unwrap();
+            },
+        );
         // The rounds that matter happened (the poll order is random).
         assert!(other_case > 0, "the select never fired its other case");
-    }
-
-    /// Receivers queued on `c` (the lock taken for the look).
-    fn receivers_queued<T: Send>(c: &Chan<T>) -> usize {
-        c.h.lock.lock();
-        // SAFETY: lock held; the reference ends before the unlock.
-        let n = unsafe { c.inner() }.recvq.len();
-        c.h.lock.unlock();
-        n
     }
 
     /// The same for an element: a select queued to receive from an empty
@@ -1165,65 +1176,50 @@ mod tests {
     /// reach the plain receiver.
     #[test]
     fn select_hands_an_unused_element_on_to_the_next_receiver() {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::Arc;
-        let done = Arc::new(AtomicBool::new(false));
-        let d2 = done.clone();
-        let watchdog = std::thread::spawn(move || {
-            let t0 = std::time::Instant::now();
-            while !d2.load(Ordering::Acquire) {
-                if t0.elapsed() > std::time::Duration::from_secs(20) {
-                    eprintln!("select_hands_an_unused_element_on: a receiver never woke");
-                    std::process::abort();
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        });
         let mut other_case = 0;
-        for _ in 0..300 {
-            let a = Chan::<u32>::new(1);
-            let b = Chan::<u32>::new(1);
-            b.send(1);
-            let (a2, b2) = (a.clone(), b.clone());
-            let x = std::thread::spawn(move || {
-                let mut s = Select::new();
-                let t_recv = s.recv(&a2);
-                let i_send = s.send(&b2, 2);
-                if s.select() == i_send {
-                    None
-                } else {
-                    s.received(t_recv)
+        with_watchdog(
+            "select_hands_an_unused_element_on: a receiver never woke",
+            || {
+                for _ in 0..300 {
+                    let a = Chan::<u32>::new(1);
+                    let b = Chan::<u32>::new(1);
+                    b.send(1);
+                    let (a2, b2) = (a.clone(), b.clone());
+                    let x = std::thread::spawn(move || {
+                        let mut s = Select::new();
+                        let t_recv = s.recv(&a2);
+                        let i_send = s.send(&b2, 2);
+                        if s.select() == i_send {
+                            None
+                        } else {
+                            s.received(t_recv)
+                        }
+                    });
+                    wait_queued(&a, false, 1);
+                    let a3 = a.clone();
+                    let plain = std::thread::spawn(move || a3.recv());
+                    wait_queued(&a, false, 2);
+                    a.send(5);
+                    assert_eq!(b.recv(), Some(1));
+                    let took = x.join().unwrap();
+                    match took {
+                        Some(v) => {
+                            // The select took the element; the plain receiver gets
+                            // the next one.
+                            assert_eq!(v, 5);
+                            a.send(6);
+                            assert_eq!(plain.join().unwrap(), Some(6));
+                        }
+                        None => {
+                            let theirs = plain.join().unwrap();
+                            other_case += 1;
+                            assert_eq!(theirs, Some(5));
+                            assert_eq!(b.recv(), Some(2));
+                        }
+                    }
                 }
-            });
-            while receivers_queued(&a) < 1 {
-                std::thread::yield_now();
-            }
-            let a3 = a.clone();
-            let plain = std::thread::spawn(move || a3.recv());
-            while receivers_queued(&a) < 2 {
-                std::thread::yield_now();
-            }
-            a.send(5);
-            assert_eq!(b.recv(), Some(1));
-            let took = x.join().unwrap();
-            match took {
-                Some(v) => {
-                    // The select took the element; the plain receiver gets
-                    // the next one.
-                    assert_eq!(v, 5);
-                    a.send(6);
-                    assert_eq!(plain.join().unwrap(), Some(6));
-                }
-                None => {
-                    let theirs = plain.join().unwrap();
-                    other_case += 1;
-                    assert_eq!(theirs, Some(5));
-                    assert_eq!(b.recv(), Some(2));
-                }
-            }
-        }
-        done.store(true, Ordering::Release);
-        watchdog.join().unwrap();
+            },
+        );
         assert!(other_case > 0, "the select never fired its other case");
     }
 
