@@ -52,12 +52,45 @@ fn prints_at_1_and_2(
     }
 }
 
+/// What `hog` prints when every tick came within 30 ms on the same thread.
+const HOG_OK: &str = "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n";
+/// What it prints when one gap alone reached 30 ms.
+const HOG_LATE: &str = "hog FAILED ticks=100 gap<30ms=false same_tid=true same_tls=true\n";
+/// Tries a run whose only fault is one late tick gets (see below).
+const HOG_TRIES: usize = 3;
+
 #[test]
 fn a_spinning_goroutine_does_not_starve_the_ticker() {
     let _cpu = whole_cpu();
-    prints_at_1_and_2(&["hog"], "", 3, RUN_BOUND_SECS, |_| {
-        "hog ok ticks=100 gap<30ms=true same_tid=true same_tls=true\n".into()
-    });
+    // A 30 ms gap is three preemption intervals: the runtime needs about
+    // 10.2 ms on a quiet machine (and under 26 ms with four CPU burners on
+    // two cores), but a shared machine can withhold a core from the few
+    // threads of the preemption chain (sysmon, the hog's handler, the M
+    // that takes its P) for longer than that. A run late by one gap is
+    // therefore tried again: a runtime that misses the bound fails every
+    // try, the machine's hiccups do not repeat on cue. Everything else
+    // (all 100 ticks, the hog's thread and its thread_local! address)
+    // must hold on every run. `cargo xtask stress` runs `hog` without
+    // this allowance, 100 times at each GOMAXPROCS.
+    for procs in ["1", "2"] {
+        for _ in 0..3 {
+            let mut late = Vec::new();
+            loop {
+                let (code, out, err) =
+                    run_bounded(RT0, &["hog"], &[("GOMAXPROCS", procs)], RUN_BOUND_SECS);
+                if code == 1 && out == HOG_LATE && late.len() + 1 < HOG_TRIES {
+                    late.push(err);
+                    continue;
+                }
+                assert_eq!(
+                    (code, out.as_str()),
+                    (0, HOG_OK),
+                    "GOMAXPROCS={procs} (-1: hung): {err}; earlier tries: {late:?}"
+                );
+                break;
+            }
+        }
+    }
 }
 
 #[test]
