@@ -91,17 +91,44 @@ fn sample(
     }
 }
 
+/// How long the harness waits after each impl's run before the next one starts.
+///
+/// A process that has just exited leaves the machine slower for a moment: measured with
+/// `spawn gomaxprocs=2` (1 M goroutines), rt-apo right after tokio's run (which frees about a
+/// million tasks' memory) read a median 122 ns against 109 ns right after Go's (12 runs each,
+/// interleaved); 200 ms of sleep after each (116.5 and 112.9) and 1 s (138.1 and 138.9, a
+/// in a noisier spell) took the difference down to the noise; 250 ms leaves a margin.
+pub const SETTLE: Duration = Duration::from_millis(250);
+
+/// The order of round `round` over `k` impls: the plan order, started `round / 2` impls
+/// later, and reversed on odd rounds.
+///
+/// A rotation alone keeps the order cyclic, so every impl but the first of a round runs right
+/// after the same neighbour every time (rt after tokio, rt-apo after go in `spawn`): whatever a
+/// run leaves behind for the next one (the exit above, caches, page-cache state) then counts
+/// in every sample of that neighbour. Reversing every other round gives each impl its two plan
+/// neighbours as predecessors in turn.
+pub fn round_order(round: usize, k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..k).map(|j| (j + round / 2) % k).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
 /// Runs one variant: one warm-up round, then `runs` measured rounds; in every round each impl
-/// still in the running is run once, in plan order (rt first), so rt and its peers alternate.
-/// An impl whose program is missing, or whose run fails in any round, is dropped and reported
-/// with the reason. Returns the variant's groups, one per entry of [`measures`] (boot's wall
-/// time and peak RSS, each statistic of a [`Kind::Stats`] variant, else the one number).
+/// still in the running is run once, in [`round_order`], each run `settle` after the one
+/// before, so rt and its peers alternate. An impl whose program is missing, or whose run fails
+/// in any round, is dropped and reported with the reason. Returns the variant's groups, one
+/// per entry of [`measures`] (boot's wall time and peak RSS, each statistic of a
+/// [`Kind::Stats`] variant, else the one number).
 pub fn run_variant(
     v: &Variant,
     runs: usize,
     bindir: &Path,
     go: &Result<PathBuf, String>,
     timeout: Duration,
+    settle: Duration,
 ) -> Vec<Group> {
     let mut state: Vec<ImplState> = v
         .impls
@@ -119,17 +146,21 @@ pub fn run_variant(
         }
     }
     let k = v.impls.len();
+    let mut first = true;
     for round in 0..=runs {
-        // Each round starts one impl later than the last: an impl that always ran right after
-        // the same other one (its caches, frequency and page-cache state) would carry that
-        // neighbour's effect in every sample. Measured: rt beside rt-apo at tree gomaxprocs=2
-        // read ~5% apart in a fixed order and ~4% the other way with the order alternated.
-        for j in 0..k {
-            let at = (j + round) % k;
+        // An impl that always ran right after the same other one (its caches, frequency and
+        // page-cache state, its exit) would carry that neighbour's effect in every sample.
+        // Measured: rt beside rt-apo at tree gomaxprocs=2 read ~5% apart in a fixed order and
+        // ~4% the other way with the order alternated; see [`round_order`] and [`SETTLE`].
+        for at in round_order(round, k) {
             let (i, st) = (&v.impls[at], &mut state[at]);
             let Ok((path, samples, units)) = st else {
                 continue;
             };
+            if !first {
+                std::thread::sleep(settle);
+            }
+            first = false;
             // Every run of an impl must give its numbers in the units of its first run.
             let numbers = sample(v, i, path, bindir, timeout).and_then(|xs| {
                 if units.is_empty() {
@@ -263,6 +294,7 @@ mod tests {
             &b.dir,
             &Err("unused".into()),
             Duration::from_secs(30),
+            Duration::ZERO,
         )
     }
 
@@ -278,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn rounds_interleave_in_a_rotating_order_after_one_warm_up() {
+    fn rounds_interleave_in_a_turning_order_after_one_warm_up() {
         let b = FakeBins::new("interleave");
         b.script("fake-rt", "echo value=10 unit=ns");
         b.script("fake-go", "echo value=20 unit=ns");
@@ -287,12 +319,12 @@ mod tests {
             vec![imp("rt", "fake-rt"), imp("go", "fake-go")],
         );
         let g = run_in(&b, &v, 3);
-        // Each round starts one impl later than the one before.
+        // Forward, reversed, then one impl later forward and reversed.
         assert_eq!(
             b.calls(),
             [
-                "fake-rt", "fake-go", "fake-go", "fake-rt", "fake-rt", "fake-go", "fake-go",
-                "fake-rt"
+                "fake-rt", "fake-go", "fake-go", "fake-rt", "fake-go", "fake-rt", "fake-rt",
+                "fake-go"
             ]
         );
         assert_eq!(g.len(), 1);
@@ -300,6 +332,41 @@ mod tests {
         let (s, unit) = g[0].entries[0].result.clone().unwrap();
         assert_eq!((s.median, s.runs, unit.as_str()), (10.0, 3, "ns"));
         assert_eq!(g[0].ratios()[0].1, Ok(0.5));
+    }
+
+    #[test]
+    fn every_impl_follows_more_than_one_neighbour() {
+        for k in 2..=7 {
+            let runs = 8;
+            let seq: Vec<usize> = (0..=runs).flat_map(|r| round_order(r, k)).collect();
+            for r in 0..=runs {
+                let mut o = round_order(r, k);
+                o.sort_unstable();
+                assert_eq!(
+                    o,
+                    (0..k).collect::<Vec<_>>(),
+                    "round {r} of {k} runs each impl once"
+                );
+            }
+            for imp in 0..k {
+                let before: Vec<usize> = seq
+                    .windows(2)
+                    .filter(|w| w[1] == imp && w[0] != imp)
+                    .map(|w| w[0])
+                    .collect();
+                // No neighbour comes right before it in more than three runs out of four (a
+                // rotation alone gives one neighbour every run but the round's first).
+                let most = (0..k)
+                    .map(|n| before.iter().filter(|&&b| b == n).count())
+                    .max()
+                    .unwrap_or(0);
+                assert!(
+                    k == 2 || 4 * most <= 3 * before.len(),
+                    "impl {imp} of {k} follows one neighbour {most} times of {}: {before:?}",
+                    before.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -198,7 +198,14 @@ fn main() {
         .filter(|v| wanted(v.workload))
     {
         eprintln!("running {}", v.label());
-        for g in driver::run_variant(&v, sizes.runs_for(v.workload), &bindir, &go, timeout) {
+        for g in driver::run_variant(
+            &v,
+            sizes.runs_for(v.workload),
+            &bindir,
+            &go,
+            timeout,
+            driver::SETTLE,
+        ) {
             for l in g.lines() {
                 println!("{l}");
             }
