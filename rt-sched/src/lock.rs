@@ -120,13 +120,5 @@ mod model {
                 Err(_) => false,
             }
         }
-
-        /// As [`rt_sys::Lock::reset_after_fork`] (never used in a model).
-        ///
-        /// # Safety
-        /// Only in a `fork` child handler, for a lock the forking thread held.
-        pub unsafe fn reset_after_fork(&self) {
-            self.unlock();
-        }
     }
 }
