@@ -96,8 +96,8 @@ fn sample(
 /// A process that has just exited leaves the machine slower for a moment: measured with
 /// `spawn gomaxprocs=2` (1 M goroutines), rt-apo right after tokio's run (which frees about a
 /// million tasks' memory) read a median 122 ns against 109 ns right after Go's (12 runs each,
-/// interleaved); 200 ms of sleep after each (116.5 and 112.9) and 1 s (138.1 and 138.9, a
-/// in a noisier spell) took the difference down to the noise; 250 ms leaves a margin.
+/// interleaved); 200 ms of sleep after each (116.5 and 112.9) and 1 s (138.1 and 138.9, in a
+/// noisier spell) took the difference down to the noise; 250 ms leaves a margin.
 pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// The order of round `round` over `k` impls: the plan order, started `round / 2` impls
@@ -106,8 +106,8 @@ pub const SETTLE: Duration = Duration::from_millis(250);
 /// A rotation alone keeps the order cyclic, so every impl but the first of a round runs right
 /// after the same neighbour every time (rt after tokio, rt-apo after go in `spawn`): whatever a
 /// run leaves behind for the next one (the exit above, caches, page-cache state) then counts
-/// in every sample of that neighbour. Reversing every other round gives each impl its two plan
-/// neighbours as predecessors in turn.
+/// in every sample of the impl that follows it. Reversing every other round gives each impl
+/// its two plan neighbours as predecessors in turn.
 pub fn round_order(round: usize, k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..k).map(|j| (j + round / 2) % k).collect();
     if round % 2 == 1 {
