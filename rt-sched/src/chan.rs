@@ -1111,6 +1111,32 @@ mod tests {
         watchdog.join().unwrap();
     }
 
+    /// Runs, on a thread of its own, a select between sending 2 on `to`
+    /// and receiving from `from` (the receive case registered first when
+    /// `recv_first`): `None` when the send fired, else what it received.
+    fn select_send_or_recv(
+        to: &Chan<u32>,
+        from: &Chan<u32>,
+        recv_first: bool,
+    ) -> std::thread::JoinHandle<Option<u32>> {
+        let (to, from) = (to.clone(), from.clone());
+        std::thread::spawn(move || {
+            let mut s = Select::new();
+            let (i_send, t_recv) = if recv_first {
+                let t = s.recv(&from);
+                (s.send(&to, 2), t)
+            } else {
+                let i = s.send(&to, 2);
+                (i, s.recv(&from))
+            };
+            if s.select() == i_send {
+                None
+            } else {
+                s.received(t_recv)
+            }
+        })
+    }
+
     /// A select queued for room on a full channel ahead of a plain sender
     /// is woken by a receive, and finds its other case ready too. When that
     /// other case fires, the room must reach the plain sender: before the
@@ -1127,17 +1153,7 @@ mod tests {
                     let a = Chan::<u32>::new(1);
                     a.send(1);
                     let b = Chan::<u32>::new(1);
-                    let (a2, b2) = (a.clone(), b.clone());
-                    let x = std::thread::spawn(move || {
-                        let mut s = Select::new();
-                        let i_send = s.send(&a2, 2);
-                        let t_recv = s.recv(&b2);
-                        if s.select() == i_send {
-                            None
-                        } else {
-                            s.received(t_recv)
-                        }
-                    });
+                    let x = select_send_or_recv(&a, &b, false);
                     wait_queued(&a, true, 1);
                     let a3 = a.clone();
                     let plain = std::thread::spawn(move || a3.send(3));
@@ -1184,17 +1200,7 @@ mod tests {
                     let a = Chan::<u32>::new(1);
                     let b = Chan::<u32>::new(1);
                     b.send(1);
-                    let (a2, b2) = (a.clone(), b.clone());
-                    let x = std::thread::spawn(move || {
-                        let mut s = Select::new();
-                        let t_recv = s.recv(&a2);
-                        let i_send = s.send(&b2, 2);
-                        if s.select() == i_send {
-                            None
-                        } else {
-                            s.received(t_recv)
-                        }
-                    });
+                    let x = select_send_or_recv(&b, &a, true);
                     wait_queued(&a, false, 1);
                     let a3 = a.clone();
                     let plain = std::thread::spawn(move || a3.recv());
