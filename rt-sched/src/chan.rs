@@ -50,6 +50,34 @@ use std::collections::VecDeque;
 #[cfg(not(loom))]
 use std::sync::Arc;
 
+/// Pause instructions between two looks at the ring while a blocked send or
+/// receive spins before parking (see [`spin_before_park`]).
+const SPIN_PAUSES: u32 = 30;
+
+/// A buffered send that found the ring full, or a receive that found it
+/// empty, waits a little and looks again before it parks, while
+/// [`crate::proc::can_spin`] allows round `round` (another P runs, this
+/// P has nothing else to run). When the other side runs on another P the
+/// ring usually changes within a microsecond, and the look saves a park
+/// and its wake-up (`goready`, a steal of the woken goroutine by the
+/// other P, and the run queue lines both Ps then write). Measured on the
+/// 2-core VM, `fanout` (producer → 4 workers → collector, rings of 128),
+/// medians of 7 interleaved runs: GOMAXPROCS=2 60.2 → 40.0 ns per message,
+/// 4: 68.1 → 47.9, 8: 61.1 → 49.7; GOMAXPROCS=1 unchanged (43.5, 43.6:
+/// no other P, no spin). Go's mutex parameters (4 rounds of 30 pauses)
+/// did better than 8 rounds (+11%) or 10 pauses (+46%).
+#[inline]
+fn spin_before_park(round: &mut u32) -> bool {
+    if !crate::proc::can_spin(*round) {
+        return false;
+    }
+    *round += 1;
+    for _ in 0..SPIN_PAUSES {
+        core::hint::spin_loop();
+    }
+    true
+}
+
 /// `core::cell::UnsafeCell`'s and `Cell`'s methods used here, over loom's
 /// cell: every access is recorded for the calling model thread, and loom
 /// fails the model when two threads' accesses (one of them a write) are not
@@ -394,6 +422,7 @@ impl<T: Send> Chan<T> {
     /// Buffered send: into the ring, or queue and sleep until a receive
     /// makes room, then try again.
     fn send_ring(&self, ring: &Ring<T>, mut v: T, block: bool) -> Result<(), TrySendError<T>> {
+        let mut spins = 0;
         loop {
             match ring.push(v) {
                 Push::Sent(wake) => {
@@ -406,6 +435,9 @@ impl<T: Send> Chan<T> {
                 Push::Full(back) if !block => return Err(TrySendError::Full(back)),
                 Push::Full(back) => v = back,
             }
+            if spin_before_park(&mut spins) {
+                continue;
+            }
             self.wait_ring(ring, true);
         }
     }
@@ -413,6 +445,7 @@ impl<T: Send> Chan<T> {
     /// Buffered receive: from the ring, or queue and sleep until a send
     /// fills it, then try again.
     fn recv_ring(&self, ring: &Ring<T>, block: bool) -> Result<Option<T>, ()> {
+        let mut spins = 0;
         loop {
             match ring.pop() {
                 Pop::Got(v, wake) => {
@@ -424,6 +457,9 @@ impl<T: Send> Chan<T> {
                 Pop::Closed => return Ok(None),
                 Pop::Empty if !block => return Err(()),
                 Pop::Empty => {}
+            }
+            if spin_before_park(&mut spins) {
+                continue;
             }
             self.wait_ring(ring, false);
         }
@@ -1061,6 +1097,16 @@ mod tests {
         assert_eq!(c.recv(), Some(2));
         assert_eq!(c.recv(), None);
         assert_eq!(c.try_send(5), Err(TrySendError::Closed(5)));
+    }
+
+    /// Plain threads hold no P: a blocked operation parks at once (a spin
+    /// there would only delay the futex sleep).
+    #[test]
+    fn no_spin_off_a_p() {
+        let mut round = 0;
+        assert!(!spin_before_park(&mut round));
+        assert_eq!(round, 0);
+        assert!(!crate::proc::can_spin(0));
     }
 
     #[test]

@@ -22,6 +22,29 @@ pub(crate) fn wakep() {
     startm(null_mut(), true);
 }
 
+/// Whether a goroutine about to park on a buffered channel may look again
+/// first, round `iter` (Go's `sync_runtime_canSpin`, for its mutexes): only
+/// while another P is running (the other side may be on it, about to
+/// fill or drain the ring) and nothing waits on this P's run queue.
+pub(crate) fn can_spin(iter: u32) -> bool {
+    if iter >= 4 {
+        return false;
+    }
+    let procs = SCHED.gomaxprocs.load(Ordering::Relaxed) as u32;
+    if procs <= SCHED.npidle.load(Ordering::Relaxed) + SCHED.nmspinning.load(Ordering::Relaxed) + 1
+    {
+        return false;
+    }
+    let mp = current_m();
+    if mp.is_null() {
+        return false;
+    }
+    // SAFETY: the calling thread's own M.
+    let pp = unsafe { (*mp).p.load(Ordering::Relaxed) };
+    // SAFETY: Ps are never freed.
+    !pp.is_null() && unsafe { runqempty(pp) }
+}
+
 /// Earliest timer of any P.
 pub(crate) fn next_timer() -> Option<i64> {
     if SCHED.ntimers.load(Ordering::Acquire) == 0 {
