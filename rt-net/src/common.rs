@@ -170,6 +170,15 @@ macro_rules! stream_io {
                 crate::common::HasFd::net_fd(self).try_read(buf)
             }
 
+            /// [`try_read`](Self::try_read) into the spare capacity of
+            /// `buf` (its length grows by the count read): a buffer taken
+            /// for a burst with `Vec::with_capacity` needs no zeroing. With
+            /// no spare capacity it reads nothing and returns `Ok(0)`, as
+            /// `try_read` with an empty slice does.
+            pub fn try_read_buf(&self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+                crate::common::HasFd::net_fd(self).try_read_buf(buf)
+            }
+
             /// Shuts down the reading, writing or both halves: after
             /// `Shutdown::Write` the peer reads end-of-file.
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {

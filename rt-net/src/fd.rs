@@ -49,7 +49,8 @@ pub(crate) struct NetFd {
     /// [`readable`](NetFd::readable) waits for it at once instead of
     /// spending a syscall on the `EAGAIN` it would get (tokio clears its
     /// readiness on a short read for the same reason). Written under
-    /// `rlock`.
+    /// `rlock`, and only in an rt program: without the scheduler nobody
+    /// polls, and readiness would never arrive for a `try_read` to see.
     rdrained: AtomicBool,
 }
 
@@ -188,7 +189,7 @@ impl NetFd {
                     budget.store(0, Ordering::Relaxed);
                     if !wait {
                         if mode == Mode::Read {
-                            self.rdrained.store(true, Ordering::Relaxed);
+                            self.mark_drained();
                         }
                         break Err(e);
                     }
@@ -198,7 +199,7 @@ impl NetFd {
                 }
                 Ok(v) => {
                     if mode == Mode::Read && drained(&v) {
-                        self.rdrained.store(true, Ordering::Relaxed);
+                        self.mark_drained();
                     }
                     break Ok(v);
                 }
@@ -213,18 +214,36 @@ impl NetFd {
         r
     }
 
+    /// Notes that the last read left the socket empty (see `rdrained`),
+    /// when a poller runs to report what arrives after it.
+    #[inline]
+    fn mark_drained(&self) {
+        if rt_sched::gomaxprocs() > 0 {
+            self.rdrained.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// A read of a stream socket into `buf`, waiting (`wait`) or not.
     fn read_stream(&self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
-        if buf.is_empty() {
+        // SAFETY: `buf` is live and writable for its length.
+        unsafe { self.read_stream_raw(buf.as_mut_ptr(), buf.len(), wait) }
+    }
+
+    /// [`read_stream`](Self::read_stream) into `len` bytes at `ptr`, which
+    /// need not be initialised: `recv` only writes them.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` is writable and stays so for the call.
+    unsafe fn read_stream_raw(&self, ptr: *mut u8, len: usize, wait: bool) -> io::Result<usize> {
+        if len == 0 {
             return self.check_open().map(|_| 0);
         }
-        let len = buf.len();
         self.io_with(
             Mode::Read,
             wait,
             |fd| {
-                // SAFETY: `buf` is live and writable for its length.
-                cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), len, 0) })
+                // SAFETY: the caller's contract: `len` writable bytes.
+                cvt(unsafe { libc::recv(fd, ptr.cast(), len, 0) })
             },
             |&n| n > 0 && n < len,
         )
@@ -241,6 +260,20 @@ impl NetFd {
     /// syscall unless the poller reported data since.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_stream(buf, false)
+    }
+
+    /// [`try_read`](Self::try_read) into the spare capacity of `buf`,
+    /// whose length grows by what was read (tokio's `try_read_buf`): a
+    /// buffer taken for a burst needs no zeroing first.
+    pub(crate) fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: the spare capacity is writable for its length, and
+        // borrowed for the call.
+        let n = unsafe { self.read_stream_raw(spare.as_mut_ptr().cast(), spare.len(), false) }?;
+        // SAFETY: `recv` initialised the `n` bytes after the length, within
+        // the capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
     }
 
     /// Waits until a read may make progress: data, end of file or an error

@@ -64,3 +64,26 @@ fn deadlines_need_the_runtime() {
     a.set_deadline(None).unwrap();
     a.set_read_timeout(None).unwrap();
 }
+
+#[test]
+fn try_read_buf_fills_the_spare_capacity() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut buf = Vec::with_capacity(8);
+    buf.extend_from_slice(b"ab");
+    let spare = buf.capacity() - buf.len();
+    let e = a.try_read_buf(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WouldBlock);
+    assert_eq!(buf, b"ab");
+    let data: Vec<u8> = (0..spare as u8 + 3).map(|i| b'c' + i).collect();
+    (&b).write_all(&data).unwrap();
+    assert_eq!(a.try_read_buf(&mut buf).unwrap(), spare);
+    assert_eq!(&buf[2..], &data[..spare]);
+    // No spare capacity: nothing read, as with an empty slice.
+    assert_eq!(a.try_read_buf(&mut buf).unwrap(), 0);
+    let mut rest = Vec::with_capacity(64);
+    assert_eq!(a.try_read_buf(&mut rest).unwrap(), 3);
+    assert_eq!(rest, &data[spare..]);
+    drop(b);
+    assert_eq!(a.try_read_buf(&mut rest).unwrap(), 0);
+    assert_eq!(rest.len(), 3);
+}

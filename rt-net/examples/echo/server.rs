@@ -25,12 +25,14 @@ pub fn echo(c: TcpStream) -> io::Result<u64> {
     let mut total = 0;
     loop {
         c.readable()?;
-        let mut buf = vec![0u8; 4096];
+        // Not zeroed: `try_read_buf` reads into the spare capacity.
+        let mut buf = Vec::with_capacity(4096);
         loop {
-            match c.try_read(&mut buf) {
+            buf.clear();
+            match c.try_read_buf(&mut buf) {
                 Ok(0) => return Ok(total),
                 Ok(n) => {
-                    (&c).write_all(&buf[..n])?;
+                    (&c).write_all(&buf)?;
                     total += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
