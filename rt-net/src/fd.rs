@@ -243,7 +243,7 @@ impl NetFd {
             wait,
             |fd| {
                 // SAFETY: the caller's contract: `len` writable bytes.
-                cvt(unsafe { libc::recv(fd, ptr.cast(), len, 0) })
+                unsafe { sys::recv(fd, ptr, len, 0) }
             },
             |&n| n > 0 && n < len,
         )
@@ -362,9 +362,7 @@ impl NetFd {
         let r = self.io(Mode::Write, |fd| loop {
             let rest = &buf[done..];
             // SAFETY: `rest` is live for its length.
-            let r = cvt(unsafe {
-                libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
-            });
+            let r = unsafe { sys::send(fd, rest.as_ptr(), rest.len(), libc::MSG_NOSIGNAL) };
             match r {
                 Ok(n) => {
                     done += n;
@@ -462,7 +460,7 @@ impl NetFd {
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.io(Mode::Write, |fd| {
             // SAFETY: `buf` is live for its length.
-            cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
+            unsafe { sys::send(fd, buf.as_ptr(), buf.len(), libc::MSG_NOSIGNAL) }
         })
     }
 
@@ -470,7 +468,7 @@ impl NetFd {
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io(Mode::Read, |fd| {
             // SAFETY: `buf` is writable for its length.
-            cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+            unsafe { sys::recv(fd, buf.as_mut_ptr(), buf.len(), 0) }
         })
     }
 

@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+mod arch;
 mod common;
 mod error;
 mod fd;

@@ -17,6 +17,54 @@ pub(crate) fn cvt(r: isize) -> io::Result<usize> {
     }
 }
 
+/// A raw syscall's result: `-errno` (the kernel's -4095..=-1) as an error.
+fn cvt_raw(r: isize) -> io::Result<usize> {
+    if (-4095..0).contains(&r) {
+        Err(io::Error::from_raw_os_error(-r as i32))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `recv(2)` as `recvfrom(fd, buf, len, flags, NULL, NULL)`, without libc
+/// (see [`crate::arch`]).
+///
+/// # Safety
+/// `buf..buf + len` is writable for the call.
+pub(crate) unsafe fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> io::Result<usize> {
+    // SAFETY: the caller's contract; the address arguments are null.
+    cvt_raw(unsafe {
+        crate::arch::syscall6(
+            libc::SYS_recvfrom,
+            fd as usize,
+            buf as usize,
+            len,
+            flags as usize,
+            0,
+            0,
+        )
+    })
+}
+
+/// `send(2)` as `sendto(fd, buf, len, flags, NULL, 0)`, without libc.
+///
+/// # Safety
+/// `buf..buf + len` is readable for the call.
+pub(crate) unsafe fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> io::Result<usize> {
+    // SAFETY: the caller's contract; no address argument.
+    cvt_raw(unsafe {
+        crate::arch::syscall6(
+            libc::SYS_sendto,
+            fd as usize,
+            buf as usize,
+            len,
+            flags as usize,
+            0,
+            0,
+        )
+    })
+}
+
 /// [`cvt`] for calls returning `c_int`.
 pub(crate) fn cvt_i(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -424,5 +472,33 @@ mod tests {
         let u = RawAddr::from_unix(Path::new("/tmp/x")).unwrap();
         assert!(u.inet().is_err());
         assert_eq!(RawAddr::empty().unix(), UnixAddr::Unnamed);
+    }
+
+    /// The raw `recv`/`send` report the kernel's errors as errno values,
+    /// as the libc calls do.
+    #[test]
+    fn raw_recv_and_send() {
+        let mut b = [0u8; 8];
+        // SAFETY: `b` is writable for its length.
+        let e = unsafe { recv(-1, b.as_mut_ptr(), b.len(), 0) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        let (x, y) = socketpair(libc::SOCK_STREAM).unwrap();
+        // SAFETY: as above.
+        let e = unsafe { recv(x.0, b.as_mut_ptr(), b.len(), 0) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+        // SAFETY: a live 5-byte buffer.
+        let n = unsafe { send(y.0, b"hello".as_ptr(), 5, libc::MSG_NOSIGNAL) }.unwrap();
+        assert_eq!(n, 5);
+        // SAFETY: as above.
+        let n = unsafe { recv(x.0, b.as_mut_ptr(), b.len(), 0) }.unwrap();
+        assert_eq!(&b[..n], b"hello");
+        drop(x);
+        // MSG_NOSIGNAL: EPIPE instead of a SIGPIPE that would end the test.
+        // SAFETY: as above.
+        let e = unsafe { send(y.0, b"hello".as_ptr(), 5, libc::MSG_NOSIGNAL) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+        // End of file after the peer closed.
+        // SAFETY: as above.
+        assert_eq!(unsafe { recv(y.0, b.as_mut_ptr(), b.len(), 0) }.unwrap(), 0);
     }
 }
