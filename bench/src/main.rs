@@ -193,19 +193,33 @@ fn main() {
     };
 
     let mut groups = Vec::new();
+    let mut placements = Vec::new();
+    // Where the hypervisor put the two vCPUs, around each variant (see
+    // `machine::core_round_trip_ns`): tens of ms each time.
+    let placement = || machine::core_round_trip_ns(0, 1, 100_000);
     for v in plan::plan(&sizes, stack_size)
         .into_iter()
         .filter(|v| wanted(v.workload))
     {
         eprintln!("running {}", v.label());
-        for g in driver::run_variant(
+        let before = placement();
+        let run = driver::run_variant(
             &v,
             sizes.runs_for(v.workload),
             &bindir,
             &go,
             timeout,
             driver::SETTLE,
-        ) {
+        );
+        let after = placement();
+        if let (Some(b), Some(a)) = (before, after) {
+            println!(
+                "placement {} c2c_ns_before={b:.0} c2c_ns_after={a:.0}",
+                v.label()
+            );
+        }
+        placements.push((v.label(), before, after));
+        for g in run {
             for l in g.lines() {
                 println!("{l}");
             }
@@ -231,6 +245,7 @@ fn main() {
             sizes.slow_runs
         ),
         date: utc_now(),
+        placements,
     };
     let md_path = out.join("report.md");
     if let Err(e) = std::fs::write(&md_path, report::markdown(&groups, &m, &ctx)) {

@@ -94,7 +94,7 @@ impl Group {
 }
 
 /// What the harness knows about the peers' versions and the run, for the report header.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     /// `go version` output, or why there is no Go column.
     pub go: String,
@@ -106,6 +106,10 @@ pub struct Context {
     pub mode: String,
     /// UTC date of the run.
     pub date: String,
+    /// Per variant label, the CPU 0 ↔ CPU 1 cache-line round trip in ns
+    /// measured right before and right after it
+    /// ([`crate::machine::core_round_trip_ns`]; `None`: not measured).
+    pub placements: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
 /// The whole `report.md`.
@@ -238,6 +242,28 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
         }
         let _ = writeln!(s);
     }
+    if ctx
+        .placements
+        .iter()
+        .any(|(_, b, a)| b.is_some() || a.is_some())
+    {
+        let _ = writeln!(s, "## Core placement\n");
+        let _ = writeln!(
+            s,
+            "The round trip of one cache line between CPU 0 and CPU 1 (two pinned threads \
+             taking turns), measured right before and right after each variant. On a VM it \
+             tells where the hypervisor had put the two vCPUs: near (about 100–150 ns on the \
+             development VM) or far (about 470–490 ns there). Rows at more than one P, and \
+             unpinned network rows, measured in a far spell are slower for every impl whose \
+             threads talk across cores.\n"
+        );
+        let _ = writeln!(s, "| variant | before (ns) | after (ns) |\n|---|---:|---:|");
+        let cell = |x: &Option<f64>| x.map_or_else(|| "—".to_string(), |v| format!("{v:.0}"));
+        for (label, b, a) in &ctx.placements {
+            let _ = writeln!(s, "| {label} | {} | {} |", cell(b), cell(a));
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Protocol lines\n\n```");
     for g in groups {
         for l in g.lines() {
@@ -320,6 +346,7 @@ mod tests {
             crates: vec![("tokio".into(), "1.54.1".into())],
             mode: "quick".into(),
             date: "today".into(),
+            placements: vec![("workload=spawn gomaxprocs=2".into(), Some(104.6), None)],
         };
         let md = markdown(&[group()], &m, &ctx);
         for needle in [
@@ -330,6 +357,7 @@ mod tests {
             "go1.19",
             "| tokio | 1.54.1 |",
             "### spawn gomaxprocs=1",
+            "| workload=spawn gomaxprocs=2 | 105 | — |",
             "| go | 200.000 | ns | 190.000 | 210.000 | 3 | 0.500 |",
             "| may | none |",
             "ratio workload=spawn gomaxprocs=1 rt/go=0.500",
