@@ -60,7 +60,7 @@ fn pin_to(cpu: usize) -> bool {
 /// times; ns per round trip, or `None` when either cannot be pinned.
 ///
 /// On a VM this says where the hypervisor placed the two vCPUs at that
-/// moment. Measured on the 2-core development VM: about 100–150 ns most of
+/// moment. Measured on the 2-core development VM: about 50–150 ns most of
 /// the time, about 470–490 ns in spells (the vCPUs on distant cores), and
 /// in those spells every impl whose goroutines talk across cores is
 /// slower (rt's `fanout` at GOMAXPROCS=2: ~38 ns per message near, 50–78

@@ -252,7 +252,7 @@ pub fn markdown(groups: &[Group], m: &Machine, ctx: &Context) -> String {
             s,
             "The round trip of one cache line between CPU 0 and CPU 1 (two pinned threads \
              taking turns), measured right before and right after each variant. On a VM it \
-             tells where the hypervisor had put the two vCPUs: near (about 100–150 ns on the \
+             tells where the hypervisor had put the two vCPUs: near (about 50–150 ns on the \
              development VM) or far (about 470–490 ns there). Rows at more than one P, and \
              unpinned network rows, measured in a far spell are slower for every impl whose \
              threads talk across cores.\n"
