@@ -26,43 +26,39 @@ fn cvt_raw(r: isize) -> io::Result<usize> {
     }
 }
 
-/// `recv(2)` as `recvfrom(fd, buf, len, flags, NULL, NULL)`, without libc
-/// (see [`crate::arch`]).
+/// `sendto`/`recvfrom` (`nr`) of `len` bytes at `buf` with no address,
+/// without libc (see [`crate::arch`]).
+///
+/// # Safety
+/// `buf..buf + len` is readable (`sendto`) or writable (`recvfrom`) for
+/// the call.
+unsafe fn transfer(
+    nr: libc::c_long,
+    fd: i32,
+    buf: usize,
+    len: usize,
+    flags: i32,
+) -> io::Result<usize> {
+    // SAFETY: the caller's contract; the address arguments are null.
+    cvt_raw(unsafe { crate::arch::syscall6(nr, fd as usize, buf, len, flags as usize, 0, 0) })
+}
+
+/// `recv(2)`, as `recvfrom(fd, buf, len, flags, NULL, NULL)`.
 ///
 /// # Safety
 /// `buf..buf + len` is writable for the call.
 pub(crate) unsafe fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> io::Result<usize> {
-    // SAFETY: the caller's contract; the address arguments are null.
-    cvt_raw(unsafe {
-        crate::arch::syscall6(
-            libc::SYS_recvfrom,
-            fd as usize,
-            buf as usize,
-            len,
-            flags as usize,
-            0,
-            0,
-        )
-    })
+    // SAFETY: forwarded.
+    unsafe { transfer(libc::SYS_recvfrom, fd, buf as usize, len, flags) }
 }
 
-/// `send(2)` as `sendto(fd, buf, len, flags, NULL, 0)`, without libc.
+/// `send(2)`, as `sendto(fd, buf, len, flags, NULL, 0)`.
 ///
 /// # Safety
 /// `buf..buf + len` is readable for the call.
 pub(crate) unsafe fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> io::Result<usize> {
-    // SAFETY: the caller's contract; no address argument.
-    cvt_raw(unsafe {
-        crate::arch::syscall6(
-            libc::SYS_sendto,
-            fd as usize,
-            buf as usize,
-            len,
-            flags as usize,
-            0,
-            0,
-        )
-    })
+    // SAFETY: forwarded.
+    unsafe { transfer(libc::SYS_sendto, fd, buf as usize, len, flags) }
 }
 
 /// [`cvt`] for calls returning `c_int`.

@@ -23,13 +23,11 @@ pub(crate) fn wakep() {
 }
 
 /// Whether a goroutine about to park on a buffered channel may look again
-/// first, round `iter` (Go's `sync_runtime_canSpin`, for its mutexes): only
-/// while another P is running (the other side may be on it, about to
-/// fill or drain the ring) and nothing waits on this P's run queue.
-pub(crate) fn can_spin(iter: u32) -> bool {
-    if iter >= 4 {
-        return false;
-    }
+/// first (Go's `sync_runtime_canSpin`, for its mutexes; the caller bounds
+/// the rounds): only while another P is running (the other side may be on
+/// it, about to fill or drain the ring) and nothing waits on this P's run
+/// queue.
+pub(crate) fn can_spin() -> bool {
     let procs = SCHED.gomaxprocs.load(Ordering::Relaxed) as u32;
     if procs <= SCHED.npidle.load(Ordering::Relaxed) + SCHED.nmspinning.load(Ordering::Relaxed) + 1
     {
