@@ -667,11 +667,13 @@ pub fn checks() -> i32 {
     let mut b = [0u8; 4];
     let dry = c.try_read(&mut b);
     let s2 = s.clone();
+    // Timed from before the spawn: with more than one P the writer's
+    // 50 ms sleep may start before this goroutine gets past `spawn`.
+    let t0 = Instant::now();
     let w = rt_sched::spawn(move || {
         rt_sched::sleep(ms(50));
         (&*s2).write_all(b"abcdef").expect("write");
     });
-    let t0 = Instant::now();
     let r = c.readable();
     let took = t0.elapsed();
     let _ = w.join();
