@@ -311,9 +311,19 @@ pub(crate) fn publish_debugvars() {
     inittrace::set_level(dv.inittrace);
 }
 
-/// `gcinit`'s wiring: the heap's scavenger runs on sysmon's tick.
+/// `gcinit`'s wiring: the heap's scavenger runs on sysmon's tick, and
+/// once more before sysmon sleeps through an idle spell.
 pub(crate) fn scavenger_on_sysmon() {
     rt_sched::boot::set_tick_hook(scavenge_tick);
+    rt_sched::boot::set_idle_hook(scavenge_idle);
+}
+
+/// Before sysmon sleeps until work comes back: the tick's fullest pass
+/// (the parked batches drained, then the retention policy) and the stack
+/// pool's policy, since no tick will come to finish the job.
+fn scavenge_idle() {
+    rt_heap::scavenge_background(true);
+    rt_stack::scavenge();
 }
 
 /// sysmon's 10 ms tick: the heap's retention policy, and about once a

@@ -32,6 +32,7 @@ pub use crate::runtime2::{
     Gobuf, Static, G, G0, GDEAD, GIDLE, GRUNNABLE, GRUNNING, GSYSCALL, GWAITING, M, M0, P,
 };
 pub use crate::sysmon::{
-    set_tick_hook, start as start_sysmon, start_when_needed as start_sysmon_when_needed,
+    deep_sleeps as sysmon_deep_sleeps, set_idle_hook, set_tick_hook, start as start_sysmon,
+    start_when_needed as start_sysmon_when_needed,
 };
 pub use rt_stack::Stack;

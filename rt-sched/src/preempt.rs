@@ -448,6 +448,11 @@ impl Retake {
 /// when it finds no P-less M, so it walks the Ms only while some may be.
 static ANY_PLESS: AtomicBool = AtomicBool::new(false);
 
+/// Whether a goroutine may be running without a P (see [`ANY_PLESS`]).
+pub(crate) fn any_pless() -> bool {
+    ANY_PLESS.load(Ordering::SeqCst)
+}
+
 /// Sends `req` to `mp` with SIGURG (a probe never replaces a pending
 /// preemption); false when there is no thread to signal.
 ///

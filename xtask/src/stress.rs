@@ -19,7 +19,8 @@
 //!   (`rt-demo gochan list`), plus `selectstorm` with and without every
 //!   feature, also pinned to one CPU (`taskset -c 0`);
 //! * `sched` — the scheduler torture scenarios of `demo/stress.rs`, the
-//!   network poller's `pollfd`, and preemption's `hog`, `stdoutlock`,
+//!   network poller's `pollfd`, and preemption's `hog` (and, one run in
+//!   ten, `hogidle`: `hog` after sysmon slept until woken), `stdoutlock`,
 //!   `stdmutex`, `blockcalls`, `setuid`, `handoff`, `blockchan`, `hogresize` and `preemptstress` (the last
 //!   under `GODEBUG=preemptinterval=1000`);
 //! * `torture` — seeded random programs (`rt-demo torture SEED`), seeds
@@ -236,7 +237,7 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                 ("foreignlat", "20000", "foreignlat ok 20000\n"),
                 ("selstress", "5000", "selstress ok 30000\n"),
             ];
-            for _ in 0..o.runs {
+            for run in 0..o.runs {
                 for &p in &o.procs {
                     for (s, n, want) in cases {
                         jobs.push(Job::new(&[s, n], p, want));
@@ -247,6 +248,15 @@ fn jobs_for(demo: &Path, suite: &str, o: &Options) -> Result<Vec<Job>, String> {
                     // Preemption: a goroutine that never enters the runtime,
                     // and one preempted while it holds stdout's lock.
                     jobs.push(Job::new(&["hog"], p, HOG_WANT));
+                    // The same after sysmon slept through an idle spell (a
+                    // second or more of waiting each, so one run in ten).
+                    if run % 10 == 0 {
+                        jobs.push(Job::new(
+                            &["hogidle"],
+                            p,
+                            &format!("sysmon slept\n{HOG_WANT}"),
+                        ));
+                    }
                     let mut lock = Job::new(&["stdoutlock"], p, "holder has the lock\n");
                     lock.prefix = true;
                     jobs.push(lock);

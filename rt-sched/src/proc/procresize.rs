@@ -79,6 +79,7 @@ pub(crate) fn pidleget(s: &mut SchedLocked) -> *mut P {
                 Ordering::Relaxed,
             );
             SCHED.npidle.fetch_sub(1, Ordering::AcqRel);
+            crate::sysmon::wake_if_deep();
         }
         pp
     }

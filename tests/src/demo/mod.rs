@@ -126,6 +126,11 @@ const SCENARIOS: &[(&str, &[(&str, &str, &str)])] = &[
                 "a goroutine spins in its own code while main ticks every 1 ms: preemption keeps every gap under 30 ms",
             ),
             (
+                "hogidle",
+                "",
+                "idles until sysmon sleeps until woken, then runs hog: leaving the idle list wakes sysmon",
+            ),
+            (
                 "stdoutlock",
                 "",
                 "a goroutine spins holding stdout's lock while others println: preempted in place, no deadlock",
@@ -494,6 +499,7 @@ pub fn main() -> i32 {
         b"blocking" => scenarios::blocking(num(rest, 0, 100)),
         b"pollfd" => pollfd::main(),
         b"hog" => preempt::hog(),
+        b"hogidle" => preempt::hogidle(),
         b"stdoutlock" => preempt::stdoutlock(),
         b"stdmutex" => preempt::stdmutex(),
         b"blockcalls" => preempt::blockcalls(),

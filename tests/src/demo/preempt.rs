@@ -5,6 +5,10 @@
 //!   30 ms of the previous one (the hog is preempted after 10 ms), and the
 //!   hog must have stayed on its thread: the same `gettid()` and the same
 //!   `thread_local!` address before and after.
+//! * `hogidle`: first idles (main in a `blocking` sleep, every P on the
+//!   idle list) until sysmon sleeps until woken, then runs `hog`: the P
+//!   that leaves the idle list must wake sysmon, or nothing would preempt
+//!   the hog and the ticker would stop for good at GOMAXPROCS=1.
 //! * `stdoutlock`: a goroutine holds `std::io::stdout().lock()` and spins
 //!   (preempted while holding a thread-affine lock) while others `println!`:
 //!   no deadlock and no torn line.
@@ -90,6 +94,21 @@ pub fn hog() -> i32 {
         eprintln!("hog: longest gap {max_gap:?}");
     }
     i32::from(!ok)
+}
+
+pub fn hogidle() -> i32 {
+    let before = rt_sched::boot::sysmon_deep_sleeps();
+    let t0 = Instant::now();
+    while rt_sched::boot::sysmon_deep_sleeps() == before {
+        if t0.elapsed() > Duration::from_secs(20) {
+            println!("hogidle FAILED: sysmon did not sleep in 20 s of idling");
+            return 1;
+        }
+        // The P goes back to the idle list while main sleeps in the call.
+        rt_sched::blocking(|| std::thread::sleep(Duration::from_millis(100)));
+    }
+    println!("sysmon slept");
+    hog()
 }
 
 pub fn stdoutlock() -> i32 {
